@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tf_mtl",
+    version="0.1.0",
+    description=(
+        "Multi-task learning research on Keras 3 / TensorFlow 2: transference "
+        "(inter-task affinity), task grouping, IT-MTL, parameter partitioning."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tf_mtl", "tf_mtl.*", "launch", "configs"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "tensorflow-datasets>=4.9",
+        "numpy",
+        "absl-py",
+        "ml_collections",
+    ],
+    extras_require={
+        "test": ["pytest", "matplotlib"],
+        "plot": ["matplotlib"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+    },
+)

@@ -1,0 +1,20 @@
+"""tf_mtl: multi-task learning research on Keras 3 / TensorFlow 2.
+
+Measure which tasks help each other (transference / inter-task affinity)
+while a Keras model trains, and act on it.
+"""
+
+from tf_mtl import data, distribute, encoders, probes, updates
+from tf_mtl.model import FunctionLoss, MultiTaskModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FunctionLoss",
+    "MultiTaskModel",
+    "data",
+    "distribute",
+    "encoders",
+    "probes",
+    "updates",
+]

@@ -1,0 +1,131 @@
+"""Shared encoders of the papers' experiments, as serializable Keras layers.
+
+* ``ResNetLite`` — the CelebA encoder of the TAG experiments (``001`` App. D.1):
+  conv3x3-64, BN, ReLU, max-pool 3/2, one residual block of 64 channels,
+  average-pool 2, flatten. Heads are one projection layer each.
+* ``LeNet`` — the MultiMNIST/MultiFashion encoder (``001`` App. D.4, after Lin
+  et al. 2019): conv5x5-10, max-pool 2, ReLU, conv5x5-20, max-pool 2, ReLU,
+  flatten, dense-50, ReLU.
+* ``MLP`` — dense layers; the planted-groups benchmark uses a narrow one.
+"""
+
+import keras
+
+
+class _Stack(keras.layers.Layer):
+    """Runs ``self.blocks`` in order; builds them shape by shape."""
+
+    def build(self, input_shape):
+        shape = input_shape
+        for block in self.blocks:
+            block.build(shape)
+            shape = block.compute_output_shape(shape)
+        self.built = True
+
+    def call(self, x, training=None):
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape
+        for block in self.blocks:
+            shape = block.compute_output_shape(shape)
+        return shape
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class ResidualBlock(_Stack):
+    """conv3x3-BN-ReLU-conv3x3-BN, identity shortcut, ReLU."""
+
+    def __init__(self, filters=64, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.blocks = [
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+        ]
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.filters:
+            raise ValueError(
+                "ResidualBlock needs an input with `filters` channels. Received: "
+                f"input_shape={tuple(input_shape)}, filters={self.filters}"
+            )
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        return keras.ops.relu(x + super().call(x, training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class ResNetLite(_Stack):
+    """The TAG CelebA encoder (``001`` App. D.1). Input ``[B, H, W, C]`` floats."""
+
+    def __init__(self, filters=64, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        self.filters = filters
+        self.blocks = [
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(pool_size=3, strides=2),
+            ResidualBlock(filters),
+            keras.layers.AveragePooling2D(pool_size=2),
+            keras.layers.Flatten(),
+        ]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class LeNet(_Stack):
+    """The multi-task LeNet of MultiMNIST (``001`` App. D.4, Lin et al. 2019)."""
+
+    def __init__(self, hidden=50, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = hidden
+        self.blocks = [
+            keras.layers.Conv2D(10, 5),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.ReLU(),
+            keras.layers.Conv2D(20, 5),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hidden, activation="relu"),
+        ]
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden}
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class MLP(_Stack):
+    """Dense layers ``units[0] -> ... -> units[-1]``, each followed by ``activation``.
+
+    Example:
+        >>> encoder = tf_mtl.encoders.MLP([64, 8])   # an 8-wide shared bottleneck
+    """
+
+    def __init__(self, units=(64,), activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        units = list(units)
+        if not units or any(not isinstance(u, int) or u < 1 for u in units):
+            raise ValueError(
+                f"`units` must be a non-empty list of positive ints. Received: units={units!r}"
+            )
+        self.units, self.activation = units, activation
+        self.blocks = [keras.layers.Dense(u, activation=activation) for u in units]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation}

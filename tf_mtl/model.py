@@ -1,0 +1,280 @@
+"""``MultiTaskModel``: a shared encoder, one head per task, one loss per task.
+
+The train step is built from three concerns kept in their own modules:
+
+1. the **update rule** (``tf_mtl.updates``) forms the shared gradient from the
+   per-task losses; heads get the gradient of the rule's objective;
+2. **probes** (``tf_mtl.probes``, e.g. ``tf_mtl.transference.Transference``)
+   measure without changing training, every ``every`` steps;
+3. the **lookahead** (``tf_mtl.lookahead``) is what rules and probes use to see
+   where the compiled optimizer's next step would take the shared weights.
+"""
+
+import keras
+import tensorflow as tf
+
+from tf_mtl import distribute
+from tf_mtl.updates.base import StepGradients, Update
+from tf_mtl.updates.equal_weights import EqualWeights
+from tf_mtl.probes import Probe
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class FunctionLoss(keras.losses.Loss):
+    """A loss given by name (``"mse"``) as a ``Loss`` object, so that it
+    reduces and scales for ``tf.distribute`` like every other Keras loss."""
+
+    def __init__(self, fn, name=None, **kwargs):
+        self.fn_name = fn if isinstance(fn, str) else keras.losses.serialize(fn)
+        self._fn = keras.losses.get(fn)
+        super().__init__(name=name or str(self.fn_name), **kwargs)
+
+    def call(self, y_true, y_pred):
+        return self._fn(y_true, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "fn": self.fn_name}
+
+
+def _as_loss(task, identifier):
+    if isinstance(identifier, keras.losses.Loss):
+        return identifier
+    if isinstance(identifier, str) or callable(identifier):
+        try:
+            return FunctionLoss(identifier)
+        except ValueError as e:
+            raise ValueError(
+                f"Unknown loss for task '{task}'. Received: losses[{task!r}]="
+                f"{identifier!r}"
+            ) from e
+    raise TypeError(
+        f"losses[{task!r}] must be a keras.losses.Loss, a loss name or a "
+        f"callable. Received: {identifier!r} of type {type(identifier).__name__}"
+    )
+
+
+def _check_task_keys(name, got, tasks):
+    got, tasks = set(got), set(tasks)
+    if got != tasks:
+        missing, unknown = sorted(tasks - got), sorted(got - tasks)
+        raise ValueError(
+            f"`{name}` must have exactly one entry per task {sorted(tasks)}. "
+            f"Missing: {missing}; unknown: {unknown}. Received keys: {sorted(got)}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class MultiTaskModel(keras.Model):
+    """Multi-task model with pluggable update rule and probes.
+
+    Args:
+        encoder: Keras layer/model holding the shared parameters.
+        heads: ``{task: layer}``, each applied to the encoder's output.
+        losses: ``{task: keras.losses.Loss | name}``; each is a batch mean.
+        loss_weights: optional ``{task: float}``; missing tasks weigh 1.
+        update: a ``tf_mtl.updates.Update``; default ``EqualWeights()``.
+        probes: list of ``tf_mtl.probes.Probe`` (e.g. transference).
+        per_task_gradients: ``"loop"`` or ``"jacobian"``: how per-task shared
+            gradients are formed when a rule or probe needs them.
+
+    Example:
+        >>> model = tf_mtl.MultiTaskModel(
+        ...     encoder=tf_mtl.encoders.MLP([32, 8]),
+        ...     heads={"a": keras.layers.Dense(1), "b": keras.layers.Dense(1)},
+        ...     losses={"a": "mse", "b": "mse"})
+        >>> model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+        >>> model.fit(ds, epochs=2)   # ds yields (x, {"a": ya, "b": yb})
+    """
+
+    def __init__(self, encoder, heads, losses, loss_weights=None, update=None,
+                 probes=None, per_task_gradients="loop", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(heads, dict) or not heads:
+            raise ValueError(
+                f"`heads` must be a non-empty dict {{task: layer}}. Received: {heads!r}"
+            )
+        if not isinstance(losses, dict):
+            raise ValueError(
+                f"`losses` must be a dict {{task: loss}}. Received: {losses!r}"
+            )
+        if set(heads) != set(losses):
+            raise ValueError(
+                "`heads` and `losses` must name the same tasks. Received: heads "
+                f"for {sorted(heads)}, losses for {sorted(losses)}"
+            )
+        tasks = sorted(heads)
+        loss_weights = dict(loss_weights or {})
+        unknown = sorted(set(loss_weights) - set(tasks))
+        if unknown:
+            raise ValueError(
+                f"`loss_weights` names tasks that do not exist: {unknown}. "
+                f"Tasks: {tasks}. Received: loss_weights={loss_weights}"
+            )
+        if per_task_gradients not in ("loop", "jacobian"):
+            raise ValueError(
+                "`per_task_gradients` must be 'loop' or 'jacobian'. "
+                f"Received: per_task_gradients={per_task_gradients!r}"
+            )
+        update = EqualWeights() if update is None else update
+        if not isinstance(update, Update):
+            raise TypeError(
+                "`update` must be a tf_mtl.updates.Update. "
+                f"Received: {update!r} of type {type(update).__name__}"
+            )
+        probes = list(probes or [])
+        for p in probes:
+            if not isinstance(p, Probe):
+                raise TypeError(
+                    f"`probes` must hold tf_mtl.probes.Probe objects. Received: {p!r}"
+                )
+
+        self.tasks = tasks
+        self.encoder = encoder
+        self.heads = {t: heads[t] for t in tasks}
+        self.task_losses = {t: _as_loss(t, losses[t]) for t in tasks}
+        self.loss_weights = {t: float(loss_weights.get(t, 1.0)) for t in tasks}
+        self.per_task_gradients = per_task_gradients
+        self.update = update
+        self.update.build_tasks(tasks)
+        self.probes = probes
+        for p in self.probes:
+            p.build_tasks(tasks)
+        self.task_loss_trackers = [keras.metrics.Mean(name=f"{t}_loss") for t in tasks]
+
+    # ------------------------------------------------------------------ forward
+    def call(self, x, training=None):
+        features = self.encoder(x, training=training)
+        return {t: self._apply_head(t, features, training) for t in self.tasks}
+
+    def _apply_head(self, task, features, training):
+        head = self.heads[task]
+        if head.built:
+            return head(features, training=training)
+        try:
+            return head(features, training=training)
+        except Exception as e:  # First call: say which head rejects what.
+            raise ValueError(
+                f"Head '{task}' cannot take the encoder's output. Received: "
+                f"encoder output of shape {tuple(features.shape)}; the head "
+                f"raised {type(e).__name__}: {e}"
+            ) from e
+
+    @property
+    def shared_variables(self):
+        return self.encoder.trainable_variables
+
+    @property
+    def head_variables(self):
+        return [v for t in self.tasks for v in self.heads[t].trainable_variables]
+
+    def loss_weight_vector(self):
+        return tf.constant([self.loss_weights[t] for t in self.tasks], tf.float32)
+
+    def check_labels(self, y):
+        """Raises ``ValueError`` unless ``y`` is ``{task: labels}`` for exactly our tasks."""
+        if not isinstance(y, dict):
+            raise ValueError(
+                "Labels must be a dict {task: labels} with tasks "
+                f"{self.tasks}. Received: {type(y).__name__}"
+            )
+        _check_task_keys("y (labels)", y.keys(), self.tasks)
+
+    def compute_task_losses(self, y, y_pred, sample_weight=None):
+        """Per-task batch-mean losses stacked as ``[m]`` in ``tasks`` order.
+
+        ``sample_weight`` may be one array for all tasks or ``{task: array}``
+        (e.g. MovieLens masks the rating where a movie was not watched).
+        """
+        self.check_labels(y)
+        if isinstance(sample_weight, dict):
+            _check_task_keys("sample_weight", sample_weight.keys(), self.tasks)
+        values = []
+        for t in self.tasks:
+            sw = sample_weight.get(t) if isinstance(sample_weight, dict) else sample_weight
+            values.append(tf.cast(self.task_losses[t](y[t], y_pred[t], sample_weight=sw),
+                                  tf.float32))
+        return tf.stack(values)
+
+    # ------------------------------------------------------------------- steps
+    def train_step(self, data):
+        x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
+        self.check_labels(y)
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = self(x, training=True)
+            losses = self.compute_task_losses(y, y_pred, sw)
+            objective = self.update.objective(losses, self.loss_weight_vector())
+            if self.losses:  # Regularizers and add_loss terms.
+                objective += tf.add_n([tf.cast(l, tf.float32) for l in self.losses])
+        if not self.optimizer.built:  # Lookaheads read its slots in this trace.
+            self.optimizer.build(self.trainable_variables)
+        step = StepGradients(tape, losses, objective, self.shared_variables,
+                             per_task=self.per_task_gradients)
+        shared_grads, rule_logs = self.update.shared_gradients(step)
+        own_vars = self.head_variables + list(self.update.trainable_variables)
+        own_grads = step.gradient(objective, own_vars)
+        iteration = self.optimizer.iterations
+        for probe in self.probes:  # Before apply: probes see this step's state.
+            probe.maybe_measure(self, step, x, y, sw, iteration)
+        share = 1.0 / distribute.num_replicas()  # The optimizer sums replicas.
+        self.optimizer.apply(
+            [g * share for g in shared_grads] + own_grads,
+            self.shared_variables + own_vars,
+        )
+        del tape
+        self._track_losses(losses, objective)
+        logs = self._logs(x, y, y_pred, sw, include_probes=True)
+        logs.update(rule_logs)
+        return logs
+
+    def test_step(self, data):
+        x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        losses = self.compute_task_losses(y, y_pred, sw)
+        objective = tf.reduce_sum(self.loss_weight_vector() * losses)
+        self._track_losses(losses, objective)
+        return self._logs(x, y, y_pred, sw, include_probes=False)
+
+    def _track_losses(self, losses, objective):
+        losses = distribute.unscale(losses)
+        for i, tracker in enumerate(self.task_loss_trackers):
+            tracker.update_state(losses[i])
+        self._loss_tracker.update_state(distribute.unscale(objective))
+
+    def _logs(self, x, y, y_pred, sw, include_probes):
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, y_pred, sw)
+        probe_metrics = set()
+        if not include_probes:
+            probe_metrics = {id(m) for p in self.probes for m in p.metrics}
+        logs = {}
+        for metric in self.metrics:
+            if id(metric) in probe_metrics:
+                continue
+            result = metric.result()
+            logs.update(result if isinstance(result, dict) else {metric.name: result})
+        return logs
+
+    # ----------------------------------------------------------- serialization
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        return {
+            "name": self.name,
+            "encoder": ser(self.encoder),
+            "heads": {t: ser(self.heads[t]) for t in self.tasks},
+            "losses": {t: ser(self.task_losses[t]) for t in self.tasks},
+            "loss_weights": dict(self.loss_weights),
+            "update": ser(self.update),
+            "probes": [ser(p) for p in self.probes],
+            "per_task_gradients": self.per_task_gradients,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        de = keras.saving.deserialize_keras_object
+        config = dict(config)
+        config["encoder"] = de(config["encoder"])
+        config["heads"] = {t: de(h) for t, h in config["heads"].items()}
+        config["losses"] = {t: de(l) for t, l in config["losses"].items()}
+        config["update"] = de(config["update"])
+        config["probes"] = [de(p) for p in config["probes"]]
+        return cls(**config)

@@ -1,0 +1,118 @@
+"""The update-rule interface and the per-step gradient source it reads.
+
+An update rule decides how the *shared* gradient is formed from the per-task
+losses (equal weights, uncertainty weighting, GradNorm, PCGrad, MGDA-UB,
+IT-MTL, ...). Heads always get the gradient of the rule's ``objective`` — the
+(weighted) sum of task losses — so a rule only has to say two things:
+
+* ``objective(losses, weights)``: the scalar whose gradient the heads (and the
+  rule's own trainable variables, e.g. uncertainty log-variances) receive;
+* ``shared_gradients(step)``: the gradient for the shared variables, plus
+  scalar values to log.
+
+Gradients returned by ``shared_gradients`` are *global*: already summed over
+replicas (see ``tf_mtl.distribute``), so that a rule that is non-linear in the
+per-task gradients (PCGrad, MGDA, IT-MTL) sees the same gradients on every
+replica and makes the same choice. ``MultiTaskModel`` hands them to the
+optimizer with the per-replica share the optimizer expects.
+"""
+
+import keras
+import tensorflow as tf
+
+from tf_mtl import distribute
+
+
+class StepGradients:
+    """Gradients of one training step, computed lazily and at most once.
+
+    Built by ``MultiTaskModel.train_step`` inside ``tf.function``. Caching is
+    per trace, so a rule and a probe that both ask for per-task gradients share
+    one computation.
+
+    Args:
+        tape: the persistent ``tf.GradientTape`` that recorded the forward pass.
+        losses: float tensor ``[m]``, per-task losses stacked inside the tape, in
+            ``tasks`` order (replica-scaled as Keras losses are).
+        objective: the scalar the update rule's ``objective`` returned.
+        shared_variables: the encoder's trainable variables.
+        per_task: ``"loop"`` (one ``tape.gradient`` per task) or ``"jacobian"``
+            (one vectorized ``tape.jacobian``); same values, different speed
+            per device.
+    """
+
+    def __init__(self, tape, losses, objective, shared_variables, per_task="loop"):
+        if per_task not in ("loop", "jacobian"):
+            raise ValueError(
+                "`per_task` must be 'loop' or 'jacobian'. "
+                f"Received: per_task={per_task!r}"
+            )
+        self.tape = tape
+        self.losses = losses
+        self.objective = objective
+        self.shared_variables = list(shared_variables)
+        self.per_task_method = per_task
+        self._per_task = None
+
+    @property
+    def num_tasks(self):
+        return int(self.losses.shape[0])
+
+    def gradient(self, target, variables=None):
+        """``d target / d variables`` (shared by default); zeros if unconnected."""
+        variables = self.shared_variables if variables is None else variables
+        return self.tape.gradient(
+            target, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+
+    def per_task(self):
+        """Global per-task shared gradients: one ``[m, *var.shape]`` per variable."""
+        if self._per_task is None:
+            if self.per_task_method == "jacobian":
+                grads = self.tape.jacobian(
+                    self.losses,
+                    self.shared_variables,
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+            else:
+                rows = [
+                    self.gradient(self.losses[i]) for i in range(self.num_tasks)
+                ]
+                grads = [tf.stack(g, axis=0) for g in zip(*rows)]
+            self._per_task = distribute.replica_sum(grads)
+        return self._per_task
+
+    def global_losses(self):
+        """Per-task losses averaged over the global batch (same on all replicas)."""
+        return distribute.replica_sum(self.losses)
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class Update(keras.layers.Layer):
+    """Base class of update rules. Subclasses override ``shared_gradients``.
+
+    A rule is a Keras layer so that any state it keeps (weights, counters) is a
+    Keras variable that checkpoints and ``model.save`` carry. ``build_tasks``
+    is called once by ``MultiTaskModel`` with the sorted task names; create
+    variables there.
+    """
+
+    def build_tasks(self, tasks):
+        self.tasks = list(tasks)
+        self.built = True
+
+    def objective(self, losses, weights):
+        """Scalar whose gradient the heads get: ``sum_i weights[i] * losses[i]``."""
+        return tf.reduce_sum(weights * losses)
+
+    def shared_gradients(self, step):
+        """Returns ``(global shared gradients, {name: scalar})`` for ``step``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement shared_gradients(step)."
+        )
+
+    def call(self, *args, **kwargs):  # Layers need a call; rules are not called.
+        raise TypeError(
+            f"{type(self).__name__} is an update rule: MultiTaskModel uses its "
+            "`objective` and `shared_gradients`, it is not called on tensors."
+        )
