@@ -58,12 +58,28 @@ class StepGradients:
     def num_tasks(self):
         return int(self.losses.shape[0])
 
-    def gradient(self, target, variables=None):
-        """``d target / d variables`` (shared by default); zeros if unconnected."""
+    def gradient(self, target, variables=None, output_gradients=None):
+        """``d target / d variables`` (shared by default); zeros if unconnected.
+
+        ``target`` must have been computed inside the tape.
+        """
         variables = self.shared_variables if variables is None else variables
+        # The tape's zeros for unconnected sources need a tf dtype: give it the
+        # backing tf.Variable, not the Keras wrapper (whose dtype is a string).
+        sources = [getattr(v, "value", v) for v in variables]
         return self.tape.gradient(
-            target, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            target, sources, output_gradients=output_gradients,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
+
+    def task_gradient(self, index, variables=None, scale=1.0):
+        """``d (scale * losses[index]) / d variables`` for one task.
+
+        Slicing ``losses`` here, outside the tape, would not be recorded, so the
+        stacked losses are differentiated with a one-hot output gradient.
+        """
+        seed = tf.one_hot(index, self.num_tasks, dtype=self.losses.dtype) * scale
+        return self.gradient(self.losses, variables, output_gradients=seed)
 
     def per_task(self):
         """Global per-task shared gradients: one ``[m, *var.shape]`` per variable."""
@@ -71,13 +87,11 @@ class StepGradients:
             if self.per_task_method == "jacobian":
                 grads = self.tape.jacobian(
                     self.losses,
-                    self.shared_variables,
+                    [getattr(v, "value", v) for v in self.shared_variables],
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
             else:
-                rows = [
-                    self.gradient(self.losses[i]) for i in range(self.num_tasks)
-                ]
+                rows = [self.task_gradient(i) for i in range(self.num_tasks)]
                 grads = [tf.stack(g, axis=0) for g in zip(*rows)]
             self._per_task = distribute.replica_sum(grads)
         return self._per_task
