@@ -20,7 +20,8 @@ setup(
         "ml_collections",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "matplotlib", "tensorboard"],
+        "tensorboard": ["tensorboard"],
         "plot": ["matplotlib"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },

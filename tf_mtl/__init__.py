@@ -4,7 +4,8 @@ Measure which tasks help each other (transference / inter-task affinity)
 while a Keras model trains, and act on it.
 """
 
-from tf_mtl import data, distribute, encoders, probes, updates
+from tf_mtl import data, distribute, encoders, lookahead, probes, transference, updates
+from tf_mtl import callbacks
 from tf_mtl.model import FunctionLoss, MultiTaskModel
 
 __version__ = "0.1.0"
@@ -12,9 +13,12 @@ __version__ = "0.1.0"
 __all__ = [
     "FunctionLoss",
     "MultiTaskModel",
+    "callbacks",
     "data",
     "distribute",
     "encoders",
+    "lookahead",
     "probes",
+    "transference",
     "updates",
 ]

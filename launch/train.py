@@ -1,0 +1,28 @@
+"""Train from a config file.
+
+    python -m launch.train --config=configs/quickstart.py --workdir=/tmp/run \
+        [--config.epochs=3 --config.optimizer.learning_rate=0.01]
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from tf_mtl import experiment
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the run's files.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    result = experiment.train(_CONFIG.value, _WORKDIR.value)
+    print("wrote:")
+    for path in result["files"]:
+        print("  " + path)
+    if "planted_groups" in result:
+        print("planted groups:", result["planted_groups"])
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,122 @@
+"""Keras callbacks that write what the probes measured."""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from tf_mtl.transference import Transference
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1, sort_keys=False)
+    os.replace(tmp, path)  # Atomic: a crash never leaves half a file.
+
+
+def run_mean(epochs):
+    """Mean over epochs of per-epoch ``scores[source][target]`` (None entries ignored)."""
+    if not epochs:
+        return {}
+    out = {}
+    for source in epochs[0]:
+        out[source] = {}
+        for target in epochs[0][source]:
+            values = [e[source][target] for e in epochs if e[source][target] is not None]
+            out[source][target] = float(np.mean(values)) if values else None
+    return out
+
+
+class AffinityLogger(keras.callbacks.Callback):
+    """Writes the transference probes' affinities to ``workdir`` every epoch.
+
+    Files (for the probe named ``"transference"``; other probes use
+    ``affinity_<name>...``):
+
+    * ``affinity_epochs.json`` — ``[{"epoch": e, "scores": {source: {target: mean}}}]``,
+      the per-epoch means of the per-step values, rewritten atomically after
+      every epoch so a crash keeps what was measured;
+    * ``affinity.json`` — the run mean over epochs, in the ``scores[source][target]``
+      orientation ``tf_mtl.grouping.select_groups`` and ``launch.group`` read;
+    * ``affinity.png`` — a heatmap at the end of training (``plot=False`` to
+      skip; ``normalize=True`` divides by self-transference as ``001`` Fig. 6).
+
+    With ``tensorboard_dir`` set (use your ``keras.callbacks.TensorBoard``
+    log dir) each epoch's values are also written as TensorBoard scalars.
+
+    Example:
+        >>> model.fit(ds, epochs=5, callbacks=[tf_mtl.callbacks.AffinityLogger("runs/a")])
+    """
+
+    def __init__(self, workdir, plot=True, normalize=False, tensorboard_dir=None):
+        super().__init__()
+        self.workdir, self.plot, self.normalize = workdir, plot, normalize
+        self.tensorboard_dir = tensorboard_dir
+        self.history = {}
+        self._writer = None
+        self._snapshot = None
+
+    def _probes(self):
+        probes = [p for p in getattr(self.model, "probes", []) if isinstance(p, Transference)]
+        if not probes:
+            raise ValueError(
+                "AffinityLogger needs a MultiTaskModel with a "
+                "tf_mtl.transference.Transference probe. Received: a model with probes "
+                f"{[type(p).__name__ for p in getattr(self.model, 'probes', [])]}"
+            )
+        return probes
+
+    def _path(self, probe, suffix):
+        stem = "affinity" if probe.name == "transference" else f"affinity_{probe.name}"
+        return os.path.join(self.workdir, stem + suffix)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.workdir, exist_ok=True)
+        for probe in self._probes():
+            self.history.setdefault(probe.name, [])
+        if self.tensorboard_dir:
+            import tensorflow as tf
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.tensorboard_dir, "affinity"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._snapshot = None
+
+    def on_test_begin(self, logs=None):
+        # fit's validation pass resets every model metric (the probes' running
+        # means too) before on_epoch_end: read them first.
+        if self._snapshot is None:
+            self._snapshot = {p.name: p.scores() for p in self._probes()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for probe in self._probes():
+            scores = (self._snapshot or {}).get(probe.name) or probe.scores()
+            epochs = self.history[probe.name]
+            epochs.append({"epoch": int(epoch), "scores": scores})
+            _write_json(self._path(probe, "_epochs.json"), epochs)
+            _write_json(self._path(probe, ".json"), run_mean([e["scores"] for e in epochs]))
+            if self._writer is not None:
+                self._summaries(probe.name, scores, epoch)
+
+    def _summaries(self, name, scores, epoch):
+        import tensorflow as tf
+        with self._writer.as_default():
+            for source, row in scores.items():
+                for target, value in row.items():
+                    if value is not None:
+                        tf.summary.scalar(f"{name}/{source}>{target}", value, step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        self._snapshot = None
+        if not self.plot:
+            return
+        from tf_mtl.plots import plot_affinity
+        for probe in self._probes():
+            if self.history.get(probe.name):
+                mean = run_mean([e["scores"] for e in self.history[probe.name]])
+                plot_affinity(mean, probe.tasks, self._path(probe, ".png"),
+                              normalize=self.normalize,
+                              title=f"{probe.name} ({probe.method}, run mean)")
