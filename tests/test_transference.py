@@ -201,3 +201,17 @@ def test_measure_needs_a_compiled_supported_optimizer():
                                   {"a": "mse"})
     with pytest.raises(ValueError, match="compile"):
         transference.measure(model, x, {"a": y["a"]})
+
+
+def test_two_probes_measure_in_their_own_branches():
+    """Per-task gradients built inside one probe's tf.cond are not reused by another."""
+    exact = transference.Transference(every=2, method="exact", name="exact")
+    cosine = transference.Transference(every=3, method="cosine", name="cos")
+    model = tf_mtl.MultiTaskModel(_model(keras.optimizers.SGD(0.1)).encoder,
+                                  {t: keras.layers.Dense(1) for t in TASKS},
+                                  {t: "mse" for t in TASKS}, probes=[exact, cosine])
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    x, y = _batch()
+    logs = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    assert logs["exact/steps"] == [2.0] and logs["cos/steps"] == [2.0]  # 0, 2 and 0, 3
+    assert logs["cos/a>a"][0] == pytest.approx(1.0, abs=1e-5)

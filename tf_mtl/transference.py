@@ -97,7 +97,7 @@ def compute(model, per_task_grads, losses, x, y, sample_weight, sources, *,
     if method == "cosine":
         gram = _inner(per_task_grads, per_task_grads)                   # [m, m]
         dots = tf.matmul(sources, gram)                                  # [n, m]
-        source_norm = tf.sqrt(tf.reduce_sum(tf.matmul(sources, gram) * sources, 1))
+        source_norm = tf.sqrt(tf.reduce_sum(dots * sources, 1))         # |g_S|
         task_norm = tf.sqrt(tf.linalg.diag_part(gram))
         z = dots / (source_norm[:, None] * task_norm[None, :])
         valid = tf.math.is_finite(z)

@@ -52,7 +52,7 @@ class StepGradients:
         self.objective = objective
         self.shared_variables = list(shared_variables)
         self.per_task_method = per_task
-        self._per_task = None
+        self._per_task = None  # (graph it was built in, gradients)
 
     @property
     def num_tasks(self):
@@ -64,11 +64,8 @@ class StepGradients:
         ``target`` must have been computed inside the tape.
         """
         variables = self.shared_variables if variables is None else variables
-        # The tape's zeros for unconnected sources need a tf dtype: give it the
-        # backing tf.Variable, not the Keras wrapper (whose dtype is a string).
-        sources = [getattr(v, "value", v) for v in variables]
         return self.tape.gradient(
-            target, sources, output_gradients=output_gradients,
+            target, _tf_variables(variables), output_gradients=output_gradients,
             unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
 
@@ -83,22 +80,48 @@ class StepGradients:
 
     def per_task(self):
         """Global per-task shared gradients: one ``[m, *var.shape]`` per variable."""
-        if self._per_task is None:
-            if self.per_task_method == "jacobian":
-                grads = self.tape.jacobian(
-                    self.losses,
-                    [getattr(v, "value", v) for v in self.shared_variables],
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
-            else:
-                rows = [self.task_gradient(i) for i in range(self.num_tasks)]
-                grads = [tf.stack(g, axis=0) for g in zip(*rows)]
-            self._per_task = distribute.replica_sum(grads)
-        return self._per_task
+        if self._per_task is not None and _visible_from(self._per_task[0]):
+            return self._per_task[1]
+        if self.per_task_method == "jacobian":
+            grads = self.tape.jacobian(
+                self.losses,
+                _tf_variables(self.shared_variables),
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+        else:
+            rows = [self.task_gradient(i) for i in range(self.num_tasks)]
+            grads = [tf.stack(g, axis=0) for g in zip(*rows)]
+        grads = distribute.replica_sum(grads)
+        self._per_task = (tf.compat.v1.get_default_graph(), grads)
+        return grads
 
     def global_losses(self):
         """Per-task losses averaged over the global batch (same on all replicas)."""
         return distribute.replica_sum(self.losses)
+
+
+def _tf_variables(variables):
+    """The backing ``tf.Variable`` of each Keras variable.
+
+    The tape's zeros for unconnected sources need a TF dtype; a Keras
+    variable's ``dtype`` is a string.
+    """
+    return [getattr(v, "value", v) for v in variables]
+
+
+def _visible_from(graph):
+    """Whether tensors built in ``graph`` can be used in the current graph.
+
+    A probe computes per-task gradients inside a ``tf.cond`` branch; tensors
+    from there must not be reused by code outside it (or in another branch),
+    while tensors from an enclosing graph may be captured.
+    """
+    current = tf.compat.v1.get_default_graph()
+    while current is not None:
+        if current is graph:
+            return True
+        current = getattr(current, "outer_graph", None)
+    return False
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
