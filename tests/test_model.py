@@ -146,3 +146,27 @@ def test_bad_constructor_arguments(kwargs, message):
     args = {**dict(encoder=encoder, heads=heads, losses=losses), **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
         tf_mtl.MultiTaskModel(**args)
+
+
+@pytest.mark.parametrize("probes", [[], ["cosine"]])
+def test_step_with_regularizer_matches_hand_gradient_with_or_without_a_probe(probes):
+    """On measured steps the shared gradient is summed from per-task gradients."""
+    keras.utils.set_random_seed(1)
+    encoder = keras.Sequential([keras.layers.Dense(4, kernel_regularizer=keras.regularizers.L2(0.1))])
+    heads = {"a": keras.layers.Dense(1), "b": keras.layers.Dense(1)}
+    model = tf_mtl.MultiTaskModel(
+        encoder, heads, {"a": "mse", "b": "mse"}, loss_weights={"a": 0.25},
+        probes=[tf_mtl.transference.Transference(every=1, method=m) for m in probes])
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
+    y = {"a": np.ones((8, 1), "float32"), "b": -np.ones((8, 1), "float32")}
+    model(x)
+    with tf.GradientTape() as tape:
+        pred = model(x, training=True)
+        total = (0.25 * keras.losses.MeanSquaredError()(y["a"], pred["a"])
+                 + keras.losses.MeanSquaredError()(y["b"], pred["b"]) + tf.add_n(model.losses))
+    grads = tape.gradient(total, model.trainable_variables)
+    expected = [v.numpy() - g.numpy() for v, g in zip(model.trainable_variables, grads)]
+    model.train_on_batch(x, y)
+    for v, e in zip(model.trainable_variables, expected):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)

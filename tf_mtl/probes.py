@@ -2,10 +2,10 @@
 
 A probe is a Keras layer owned by ``MultiTaskModel(probes=[...])``. Every
 ``every`` optimizer steps (counted with ``optimizer.iterations``, a variable,
-so there is no re-trace and no Python work per step) the model calls
-``measure`` inside a ``tf.cond`` — before the optimizer applies the step, so the
-probe sees exactly the weights and optimizer state the update is computed
-from. Results accumulate in the probe's own Keras metrics: Keras resets them at
+so there is no re-trace and no Python work per step) the model runs the
+step's forward and backward pass in the ``tf.switch_case`` branch that calls
+``measure`` — before the optimizer applies the step, so the probe sees exactly
+the weights and optimizer state the update is computed from. Results accumulate in the probe's own Keras metrics: Keras resets them at
 every epoch and their ``result()`` lands in the training logs.
 """
 
@@ -38,14 +38,9 @@ class Probe(keras.layers.Layer):
         """Measures on this step and updates the probe's metrics. Returns None."""
         raise NotImplementedError(f"{type(self).__name__} must implement measure().")
 
-    def maybe_measure(self, model, step, x, y, sample_weight, iteration):
-        def run():
-            self.measure(model, step, x, y, sample_weight)
-            return tf.constant(True)
-
-        return tf.cond(
-            tf.equal(iteration % self.every, 0), run, lambda: tf.constant(False)
-        )
+    def due(self, iteration):
+        """``1`` (int32) on steps where this probe measures, else ``0``."""
+        return tf.cast(tf.equal(iteration % self.every, 0), tf.int32)
 
     def get_config(self):
         return {**super().get_config(), "every": self.every}

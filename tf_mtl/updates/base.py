@@ -41,7 +41,8 @@ class StepGradients:
             per device.
     """
 
-    def __init__(self, tape, losses, objective, shared_variables, per_task="loop"):
+    def __init__(self, tape, losses, objective, shared_variables, per_task="loop",
+                 loss_weights=None, regularization=None):
         if per_task not in ("loop", "jacobian"):
             raise ValueError(
                 "`per_task` must be 'loop' or 'jacobian'. "
@@ -52,6 +53,8 @@ class StepGradients:
         self.objective = objective
         self.shared_variables = list(shared_variables)
         self.per_task_method = per_task
+        self.loss_weights = loss_weights
+        self.regularization = regularization
         self._per_task = None  # (graph it was built in, gradients)
 
     @property
@@ -61,7 +64,7 @@ class StepGradients:
     def gradient(self, target, variables=None, output_gradients=None):
         """``d target / d variables`` (shared by default); zeros if unconnected.
 
-        ``target`` must have been computed inside the tape.
+        ``target`` must have been computed inside the tape. Per replica.
         """
         variables = self.shared_variables if variables is None else variables
         return self.tape.gradient(
@@ -78,9 +81,28 @@ class StepGradients:
         seed = tf.one_hot(index, self.num_tasks, dtype=self.losses.dtype) * scale
         return self.gradient(self.losses, variables, output_gradients=seed)
 
+    def has_per_task(self):
+        """Whether per-task gradients were already formed where this code runs."""
+        return self._per_task is not None and _visible_from(self._per_task[0])
+
+    def weighted_gradient(self):
+        """Global shared gradient of ``sum_i loss_weights[i] * L_i`` (+ regularization).
+
+        Summed from the per-task gradients when this step already formed them
+        (a probe measured), saving a backward pass; otherwise one backward pass
+        of ``objective``, which must then be that weighted sum.
+        """
+        if self.loss_weights is None or not self.has_per_task():
+            return distribute.replica_sum(self.gradient(self.objective))
+        grads = [tf.tensordot(self.loss_weights, g, axes=1) for g in self.per_task()]
+        if self.regularization is not None:
+            extra = distribute.replica_sum(self.gradient(self.regularization))
+            grads = [g + e for g, e in zip(grads, extra)]
+        return grads
+
     def per_task(self):
         """Global per-task shared gradients: one ``[m, *var.shape]`` per variable."""
-        if self._per_task is not None and _visible_from(self._per_task[0]):
+        if self.has_per_task():
             return self._per_task[1]
         if self.per_task_method == "jacobian":
             grads = self.tape.jacobian(

@@ -2,7 +2,6 @@
 
 import keras
 
-from tf_mtl import distribute
 from tf_mtl.updates.base import Update
 
 
@@ -19,4 +18,4 @@ class EqualWeights(Update):
     """
 
     def shared_gradients(self, step):
-        return distribute.replica_sum(step.gradient(step.objective)), {}
+        return step.weighted_gradient(), {}
