@@ -1,6 +1,7 @@
 """Run a named benchmark and print its table.
 
     python -m launch.benchmark --bench=transference [--steps=20 --repeats=3]
+    python -m launch.benchmark --bench=grouping [--time_limit=120]
 """
 
 from absl import app, flags
@@ -12,17 +13,18 @@ _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).")
 _PER_TASK = flags.DEFINE_enum("per_task_gradients", "loop", ["loop", "jacobian"],
                               "How per-task gradients are formed.")
+_TIME_LIMIT = flags.DEFINE_float("time_limit", 120.0, "Grouping: seconds per search.")
 flags.mark_flag_as_required("bench")
 
 
 def main(argv):
     del argv
-    rows = benchmark.BENCHMARKS[_BENCH.value](
-        steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value)
-    print(f"| {'case':34s} | ms/step | x plain |")
-    print(f"|{'-' * 36}|---------|---------|")
-    for name, seconds, ratio in rows:
-        print(f"| {name:34s} | {seconds * 1e3:7.1f} | {ratio:7.2f} |")
+    columns, rows = benchmark.BENCHMARKS[_BENCH.value](
+        steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,
+        time_limit=_TIME_LIMIT.value)
+    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
+    for row in [columns, ["-" * w for w in widths], *rows]:
+        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |")
 
 
 if __name__ == "__main__":

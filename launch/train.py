@@ -7,7 +7,7 @@
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_mtl import experiment
+from tf_mtl import experiment, grouping
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the run's files.")
@@ -20,6 +20,8 @@ def main(argv):
     print("wrote:")
     for path in result["files"]:
         print("  " + path)
+    if "selection" in result:
+        print(grouping.format_selection(result["selection"], _CONFIG.value.grouping.objective))
     if "planted_groups" in result:
         print("planted groups:", result["planted_groups"])
 

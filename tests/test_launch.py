@@ -13,10 +13,10 @@ def test_train_launcher_runs_the_quickstart_smoke_run(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("config.json", "metrics.csv", "model.keras", "affinity.json",
-                 "affinity_epochs.json", "affinity.png"):
+                 "affinity_epochs.json", "affinity.png", "groups.json"):
         assert (workdir / name).exists(), name
         assert str(workdir / name) in proc.stdout
     assert '"learning_rate": 0.01' in (workdir / "config.json").read_text()
-    assert "planted groups" in proc.stdout
+    assert "planted groups" in proc.stdout and "serving:" in proc.stdout
     lines = (workdir / "metrics.csv").read_text().splitlines()
     assert len(lines) == 2 and "t0_loss" in lines[0]

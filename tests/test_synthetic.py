@@ -64,3 +64,7 @@ def test_affinities_recover_the_planted_groups(tmp_path, method):
     assert np.mean(within) > np.mean(across) + 0.005
     assert min(within) > max(across)
     assert json.load(open(tmp_path / "affinity.json")) == scores
+    # The run ends by selecting as many groups as were planted: it finds them.
+    assert result["selection"].groups == result["planted_groups"]
+    assert json.load(open(tmp_path / "groups.json"))["groups"] == [
+        list(g) for g in result["planted_groups"]]

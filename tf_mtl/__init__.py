@@ -5,7 +5,7 @@ while a Keras model trains, and act on it.
 """
 
 from tf_mtl import data, distribute, encoders, lookahead, probes, transference, updates
-from tf_mtl import callbacks
+from tf_mtl import callbacks, grouping, network_selection
 from tf_mtl.model import FunctionLoss, MultiTaskModel
 
 __version__ = "0.1.0"
@@ -17,7 +17,9 @@ __all__ = [
     "data",
     "distribute",
     "encoders",
+    "grouping",
     "lookahead",
+    "network_selection",
     "probes",
     "transference",
     "updates",

@@ -10,7 +10,9 @@ Config fields:
            head_units, loss (a Keras loss name), loss_weights, per_task_gradients
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
                nesterov, weight_decay, halve_every_epochs (0 = constant)
-    transference: enabled, order, every, method, scale_by_lr, update_heads
+    transference: enabled, order, every, method, scale_by_lr, update_heads, plot
+    grouping: enabled, splits, objective — select groups from the measured
+              affinities at the end (needs transference) and write groups.json
 """
 
 import json
@@ -20,7 +22,7 @@ import keras
 import ml_collections
 
 from tf_mtl import data as data_lib
-from tf_mtl import encoders
+from tf_mtl import encoders, grouping
 from tf_mtl.callbacks import AffinityLogger
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.transference import Transference
@@ -112,10 +114,16 @@ def train(config, workdir):
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
                         steps_per_epoch=steps, callbacks=callbacks, verbose=config.verbose)
     model.save(files["model.keras"])
-    result = {"history": history.history, "files": sorted(files.values()), **extras}
+    result = {"history": history.history, **extras}
     if config.transference.enabled:
         with open(files["affinity.json"]) as f:
             result["affinity"] = json.load(f)
+        if config.grouping.enabled:
+            chosen = grouping.select_groups_from_file(
+                files["affinity.json"], splits=config.grouping.splits,
+                objective=config.grouping.objective)
+            result["selection"], files["groups.json"] = chosen["selection"], chosen["path"]
+    result["files"] = sorted(files.values())
     return result
 
 
@@ -133,4 +141,5 @@ def base_config():
     c.transference = ml_collections.ConfigDict({
         "enabled": False, "order": 1, "every": 10, "method": "exact",
         "scale_by_lr": False, "update_heads": False, "plot": True})
+    c.grouping = ml_collections.ConfigDict({"enabled": False, "splits": 2, "objective": "tag"})
     return c
