@@ -3,9 +3,11 @@
 * ``ResNetLite`` — the CelebA encoder of the TAG experiments (``001`` App. D.1):
   conv3x3-64, BN, ReLU, max-pool 3/2, one residual block of 64 channels,
   average-pool 2, flatten. Heads are one projection layer each.
-* ``LeNet`` — the MultiMNIST/MultiFashion encoder (``001`` App. D.4, after Lin
-  et al. 2019): conv5x5-10, max-pool 2, ReLU, conv5x5-20, max-pool 2, ReLU,
-  flatten, dense-50, ReLU.
+* ``LeNet`` — the MultiMNIST/MultiFashion encoder (``001`` App. D.4, the
+  multi-task LeNet of Lin et al. 2019): conv9x9-10, max-pool 2, ReLU,
+  conv5x5-20, max-pool 2, ReLU, flatten, dense-50, ReLU (36x36 inputs give
+  5x5x20 features, as theirs).
+* ``ResNet18`` — ResNet-18 up to global average pooling (``003`` CelebA).
 * ``MLP`` — dense layers; the planted-groups benchmark uses a narrow one.
 """
 
@@ -36,32 +38,43 @@ class _Stack(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
 class ResidualBlock(_Stack):
-    """conv3x3-BN-ReLU-conv3x3-BN, identity shortcut, ReLU."""
+    """conv3x3(stride)-BN-ReLU-conv3x3-BN plus shortcut, then ReLU (ResNet basic block).
 
-    def __init__(self, filters=64, **kwargs):
+    The shortcut is the identity when shape is kept, else a strided 1x1
+    convolution with BN (He et al. 2016, option B).
+    """
+
+    def __init__(self, filters=64, strides=1, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
+        self.filters, self.strides = filters, strides
         self.blocks = [
-            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
             keras.layers.BatchNormalization(),
             keras.layers.ReLU(),
             keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
             keras.layers.BatchNormalization(),
         ]
+        self.projection = None
 
     def build(self, input_shape):
-        if input_shape[-1] != self.filters:
-            raise ValueError(
-                "ResidualBlock needs an input with `filters` channels. Received: "
-                f"input_shape={tuple(input_shape)}, filters={self.filters}"
-            )
+        if input_shape[-1] != self.filters or self.strides != 1:
+            self.projection = [keras.layers.Conv2D(self.filters, 1, strides=self.strides,
+                                                   use_bias=False),
+                               keras.layers.BatchNormalization()]
+            shape = input_shape
+            for layer in self.projection:
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
         super().build(input_shape)
 
     def call(self, x, training=None):
-        return keras.ops.relu(x + super().call(x, training=training))
+        shortcut = x
+        for layer in self.projection or []:
+            shortcut = layer(shortcut, training=training)
+        return keras.ops.relu(shortcut + super().call(x, training=training))
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
@@ -88,14 +101,38 @@ class ResNetLite(_Stack):
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
+class ResNet18(_Stack):
+    """ResNet-18 truncated after global average pooling (the shared network of
+    ``003``'s CelebA experiments): 512 features."""
+
+    def __init__(self, width=64, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        w = width
+        self.blocks = [
+            keras.layers.Conv2D(w, 7, strides=2, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(3, strides=2, padding="same"),
+        ]
+        for stage, filters in enumerate([w, 2 * w, 4 * w, 8 * w]):
+            self.blocks += [ResidualBlock(filters, strides=1 if stage == 0 else 2),
+                            ResidualBlock(filters)]
+        self.blocks.append(keras.layers.GlobalAveragePooling2D())
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
 class LeNet(_Stack):
     """The multi-task LeNet of MultiMNIST (``001`` App. D.4, Lin et al. 2019)."""
 
-    def __init__(self, hidden=50, **kwargs):
+    def __init__(self, hidden=50, first_kernel=9, **kwargs):
         super().__init__(**kwargs)
-        self.hidden = hidden
+        self.hidden, self.first_kernel = hidden, first_kernel
         self.blocks = [
-            keras.layers.Conv2D(10, 5),
+            keras.layers.Conv2D(10, first_kernel),
             keras.layers.MaxPooling2D(2),
             keras.layers.ReLU(),
             keras.layers.Conv2D(20, 5),
@@ -106,7 +143,8 @@ class LeNet(_Stack):
         ]
 
     def get_config(self):
-        return {**super().get_config(), "hidden": self.hidden}
+        return {**super().get_config(), "hidden": self.hidden,
+                "first_kernel": self.first_kernel}
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")

@@ -4,10 +4,14 @@ Launchers (``launch/train.py``) only parse flags and call ``train``; configs
 (``configs/*.py``) only return a ``ConfigDict``. Everything between lives here.
 
 Config fields:
-    seed, epochs, steps_per_epoch (None = whole dataset), verbose
-    data: name ("synthetic"), batch_size, and the dataset's own arguments
-    model: encoder ("mlp" | "resnet_lite" | "lenet"), encoder_kwargs,
-           head_units, loss (a Keras loss name), loss_weights, per_task_gradients
+    seed, epochs, steps_per_epoch (0 = whole dataset), verbose,
+    early_stopping_patience (0 = off; else stop on val_loss, restore the best weights)
+    data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
+          "movielens"), batch_size, and the loader's own arguments
+          (celeba ``tasks`` may be "tag" or "mr_groups" for the presets)
+    model: encoder ("mlp" | "resnet_lite" | "resnet18" | "lenet" | "movielens"),
+           encoder_kwargs, head_units and loss (used where the dataset does
+           not fix them), loss_weights, per_task_gradients
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
                nesterov, weight_decay, halve_every_epochs (0 = constant)
     transference: enabled, order, every, method, scale_by_lr, update_heads, plot
@@ -27,27 +31,62 @@ from tf_mtl.callbacks import AffinityLogger
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.transference import Transference
 
-ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite, "lenet": encoders.LeNet}
+ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
+            "resnet18": encoders.ResNet18, "lenet": encoders.LeNet,
+            "movielens": data_lib.MovieLensEncoder}
+LOSSES = {  # Names configs use for losses that need arguments.
+    "categorical_crossentropy_logits":
+        lambda: keras.losses.CategoricalCrossentropy(from_logits=True),
+    "sparse_categorical_crossentropy_logits":
+        lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    "binary_crossentropy_logits": lambda: keras.losses.BinaryCrossentropy(from_logits=True),
+}
+METRICS = {  # Names configs use for metrics that need arguments.
+    "binary_accuracy_logits": lambda: keras.metrics.BinaryAccuracy(threshold=0.0),
+}
+CELEBA_PRESETS = {"tag": data_lib.CELEBA_TAG_TASKS, "mr_groups": data_lib.CELEBA_MR_GROUPS}
+
+
+def make_loss(name):
+    """A loss object for a config name (a ``LOSSES`` key or a Keras loss name)."""
+    return LOSSES[name]() if name in LOSSES else name
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
               "adamw": keras.optimizers.AdamW}
 
 
 def build_dataset(config, split):
     """``(dataset, extras)`` for ``split``; extras holds e.g. the planted groups."""
-    kwargs = dict(config.data)
+    kwargs = config.data.to_dict()
     name = kwargs.pop("name")
     if name == "synthetic":
         ds, groups = data_lib.synthetic(split, **kwargs)
         return ds, {"planted_groups": groups}
-    raise ValueError(f"Unknown dataset. Received: config.data.name={name!r}; known: ['synthetic']")
+    if name == "celeba":
+        tasks = kwargs.pop("tasks", "tag")
+        tasks = CELEBA_PRESETS.get(tasks, tasks) if isinstance(tasks, str) else tasks
+        spec = data_lib.celeba_task_spec(tasks)
+        return data_lib.celeba(split, tasks=tasks, **kwargs), {"task_spec": spec}
+    spec = None
+    if name in ("multi_mnist", "multi_mnist_pickle"):
+        loader = data_lib.multi_mnist if name == "multi_mnist" else data_lib.multi_mnist_pickle
+        spec = {t: (10, "sparse_categorical_crossentropy_logits") for t in ("left", "right")}
+        return loader(split=split, **kwargs), {"task_spec": spec}
+    if name == "movielens":
+        spec = {"watch": (1, "binary_crossentropy_logits"), "rating": (1, "mse")}
+        return data_lib.movielens(split, **kwargs), {"task_spec": spec}
+    raise ValueError(f"Unknown dataset. Received: config.data.name={name!r}; known: "
+                     "['celeba', 'movielens', 'multi_mnist', 'multi_mnist_pickle', 'synthetic']")
 
 
 def _tasks_of(dataset):
     return sorted(dataset.element_spec[1])
 
 
-def build_model(config, tasks):
+def build_model(config, tasks, task_spec=None):
+    """The ``MultiTaskModel`` of ``config``; ``task_spec`` ({task: (units, loss)})
+    comes from the dataset where it fixes the heads' shape and loss."""
     m = config.model
+    spec = task_spec or {t: (m.head_units, m.loss) for t in tasks}
     if m.encoder not in ENCODERS:
         raise ValueError(f"Unknown encoder. Received: config.model.encoder={m.encoder!r}; "
                          f"known: {sorted(ENCODERS)}")
@@ -58,8 +97,8 @@ def build_model(config, tasks):
                                    scale_by_lr=t.scale_by_lr, update_heads=t.update_heads))
     return MultiTaskModel(
         encoder=ENCODERS[m.encoder](**dict(m.encoder_kwargs)),
-        heads={t: keras.layers.Dense(m.head_units, name=f"head_{t}") for t in tasks},
-        losses={t: m.loss for t in tasks},
+        heads={t: keras.layers.Dense(spec[t][0], name=f"head_{t}") for t in tasks},
+        losses={t: make_loss(spec[t][1]) for t in tasks},
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
         probes=probes,
         per_task_gradients=m.per_task_gradients,
@@ -98,13 +137,21 @@ def train(config, workdir):
     if steps:
         train_ds, val_ds = train_ds.repeat(), val_ds.take(steps)
     steps_per_epoch = steps or int(train_ds.cardinality())
-    model = build_model(config, _tasks_of(train_ds))
-    model.compile(optimizer=build_optimizer(config, steps_per_epoch))
+    model = build_model(config, _tasks_of(train_ds), extras.pop("task_spec", None))
+    tasks = model.tasks
+    metrics = {t: [METRICS[n]() if n in METRICS else n
+                   for n in config.metrics.get(t, config.metrics.get("all", []))] for t in tasks}
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch),
+                  metrics={t: m for t, m in metrics.items() if m} or None)
     files = {name: os.path.join(workdir, name)
              for name in ("config.json", "metrics.csv", "model.keras")}
     with open(files["config.json"], "w") as f:
         f.write(config.to_json_best_effort(indent=1))
     callbacks = [keras.callbacks.CSVLogger(files["metrics.csv"])]
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience,
+            restore_best_weights=True))
     if config.transference.enabled:
         callbacks.append(AffinityLogger(workdir, plot=config.transference.plot))
         files.update({n: os.path.join(workdir, n) for n in ("affinity.json",
@@ -131,6 +178,8 @@ def base_config():
     """Defaults every config starts from (override what differs)."""
     c = ml_collections.ConfigDict()
     c.seed, c.epochs, c.steps_per_epoch, c.verbose, c.runlocal = 0, 1, 0, 2, False
+    c.early_stopping_patience = 0
+    c.metrics = ml_collections.ConfigDict()  # {task or "all": [Keras metric names]}
     c.data = ml_collections.ConfigDict({"name": "synthetic", "batch_size": 64})
     c.model = ml_collections.ConfigDict({
         "encoder": "mlp", "encoder_kwargs": {"units": [64]}, "head_units": 1,

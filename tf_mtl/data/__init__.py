@@ -1,5 +1,21 @@
 """Datasets as ``tf.data.Dataset`` of ``(x, {task: y})``, ready for ``MultiTaskModel``."""
 
+from tf_mtl.data.celeba import (CELEBA_ATTRIBUTES, CELEBA_MR_GROUPS, CELEBA_TAG_TASKS, celeba,
+                                celeba_task_spec)
+from tf_mtl.data.movielens import MovieLensEncoder, movielens
+from tf_mtl.data.multi_mnist import multi_mnist, multi_mnist_pickle
 from tf_mtl.data.synthetic import synthetic, synthetic_arrays
 
-__all__ = ["synthetic", "synthetic_arrays"]
+__all__ = [
+    "CELEBA_ATTRIBUTES",
+    "CELEBA_MR_GROUPS",
+    "CELEBA_TAG_TASKS",
+    "MovieLensEncoder",
+    "celeba",
+    "celeba_task_spec",
+    "movielens",
+    "multi_mnist",
+    "multi_mnist_pickle",
+    "synthetic",
+    "synthetic_arrays",
+]

@@ -67,10 +67,13 @@ class StepGradients:
         ``target`` must have been computed inside the tape. Per replica.
         """
         variables = self.shared_variables if variables is None else variables
-        return self.tape.gradient(
+        grads = self.tape.gradient(
             target, _tf_variables(variables), output_gradients=output_gradients,
             unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
+        # Embedding gradients arrive as IndexedSlices; rules and lookaheads do
+        # dense arithmetic on them (sums, scaling, stacking per task).
+        return [tf.convert_to_tensor(g) for g in grads]
 
     def task_gradient(self, index, variables=None, scale=1.0):
         """``d (scale * losses[index]) / d variables`` for one task.
