@@ -203,7 +203,13 @@ class MultiTaskModel(keras.Model):
         self.check_labels(y)
         self._build_for_step(x)
         own_vars = self.head_variables + list(self.update.trainable_variables)
-        if self.probes:
+        if any(p.every > 1 for p in self.probes):
+            if distribute.num_replicas() > 1:
+                raise ValueError(
+                    "Under a multi-replica tf.distribute strategy probes must measure "
+                    "every step: a cross-replica reduction inside a conditional branch is "
+                    "not supported by MirroredStrategy. Received: probes with every="
+                    f"{[p.every for p in self.probes]}; use every=1.")
             # The whole forward/backward runs inside one branch per set of due
             # probes. A tf.cond around only the probe would capture the forward
             # pass's tensors into the branch, which measured ~40% slower on CPU.
@@ -215,8 +221,8 @@ class MultiTaskModel(keras.Model):
                 for k in range(2 ** len(self.probes))
             ]
             out = tf.switch_case(index, branches)
-        else:
-            out = self._gradients(x, y, sw, own_vars, [])
+        else:  # No probe, or every probe measures every step: no branch.
+            out = self._gradients(x, y, sw, own_vars, self.probes)
         y_pred, losses, objective, shared_grads, own_grads, rule_logs = out
         share = 1.0 / distribute.num_replicas()  # The optimizer sums replicas.
         self.optimizer.apply(
