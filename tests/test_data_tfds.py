@@ -145,3 +145,66 @@ def test_movielens_from_tfds(mock):
     np.testing.assert_array_equal(x["vid"].numpy(), again)
     encoder = tf_mtl.data.MovieLensEncoder(hidden=[16])
     assert encoder(x).shape == (8, 16)
+
+
+def _pool_of(split, n):
+    """The source pool of ``split`` written out from the module doc: the last
+    1/6 of the TFDS train split is the validation pool."""
+    cut = n - n // 6
+    return set(range(cut)) if split == "train" else set(range(cut, n))
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_multi_mnist_source_indices_keep_train_and_validation_disjoint(mixed):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 600)
+    right_labels = rng.integers(0, 10, 650) if mixed else None   # Fashion pool may be longer.
+    idx = {s: mm.source_indices(s, labels, right_labels, seed=3) for s in ("train", "validation")}
+    for split, (left, right) in idx.items():
+        pool = _pool_of(split, 600)
+        assert sorted(left) == sorted(pool)                  # Each pool image is a left image once.
+        assert set(right) <= pool                            # Partners from the same pool only.
+        if not mixed:
+            assert np.all(labels[left] != labels[right])
+    if mixed:  # Two source datasets: each one's images stay on one side of the split.
+        assert not set(idx["train"][0]) & set(idx["validation"][0])
+        assert not set(idx["train"][1]) & set(idx["validation"][1])
+    else:
+        train_sources = set(idx["train"][0]) | set(idx["train"][1])
+        assert not train_sources & (set(idx["validation"][0]) | set(idx["validation"][1]))
+    again = mm.source_indices("validation", labels, right_labels, seed=3)
+    np.testing.assert_array_equal(again[1], idx["validation"][1])
+
+
+def _source_images(name):
+    ds = tfds.load(name, split="train", shuffle_files=False)
+    return np.stack([e["image"][..., 0] for e in tfds.as_numpy(ds)])
+
+
+@pytest.mark.parametrize("source", ["mnist", "mixed"])
+def test_multi_mnist_validation_composites_reuse_no_training_digit(source):
+    """Identifies each composite's two source images from its pixels alone: canvas
+    rows 0-7 show only the left image, rows 28-35 only the right one."""
+    with tfds.testing.mock_data(num_examples=60, policy=tfds.testing.MockPolicy.USE_CODE):
+        left_src = _source_images("mnist")
+        right_src = _source_images("fashion_mnist" if source == "mixed" else "mnist")
+        composites = {}
+        for split in ("train", "validation"):
+            ds = tf_mtl.data.multi_mnist(split, source=source, batch_size=100, shuffle=False)
+            x = np.concatenate([b[0].numpy() for b in ds])[..., 0]
+            composites[split] = np.round(x * 255).astype(np.uint8)
+    left_key = {img[:8, :28].tobytes(): i for i, img in enumerate(left_src)}
+    right_key = {img[20:, :].tobytes(): i for i, img in enumerate(right_src)}
+    assert len(left_key) == len(right_key) == 60   # Random mock images: keys are unique.
+    used = {}
+    for split, canvases in composites.items():
+        left = [left_key[c[:8, :28].tobytes()] for c in canvases]    # KeyError: not a source.
+        right = [right_key[c[28:, 8:].tobytes()] for c in canvases]
+        used[split] = (set(left), set(right))
+    assert len(composites["train"]) == 50 and len(composites["validation"]) == 10
+    if source == "mixed":
+        assert not used["train"][0] & used["validation"][0]
+        assert not used["train"][1] & used["validation"][1]
+    else:
+        assert not (used["train"][0] | used["train"][1]) & (used["validation"][0]
+                                                            | used["validation"][1])

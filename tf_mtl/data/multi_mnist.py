@@ -3,21 +3,35 @@
 Built from TFDS ``mnist`` / ``fashion_mnist`` as Sener & Koltun (2018) and
 Lin et al. (2019) build it, deterministically from ``seed``:
 
-1. For every image ``i`` of the TFDS split, draw a partner ``j`` from the same
-   split with a seeded permutation; redraw partners until every pair has two
-   different classes (for ``source="mixed"`` the partner comes from
-   Fashion-MNIST and no class constraint applies).
-2. On a 36x36 black canvas put image ``i`` (28x28) at the top-left corner
+1. Split the SOURCE images first: the last 1/6 of the TFDS train split is the
+   validation pool, the rest the train pool; the TFDS test split is the test
+   pool. For ``source="mixed"`` the MNIST and the Fashion-MNIST images are
+   both split this way (each truncated to the shorter of the two).
+2. Within each pool, every image ``i`` is the left image of one composite; its
+   partner ``j`` is drawn from the SAME pool with a seeded permutation, redrawn
+   until every pair has two different classes (for ``"mixed"`` the partner
+   comes from the Fashion-MNIST pool and no class constraint applies). So a
+   validation composite never reuses a source image of a training composite
+   (``source_indices`` returns which source images each composite uses).
+3. On a 36x36 black canvas put image ``i`` (28x28) at the top-left corner
    (rows/cols 0-27) and image ``j`` at the bottom-right (rows/cols 8-35);
    where they overlap keep the brighter pixel (``max``).
-3. Resize to ``image_size`` (bilinear; default 36, the size of Lin et al.'s
+4. Resize to ``image_size`` (bilinear; default 36, the size of Lin et al.'s
    released files; Sener & Koltun resize back to 28).
-4. Labels: ``left`` = class of ``i``, ``right`` = class of ``j`` (ints 0-9).
+5. Labels: ``left`` = class of ``i``, ``right`` = class of ``j`` (ints 0-9).
 
-Splits follow ``001`` App. D.4: the last 1/6 of the composed training set is
-``"validation"``, the rest ``"train"``; ``"test"`` is composed from the TFDS
-test split. ``multi_mnist_pickle`` reads the pickled files Lin et al.
-released (``(trainX, trainLabel, testX, testLabel)``), which ``001`` used.
+Sizes. One composite per source image, so the 60,000 TFDS training images give
+50,000 ``"train"`` and 10,000 ``"validation"`` composites, and the 10,000 TFDS
+test images 10,000 ``"test"`` composites. ``001`` App. D.4 instead uses the
+files Lin et al. released and splits 1/6 of their training part off for
+validation: 100k/20k/20k train/valid/test (the files hold 120k training and
+20k test composites), i.e. twice as many composites as this construction.
+
+``multi_mnist_pickle`` reads those pickled files (``(trainX, trainLabel,
+testX, testLabel)``), which ``001`` used; its ``"validation"`` split is the
+last 1/6 of the file's training composites, as in ``001`` App. D.4 (the file
+does not say which source digits each composite used, so that split cannot
+be made source-disjoint).
 """
 
 import os
@@ -67,9 +81,40 @@ def _load_numpy(name, split, data_dir, download):
 
 
 def _holdout(split, n):
-    """Indices of ``"train"`` / ``"validation"`` within a composed training set."""
+    """Indices of ``"train"`` / ``"validation"`` among ``n`` training items (last 1/6 held out)."""
     cut = n - n // 6
     return np.arange(cut) if split == "train" else np.arange(cut, n)
+
+
+def source_indices(split, left_labels, right_labels=None, seed=0):
+    """Which source images each composite of ``split`` overlays.
+
+    Args:
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        left_labels: classes of the source images of the TFDS split the
+            composites come from (TFDS ``train`` for ``"train"`` and
+            ``"validation"``, TFDS ``test`` for ``"test"``).
+        right_labels: classes of the right-image source (``"mixed"``:
+            Fashion-MNIST) or None when left and right come from the same images.
+        seed: pairing seed.
+
+    Returns:
+        ``(left, right)`` int arrays of indices into those source arrays, one
+        entry per composite. For ``"train"`` and ``"validation"`` both index
+        only their own pool (first 5/6 / last 1/6 of the TFDS train split).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+    n = len(left_labels) if right_labels is None else min(len(left_labels), len(right_labels))
+    # Pools are cut before pairing, so no source image is shared across splits.
+    pool = np.arange(n) if split == "test" else _holdout(split, n)
+    # One seed stream per split, so the train pairs do not depend on the validation pool.
+    split_seed = [seed, SPLITS.index(split)]
+    if right_labels is None:
+        labels = np.asarray(left_labels)[pool]
+        return pool, pool[partners(labels, split_seed, distinct=True)]
+    # Mixed: the partner is a Fashion-MNIST image; classes of the two sources are unrelated.
+    return pool, pool[partners(np.zeros(len(pool)), split_seed, distinct=False)]
 
 
 def _dataset(images, left, right, split, image_size, batch_size, shuffle, seed):
@@ -110,20 +155,13 @@ def multi_mnist(split, source="mnist", *, image_size=CANVAS, batch_size=256, see
     tfds_split = "test" if split == "test" else "train"
     left_images, left_labels = _load_numpy(left_name, tfds_split, data_dir, download)
     if right_name == left_name:
-        right_images, right_labels = left_images, left_labels
+        right_images, right_labels, pool_labels = left_images, left_labels, None
     else:
         right_images, right_labels = _load_numpy(right_name, tfds_split, data_dir, download)
-        n = min(len(left_images), len(right_images))
-        left_images, left_labels = left_images[:n], left_labels[:n]
-        right_images, right_labels = right_images[:n], right_labels[:n]
-    offset = {"train": 0, "validation": 0, "test": 1}[split]  # Same pairs for train/val.
-    partner = partners(left_labels if right_name == left_name else np.arange(len(left_labels)),
-                       [seed, offset], distinct=True)
-    images = compose(left_images, right_images[partner])
-    left, right = left_labels, right_labels[partner]
-    if split != "test":
-        keep = _holdout(split, len(images))
-        images, left, right = images[keep], left[keep], right[keep]
+        pool_labels = right_labels
+    left_idx, right_idx = source_indices(split, left_labels, pool_labels, seed)
+    images = compose(left_images[left_idx], right_images[right_idx])
+    left, right = left_labels[left_idx], right_labels[right_idx]
     return _dataset(images, left, right, split, image_size, batch_size, shuffle, seed)
 
 
