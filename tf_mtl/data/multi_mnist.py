@@ -30,8 +30,9 @@ validation: 100k/20k/20k train/valid/test (the files hold 120k training and
 ``multi_mnist_pickle`` reads those pickled files (``(trainX, trainLabel,
 testX, testLabel)``), which ``001`` used; its ``"validation"`` split is the
 last 1/6 of the file's training composites, as in ``001`` App. D.4 (the file
-does not say which source digits each composite used, so that split cannot
-be made source-disjoint).
+does not record which source digits each composite used, so whether these
+validation composites share digits with the training ones can be neither
+checked nor changed here).
 """
 
 import os
