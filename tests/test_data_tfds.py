@@ -4,6 +4,7 @@ the real feature specs."""
 import importlib
 import pickle
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -143,8 +144,64 @@ def test_movielens_from_tfds(mock):
     np.testing.assert_array_equal(sw["rating"].numpy(), y["watch"].numpy()[:, 0])
     again = next(iter(tf_mtl.data.movielens("train", batch_size=8)))[0]["vid"].numpy()
     np.testing.assert_array_equal(x["vid"].numpy(), again)
-    encoder = tf_mtl.data.MovieLensEncoder(hidden=[16])
+    encoder = tf_mtl.data.MovieLensEncoder(hidden=[16], dropout=[0.0])
     assert encoder(x).shape == (8, 16)
+
+
+def _movielens_features(rng, n):
+    x = {k: rng.integers(0, ml.VOCAB[k], n).astype(np.int32)
+         for k in ml.EMBED if k not in ("title", "genre")}
+    x["title"] = rng.integers(0, 30, (n, ml.TITLE_WORDS)).astype(np.int32)
+    x["title"][:, 3:] = 0                                   # Padding.
+    x["genre"] = (rng.random((n, ml.VOCAB["genre"])) < 0.2).astype(np.float32)
+    x["genre"][0] = 0                                      # A movie without genres.
+    return x
+
+
+def test_movielens_encoder_is_001_d6_dense_dropout_stack():
+    """Embeddings -> Dense(50), Dropout(0.05), Dense(10), Dropout(0.01), ReLU."""
+    x = _movielens_features(np.random.default_rng(0), 64)
+    encoder = tf_mtl.data.MovieLensEncoder()
+    out = encoder(x, training=False).numpy()
+    assert [(type(l).__name__, getattr(l, "units", None), getattr(l, "rate", None))
+            for l in encoder.mlp] == [("Dense", 50, None), ("Dropout", None, 0.05),
+                                      ("Dense", 10, None), ("Dropout", None, 0.01)]
+    # The inference forward written out with numpy from the layer's own weights.
+    table = {k: encoder.embeddings[k].embeddings.numpy() for k in ml.EMBED}
+    parts = []
+    for k in ml.EMBED:
+        if k == "title":
+            mask = (x[k] > 0)[..., None]
+            parts.append((table[k][x[k]] * mask).sum(1) / np.maximum(mask.sum(1), 1))
+        elif k == "genre":
+            parts.append(x[k] @ table[k] / np.maximum(x[k].sum(1, keepdims=True), 1))
+        else:
+            parts.append(table[k][x[k]])
+    h = np.concatenate(parts, axis=1)
+    assert h.shape[1] == sum(ml.EMBED.values()) == 175
+    for dense in (encoder.mlp[0], encoder.mlp[2]):
+        h = np.maximum(h @ dense.kernel.numpy() + dense.bias.numpy(), 0.0)
+    np.testing.assert_allclose(out, h, rtol=1e-5, atol=1e-6)
+    # Training mode drops units (a 0.05 rate over 64x50 units drops some for sure).
+    assert not np.allclose(encoder(x, training=True).numpy(), out)
+    config = encoder.get_config()
+    assert (config["hidden"], config["dropout"], config["activation"]) == (
+        [50, 10], [0.05, 0.01], "relu")
+    clone = keras.layers.deserialize(keras.layers.serialize(encoder))
+    assert isinstance(clone, tf_mtl.data.MovieLensEncoder)
+    assert [l.rate for l in clone.mlp[1::2]] == [0.05, 0.01]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(hidden=[50, 0]), r"`hidden`.*Received: hidden=\[50, 0\]"),
+    (dict(hidden="50"), "`hidden`.*Received: hidden='50'"),
+    (dict(dropout=[0.05, 1.0]), r"`dropout`.*Received: dropout=\[0.05, 1.0\]"),
+    (dict(hidden=[16]), r"one rate per entry of `hidden` \(1\). Received: dropout="),
+    (dict(activation="nope"), "`activation`.*Received: activation='nope'"),
+])
+def test_movielens_encoder_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tf_mtl.data.MovieLensEncoder(**kwargs)
 
 
 def _pool_of(split, n):

@@ -140,25 +140,65 @@ def movielens(split, *, batch_size=1024, num_examples=None, seed=0, shuffle=None
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
 class MovieLensEncoder(keras.layers.Layer):
-    """Embeds the MovieLens features (``001`` D.6 sizes), concatenates, then an MLP.
+    """Embeds the MovieLens features, concatenates them, then ``Dense``/``Dropout`` pairs.
 
-    ``title`` and ``genre`` are bags: the mean of their word / genre embeddings.
+    The defaults are ``001`` App. D.6: embeddings of sizes ``EMBED`` ->
+    ``Dense(50), Dropout(0.05), Dense(10), Dropout(0.01)``; the task heads
+    project from the last layer. D.6 names no activation for the two Dense
+    layers; ReLU is used (two activation-free Dense layers would collapse to one
+    linear map). ``title`` and ``genre`` are bags: the mean of their word /
+    genre embeddings.
+
+    Args:
+        hidden: units of each Dense layer (positive ints).
+        dropout: dropout rate after each Dense layer: one per entry of
+            ``hidden``, or one rate for all; each in [0, 1).
+        activation: activation of every Dense layer (a Keras activation name).
+
+    Example:
+        >>> encoder = tf_mtl.data.MovieLensEncoder()   # 001 D.6
+        >>> encoder = tf_mtl.data.MovieLensEncoder(hidden=[64, 32, 16], dropout=0.0)
     """
 
-    def __init__(self, hidden=(64, 32), **kwargs):
+    def __init__(self, hidden=(50, 10), dropout=(0.05, 0.01), activation="relu", **kwargs):
         super().__init__(**kwargs)
-        self.hidden = list(hidden)
+        if (isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__")
+                or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0
+                           for h in hidden)):
+            raise ValueError("`hidden` must be a list of positive ints. "
+                             f"Received: hidden={hidden!r}")
+        if isinstance(dropout, (int, float, np.number)) and not isinstance(dropout, bool):
+            dropout = [dropout] * len(hidden)  # One rate for every Dense layer.
+        if (isinstance(dropout, (str, bytes)) or not hasattr(dropout, "__iter__")
+                or not all(isinstance(r, (int, float, np.number)) and not isinstance(r, bool)
+                           and 0 <= r < 1 for r in dropout)):
+            raise ValueError("`dropout` must be a rate in [0, 1) or a list of them. "
+                             f"Received: dropout={dropout!r}")
+        hidden, dropout = [int(h) for h in hidden], [float(r) for r in dropout]
+        if len(dropout) != len(hidden):
+            raise ValueError("`dropout` must give one rate per entry of `hidden` "
+                             f"({len(hidden)}). Received: dropout={dropout!r}")
+        try:
+            keras.activations.get(activation)
+        except ValueError as e:
+            raise ValueError("`activation` must be a Keras activation. "
+                             f"Received: activation={activation!r}") from e
+        self.hidden, self.dropout, self.activation = hidden, dropout, activation
         self.embeddings = {k: keras.layers.Embedding(VOCAB[k], EMBED[k], name=f"embed_{k}")
                            for k in EMBED}
-        self.dense = [keras.layers.Dense(h, activation="relu") for h in self.hidden]
+        self.mlp = []
+        for i, (units, rate) in enumerate(zip(hidden, dropout)):
+            self.mlp.append(keras.layers.Dense(units, activation=activation, name=f"dense_{i}"))
+            self.mlp.append(keras.layers.Dropout(rate, name=f"dropout_{i}"))
 
     def build(self, input_shape):
         for k, layer in self.embeddings.items():
             layer.build((None,))
         width = sum(EMBED.values())
-        for layer in self.dense:
-            layer.build((None, width))
-            width = layer.units
+        for layer in self.mlp:
+            if isinstance(layer, keras.layers.Dense):
+                layer.build((None, width))
+                width = layer.units
         self.built = True
 
     def call(self, x, training=None):
@@ -176,12 +216,14 @@ class MovieLensEncoder(keras.layers.Layer):
             else:
                 parts.append(layer(tf.cast(x[k], tf.int32)))
         h = tf.concat(parts, axis=-1)
-        for layer in self.dense:
-            h = layer(h)
+        for layer in self.mlp:
+            h = layer(h, training=training) if isinstance(layer, keras.layers.Dropout) else layer(h)
         return h
 
     def compute_output_shape(self, input_shape):
         return (None, self.hidden[-1] if self.hidden else sum(EMBED.values()))
 
     def get_config(self):
-        return {**super().get_config(), "hidden": self.hidden}
+        return {**super().get_config(), "hidden": self.hidden, "dropout": self.dropout,
+                # A callable activation is stored by its Keras name so the config stays JSON.
+                "activation": keras.activations.serialize(keras.activations.get(self.activation))}
