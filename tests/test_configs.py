@@ -3,10 +3,15 @@
 import importlib
 import os
 
+import keras
 import pytest
 import tensorflow_datasets as tfds
+from absl import flags
+from ml_collections import config_flags
 
 from tf_mtl import experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIGS = ["celeba_tag", "celeba_groups_mtl", "multimnist_mtl", "movielens_mtl"]
 
@@ -34,3 +39,47 @@ def test_full_configs_keep_the_papers_settings():
     assert mnist.optimizer.halve_every_epochs == 30
     groups = importlib.import_module("configs.celeba_groups_mtl").get_config()
     assert groups.optimizer.name == "adam" and groups.optimizer.learning_rate == 1e-4
+    # The TAG code divides each step's transference by the learning rate.
+    assert tag.transference.scale_by_lr is True
+    movielens = importlib.import_module("configs.movielens_mtl").get_config()
+    assert movielens.model.encoder_kwargs.to_dict() == {
+        "hidden": [50, 10], "dropout": [0.05, 0.01], "activation": "relu"}   # 001 App. D.6
+    assert movielens.optimizer.name == "adam" and movielens.optimizer.epsilon == 1e-8
+    assert movielens.optimizer.halve_every_epochs == 25 and movielens.epochs == 100
+
+
+def test_movielens_config_builds_the_d6_encoder_and_adam_epsilon():
+    config = importlib.import_module("configs.movielens_mtl").get_config()
+    model = experiment.build_model(config, ["rating", "watch"],
+                                   {"watch": (1, "binary_crossentropy_logits"),
+                                    "rating": (1, "mse")})
+    assert [(type(l).__name__, getattr(l, "units", None), getattr(l, "rate", None))
+            for l in model.encoder.mlp] == [("Dense", 50, None), ("Dropout", None, 0.05),
+                                            ("Dense", 10, None), ("Dropout", None, 0.01)]
+    optimizer = experiment.build_optimizer(config, steps_per_epoch=10)
+    assert isinstance(optimizer, keras.optimizers.Adam) and optimizer.epsilon == 1e-8
+
+
+def test_optimizer_epsilon_field():
+    config = experiment.base_config()
+    config.optimizer.name = "adamw"
+    assert config.optimizer.epsilon is None
+    default = experiment.build_optimizer(config, 10).epsilon
+    assert default == keras.optimizers.AdamW().epsilon == 1e-7   # None: Keras's default.
+    config.optimizer.epsilon = 1e-6
+    assert experiment.build_optimizer(config, 10).epsilon == 1e-6
+    config.optimizer.name = "sgd"
+    with pytest.raises(ValueError, match=r"epsilon.*adam.*Received: epsilon=1e-06 with name='sgd'"):
+        experiment.build_optimizer(config, 10)
+    config.optimizer.update(name="adam", epsilon=0.0)
+    with pytest.raises(ValueError, match="Received: epsilon=0.0"):
+        experiment.build_optimizer(config, 10)
+
+
+def test_optimizer_epsilon_is_settable_from_a_flag():
+    argv = ["prog", f"--config={ROOT}/configs/movielens_mtl.py", "--config.optimizer.epsilon=1e-6"]
+    values = flags.FlagValues()
+    # sys_argv: which overrides to define is read from this argv, not the test runner's.
+    config_flags.DEFINE_config_file("config", None, "config", flag_values=values, sys_argv=argv)
+    values(argv)
+    assert values.config.optimizer.epsilon == 1e-6

@@ -13,7 +13,8 @@ Config fields:
            encoder_kwargs, head_units and loss (used where the dataset does
            not fix them), loss_weights, per_task_gradients
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
-               nesterov, weight_decay, halve_every_epochs (0 = constant)
+               nesterov, weight_decay, halve_every_epochs (0 = constant),
+               epsilon (Adam/AdamW only; None = Keras's default 1e-7)
     transference: enabled, order, every, method, scale_by_lr, update_heads, plot
     grouping: enabled, splits, objective — select groups from the measured
               affinities at the end (needs transference) and write groups.json
@@ -118,6 +119,15 @@ def build_optimizer(config, steps_per_epoch):
     kwargs = {"learning_rate": lr}
     if o.name == "sgd":
         kwargs.update(momentum=o.momentum, nesterov=o.nesterov)
+    epsilon = o.get("epsilon")  # None: Keras's default (1e-7), not the 1e-8 of most papers.
+    if epsilon is not None:
+        if o.name not in ("adam", "adamw"):
+            raise ValueError("`config.optimizer.epsilon` applies to 'adam' and 'adamw' only. "
+                             f"Received: epsilon={epsilon!r} with name={o.name!r}")
+        if not epsilon > 0:
+            raise ValueError("`config.optimizer.epsilon` must be > 0. "
+                             f"Received: epsilon={epsilon!r}")
+        kwargs["epsilon"] = float(epsilon)
     if o.weight_decay:
         kwargs["weight_decay"] = o.weight_decay
     return OPTIMIZERS[o.name](**kwargs)
@@ -186,7 +196,9 @@ def base_config():
         "loss": "mse", "loss_weights": {}, "per_task_gradients": "loop"})
     c.optimizer = ml_collections.ConfigDict({
         "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False,
-        "weight_decay": 0.0, "halve_every_epochs": 0})
+        "weight_decay": 0.0, "halve_every_epochs": 0,
+        # A typed None, so --config.optimizer.epsilon=1e-8 parses as a float.
+        "epsilon": ml_collections.config_dict.placeholder(float)})
     c.transference = ml_collections.ConfigDict({
         "enabled": False, "order": 1, "every": 10, "method": "exact",
         "scale_by_lr": False, "update_heads": False, "plot": True})
