@@ -8,7 +8,10 @@ Config fields:
     early_stopping_patience (0 = off; else stop on val_loss, restore the best weights)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
           "movielens"), batch_size, and the loader's own arguments
-          (celeba ``tasks`` may be "tag" or "mr_groups" for the presets)
+          (celeba ``tasks`` may be "tag" or "mr_groups" for the presets).
+          Empty fields ("" / None) are not passed (the loader's default
+          applies); a non-empty field the loader does not take is an error
+          (``DATASETS`` lists each loader's fields)
     model: encoder ("mlp" | "resnet_lite" | "resnet18" | "lenet" | "movielens"),
            encoder_kwargs, head_units and loss (used where the dataset does
            not fix them), loss_weights, per_task_gradients
@@ -55,28 +58,69 @@ OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
               "adamw": keras.optimizers.AdamW}
 
 
+# The config fields each loader takes (besides ``split``), declared rather than read off
+# the signatures so that a field meant for a sibling loader (``source`` for the pickles)
+# or a misspelt one is refused by name instead of reaching the loader as a TypeError.
+DATASETS = {
+    "synthetic": (data_lib.synthetic, (
+        "batch_size", "shuffle", "num_tasks", "num_groups", "num_examples", "input_dim",
+        "group_rank", "task_noise", "label_noise", "scale", "kind", "seed")),
+    "celeba": (data_lib.celeba, (
+        "tasks", "image_size", "batch_size", "data_dir", "shuffle", "seed", "download")),
+    "multi_mnist": (data_lib.multi_mnist, (
+        "source", "image_size", "batch_size", "seed", "shuffle", "data_dir", "download")),
+    "multi_mnist_pickle": (data_lib.multi_mnist_pickle, (
+        "path", "image_size", "batch_size", "seed", "shuffle")),
+    "movielens": (data_lib.movielens, (
+        "batch_size", "num_examples", "seed", "shuffle", "data_dir", "download")),
+}
+MULTI_MNIST_SPEC = {t: (10, "sparse_categorical_crossentropy_logits") for t in ("left", "right")}
+
+
+def loader_kwargs(data_config):
+    """``(name, kwargs)`` for the loader ``data_config.name`` names.
+
+    Rule: an empty field (``""`` or None) is not passed, so the loader's own
+    default applies; every other field must be one the loader takes
+    (``DATASETS``), else a ``ValueError`` names it. A config can thus carry the
+    fields of sibling loaders (``path`` for the pickles, ``source`` for TFDS
+    MultiMNIST) left empty, and switching loaders from flags needs no removal.
+    """
+    fields = data_config.to_dict()
+    name = fields.pop("name", None)
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset. Received: config.data.name={name!r}; known: "
+                         f"{sorted(DATASETS)}")
+    accepted = DATASETS[name][1]
+    given = {k: v for k, v in fields.items() if v is not None and v != ""}
+    unused = sorted(set(given) - set(accepted))
+    if unused:
+        raise ValueError(
+            f"config.data.name={name!r} does not take the field(s) {unused}; leave them empty "
+            f"('') or set a field it takes: {sorted(accepted)}. Received: "
+            + ", ".join(f"config.data.{k}={given[k]!r}" for k in unused))
+    return name, given
+
+
 def build_dataset(config, split):
     """``(dataset, extras)`` for ``split``; extras holds e.g. the planted groups."""
-    kwargs = config.data.to_dict()
-    name = kwargs.pop("name")
+    name, kwargs = loader_kwargs(config.data)
+    loader = DATASETS[name][0]
     if name == "synthetic":
-        ds, groups = data_lib.synthetic(split, **kwargs)
+        ds, groups = loader(split, **kwargs)
         return ds, {"planted_groups": groups}
     if name == "celeba":
         tasks = kwargs.pop("tasks", "tag")
         tasks = CELEBA_PRESETS.get(tasks, tasks) if isinstance(tasks, str) else tasks
         spec = data_lib.celeba_task_spec(tasks)
-        return data_lib.celeba(split, tasks=tasks, **kwargs), {"task_spec": spec}
-    spec = None
+        return loader(split, tasks=tasks, **kwargs), {"task_spec": spec}
     if name in ("multi_mnist", "multi_mnist_pickle"):
-        loader = data_lib.multi_mnist if name == "multi_mnist" else data_lib.multi_mnist_pickle
-        spec = {t: (10, "sparse_categorical_crossentropy_logits") for t in ("left", "right")}
-        return loader(split=split, **kwargs), {"task_spec": spec}
-    if name == "movielens":
-        spec = {"watch": (1, "binary_crossentropy_logits"), "rating": (1, "mse")}
-        return data_lib.movielens(split, **kwargs), {"task_spec": spec}
-    raise ValueError(f"Unknown dataset. Received: config.data.name={name!r}; known: "
-                     "['celeba', 'movielens', 'multi_mnist', 'multi_mnist_pickle', 'synthetic']")
+        if name == "multi_mnist_pickle" and "path" not in kwargs:
+            raise ValueError("config.data.name='multi_mnist_pickle' needs the pickle's path. "
+                             "Received: config.data.path=''")
+        return loader(split=split, **kwargs), {"task_spec": MULTI_MNIST_SPEC}
+    spec = {"watch": (1, "binary_crossentropy_logits"), "rating": (1, "mse")}
+    return loader(split, **kwargs), {"task_spec": spec}
 
 
 def _tasks_of(dataset):
