@@ -75,7 +75,9 @@ def select_groups(scores, splits=None, objective="tag", *, tasks=None, costs=Non
             ``scores[t][t]`` = trained alone (minimize; a member scores the
             mean over its partners). ``"transference"``: ``scores[b][a]`` =
             transference of ``b`` on ``a``, normalized as ``001`` App. B,
-            ``1 - t(b, a) / t(a, a)`` averaged over partners (minimize; alone 0).
+            ``1 - t(b, a) / t(a, a)`` averaged over partners (minimize; alone 0,
+            the normalised ``t_hat(a, a)``); every ``t(a, a)`` must be > 0,
+            else ``ValueError``.
         splits: how many groups at most (the budget with unit costs).
         objective: ``"tag"``, ``"hoa"`` or ``"transference"``.
         tasks: restrict to these tasks (default: every row without ``|``).
@@ -105,10 +107,14 @@ def select_groups(scores, splits=None, objective="tag", *, tasks=None, costs=Non
                              f"Received: splits={splits}")
         budget = splits
     if objective == "transference":
-        zero = [t for t in tasks if scores[t][t] == 0]
-        if zero:
-            raise ValueError(f"The transference objective divides by self-transference; it is "
-                             f"0 for {zero}. Received: scores[t][t] == 0")
+        # t_hat(b, a) = 1 - t(b, a) / t(a, a): a zero t(a, a) divides by zero and a negative
+        # one flips the sign, so partners that help a would rank as the worst.
+        bad = [t for t in tasks if not scores[t][t] > 0]
+        if bad:
+            raise ValueError(
+                "The transference objective normalises by self-transference t(a, a) = "
+                f"scores[a][a], which must be > 0; it is not for tasks {bad}. Received: "
+                + ", ".join(f"scores[{t!r}][{t!r}]={scores[t][t]!r}" for t in bad))
     cost_of = {}
     for key, value in (costs or {}).items():
         group = tuple(sorted(key.split("|") if isinstance(key, str) else key))
