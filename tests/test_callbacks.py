@@ -26,7 +26,7 @@ def test_logger_writes_epoch_means_run_mean_and_plot_with_validation(tmp_path):
     ds, _ = tf_mtl.data.synthetic("train", num_tasks=3, num_groups=3, num_examples=96,
                                   batch_size=16)
     val, _ = tf_mtl.data.synthetic("validation", num_tasks=3, num_groups=3, num_examples=32)
-    probe = tf_mtl.transference.Transference(every=2, method="first_order")
+    probe = tf_mtl.transference.Transference(every=2, method="first_order", log_pairs=True)
     model = _model([probe])
     seen = []
 

@@ -51,17 +51,32 @@ def test_simulated_update_equals_apply(name, steps_before):
         np.testing.assert_allclose(s[0].numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_candidates_are_batched_independently():
+def test_each_batched_candidate_equals_really_applying_it():
+    """Three candidates at once: candidate i is what apply() does with gradient i,
+    each on its own copy of the weights and optimizer state."""
     rng = np.random.default_rng(2)
     variables = _variables(3)
     opt = keras.optimizers.Adam(0.01, clipnorm=1.0)
     opt.apply(_grads(rng, variables), variables)
-    cands = [_grads(rng, variables) for _ in range(3)]
+    cands = [[g * s for g in _grads(rng, variables)] for s in (0.5, 1.0, 3.0)]
     batched = lookahead.next_weights(opt, [tf.stack(c) for c in zip(*cands)], variables)
     for i, c in enumerate(cands):
-        single = lookahead.next_weights(opt, [g[None] for g in c], variables)
-        for b, s in zip(batched, single):
-            np.testing.assert_allclose(b[i].numpy(), s[0].numpy(), rtol=1e-6)
+        copies = [keras.Variable(v.numpy()) for v in variables]
+        copy_opt = keras.optimizers.Adam.from_config(opt.get_config())
+        copy_opt.build(copies)
+        for dst, src in zip(copy_opt.variables, opt.variables):
+            dst.assign(src)
+        copy_opt.apply(c, copies)
+        for b, v in zip(batched, copies):
+            np.testing.assert_allclose(b[i].numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(batched[0][0].numpy(), batched[0][2].numpy())
+
+
+def test_chunks_cover_every_row_in_order():
+    rows = tf.constant(np.arange(21, dtype="float32").reshape(7, 3))
+    for size in (1, 2, 3, 7, 10):
+        out = lookahead.map_chunks(lambda r: r * 2.0, rows, size)
+        np.testing.assert_array_equal(out.numpy(), rows.numpy() * 2)
 
 
 def test_weight_decay_exclusion_is_respected():
@@ -81,6 +96,8 @@ def test_weight_decay_exclusion_is_respected():
     (lambda: keras.optimizers.SGD(0.1, global_clipnorm=1.0), "global_clipnorm=1.0"),
     (lambda: keras.optimizers.SGD(0.1, gradient_accumulation_steps=2),
      "gradient_accumulation_steps=2"),
+    (lambda: keras.optimizers.SGD(0.1, use_ema=True), "use_ema=True"),
+    (lambda: keras.optimizers.Adam(0.1, loss_scale_factor=128.0), "loss_scale_factor=128.0"),
 ])
 def test_unsupported_optimizers_are_refused(make, message):
     with pytest.raises(ValueError, match=message):

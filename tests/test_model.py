@@ -50,7 +50,7 @@ def test_logged_losses_equal_hand_computed_losses(per_task):
     assert logs["loss"] == pytest.approx(2 * float(left) + float(right), rel=1e-5)
     acc = np.mean(np.argmax(pred["left"], -1) == y["left"])
     assert logs["left_accuracy"] == pytest.approx(acc)
-    assert logs["transference/left>left"] == pytest.approx(1.0, abs=1e-5)
+    assert logs["transference/self"] == pytest.approx(1.0, abs=1e-5)  # cos(g_t, g_t)
 
 
 def test_equal_weights_step_is_exactly_the_gradient_of_the_weighted_sum():
@@ -170,3 +170,22 @@ def test_step_with_regularizer_matches_hand_gradient_with_or_without_a_probe(pro
     model.train_on_batch(x, y)
     for v, e in zip(model.trainable_variables, expected):
         np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+
+
+def test_validation_loss_has_the_training_losss_terms():
+    """evaluate's loss = weighted task losses + regularization, as the training loss."""
+    keras.utils.set_random_seed(2)
+    encoder = keras.Sequential([keras.layers.Dense(4, kernel_regularizer=keras.regularizers.L2(0.3))])
+    model = tf_mtl.MultiTaskModel(encoder, {"a": keras.layers.Dense(1), "b": keras.layers.Dense(1)},
+                                  {"a": "mse", "b": "mse"}, loss_weights={"b": 3.0})
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
+    y = {"a": np.ones((8, 1), "float32"), "b": -np.ones((8, 1), "float32")}
+    train = model.train_on_batch(x, y, return_dict=True)  # lr 0: weights unchanged.
+    val = model.evaluate(x, y, return_dict=True, verbose=0)
+    pred = model(x)
+    mse = keras.losses.MeanSquaredError()
+    penalty = 0.3 * float(np.sum(encoder.layers[0].kernel.numpy() ** 2))
+    expected = float(mse(y["a"], pred["a"])) + 3.0 * float(mse(y["b"], pred["b"])) + penalty
+    assert val["loss"] == pytest.approx(expected, rel=1e-5)
+    assert train["loss"] == pytest.approx(val["loss"], rel=1e-5)  # No BN/dropout: same terms.

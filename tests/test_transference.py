@@ -9,12 +9,14 @@ from tf_mtl import transference
 TASKS = ["a", "b", "c"]
 
 
-def _model(optimizer, seed=0, losses=None):
+def _model(optimizer, seed=0, losses=None, loss_weights=None, encoder=None, probes=None):
     keras.utils.set_random_seed(seed)
-    encoder = keras.Sequential([keras.layers.Dense(8), keras.layers.BatchNormalization(),
-                                keras.layers.ReLU(), keras.layers.Dense(4, activation="tanh")])
+    encoder = encoder or keras.Sequential([
+        keras.layers.Dense(8), keras.layers.BatchNormalization(), keras.layers.ReLU(),
+        keras.layers.Dense(4, activation="tanh")])
     model = tf_mtl.MultiTaskModel(encoder, {t: keras.layers.Dense(1) for t in TASKS},
-                                  losses or {t: "mse" for t in TASKS})
+                                  losses or {t: "mse" for t in TASKS},
+                                  loss_weights=loss_weights, probes=probes)
     model.compile(optimizer=optimizer)
     return model
 
@@ -31,23 +33,42 @@ def _train(model, steps=3):
         model.train_on_batch(*_batch(10 + i))
 
 
-def _stepped_copy_losses(model, x, y, subset):
-    """Really steps a copy (weights + optimizer state) on `subset`'s encoder gradient."""
+def _copy(model, x):
+    """An independent copy of the model (weights, BatchNorm statistics) and its optimizer state."""
     clone = tf_mtl.MultiTaskModel.from_config(model.get_config())
     clone(x)
     clone.set_weights(model.get_weights())
     opt = model.optimizer.from_config(model.optimizer.get_config())
-    opt.build(clone.trainable_variables)
-    for dst, src in zip(opt.variables, model.optimizer.variables):
-        dst.assign(src)
+    clone.compile(optimizer=opt)
+    if model.optimizer.built:
+        opt.build(clone.trainable_variables)
+        for dst, src in zip(opt.variables, model.optimizer.variables):
+            dst.assign(src)
+    return clone, opt
+
+
+def _task_losses(model, x, y, sw=None):
+    """Each task's batch-mean loss, written out with the Keras loss objects."""
+    pred = model(x, training=True)
+    return np.array([float(model.task_losses[t](y[t], pred[t],
+                                                sample_weight=None if sw is None else sw[t]))
+                     for t in model.tasks])
+
+
+def _stepped_copy_losses(model, x, y, subset, sw=None, weights=None):
+    """Really steps a copy (weights + optimizer state) of the encoder along
+    ``sum_{i in subset} w_i grad L_i`` plus the regularizers' gradient."""
+    clone, opt = _copy(model, x)
+    weights = weights or model.loss_weights
     with tf.GradientTape() as tape:
-        losses = clone.compute_task_losses(y, clone(x, training=True))
-        target = tf.add_n([losses[clone.tasks.index(t)] for t in subset])
+        pred = clone(x, training=True)
+        target = tf.add_n([weights[t] * clone.task_losses[t](
+            y[t], pred[t], sample_weight=None if sw is None else sw[t]) for t in subset]
+            + list(clone.losses))
     grads = tape.gradient(target, clone.shared_variables)
-    before = losses.numpy()
+    before = _task_losses(clone, x, y, sw)
     opt.apply(grads, clone.shared_variables)
-    after = clone.compute_task_losses(y, clone(x, training=True)).numpy()
-    return before, after
+    return before, _task_losses(clone, x, y, sw)
 
 
 @pytest.mark.parametrize("optimizer", [
@@ -150,19 +171,23 @@ def test_zero_loss_is_skipped_and_counted_not_nan():
     z = transference.measure(model, x, y, method="exact")
     assert all(z[s]["b"] is None for s in z)
     assert z["a"]["c"] is not None and np.isfinite(z["a"]["c"])
-    probe = transference.Transference(every=1)
+    probe = transference.Transference(every=1, log_pairs=True)
     model = tf_mtl.MultiTaskModel(model.encoder, model.heads, losses, probes=[probe])
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     logs = model.train_on_batch(x, y, return_dict=True)
     assert logs["transference/skipped"] == 4  # 4 sources x target b
-    assert logs["transference/a>b"] == 0.0 and np.isfinite(logs["transference/a|b|c>c"])
+    # Never measured: NaN in the logs and None in the scores, never a 0.0 that reads as a value.
+    assert np.isnan(logs["transference/a>b"]) and probe.scores()["a"]["b"] is None
+    assert np.isfinite(logs["transference/a|b|c>c"])
+    assert logs["transference/self"] == pytest.approx(np.mean([probe.scores()[t][t]
+                                                               for t in ("a", "c")]))
 
 
 def test_probe_in_fit_logs_epoch_means_every_n_steps():
     ds, _ = tf_mtl.data.synthetic("train", num_tasks=3, num_groups=3, num_examples=160,
                                   batch_size=16)
     tasks = ["t0", "t1", "t2"]
-    probe = transference.Transference(order=1, every=3, method="first_order")
+    probe = transference.Transference(order=1, every=3, method="first_order", log_pairs=True)
     model = tf_mtl.MultiTaskModel(tf_mtl.encoders.MLP([8, 4]),
                                   {t: keras.layers.Dense(1) for t in tasks},
                                   {t: "mse" for t in tasks}, probes=[probe])
@@ -214,4 +239,163 @@ def test_two_probes_measure_in_their_own_branches():
     x, y = _batch()
     logs = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
     assert logs["exact/steps"] == [2.0] and logs["cos/steps"] == [2.0]  # 0, 2 and 0, 3
-    assert logs["cos/a>a"][0] == pytest.approx(1.0, abs=1e-5)
+    assert logs["cos/self"][0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_default_logs_are_a_summary_and_pairs_come_back_with_log_pairs():
+    x, y = _batch()
+    for log_pairs in (False, True):
+        probe = transference.Transference(every=1, order=1, log_pairs=log_pairs)
+        model = _model(keras.optimizers.SGD(0.05), probes=[probe])
+        logs = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history
+        keys = sorted(k for k in logs if k.startswith("transference/"))
+        summary = ["transference/cross", "transference/self", "transference/skipped",
+                   "transference/steps"]
+        pairs = [f"transference/{s}>{t}" for s in ["a", "b", "c", "a|b|c"] for t in TASKS]
+        assert keys == sorted(summary + (pairs if log_pairs else []))
+        scores = probe.scores()
+        assert logs["transference/self"][0] == pytest.approx(
+            np.mean([scores[t][t] for t in TASKS]), rel=1e-5)
+        assert logs["transference/cross"][0] == pytest.approx(
+            np.mean([scores[s][t] for s in TASKS for t in TASKS if s != t]), rel=1e-5)
+        assert logs["transference/steps"] == [2.0]
+
+
+def test_an_epoch_without_a_measured_step_logs_nan_not_zero():
+    x, y = _batch(n=12)
+    probe = transference.Transference(every=7, log_pairs=True)
+    model = _model(keras.optimizers.SGD(0.05), probes=[probe])
+    logs = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+    assert logs["transference/steps"] == [1.0, 0.0]   # steps 0..2 measure 0; 3..5 none
+    for key in ("transference/self", "transference/cross", "transference/a>b"):
+        assert np.isfinite(logs[key][0]) and np.isnan(logs[key][1]), key
+    assert all(v is None for row in probe.scores().values() for v in row.values())
+
+
+def test_measure_reflects_the_optimizer_state_of_each_call():
+    """A trace made before training (zero momentum) must not be reused after it."""
+    model = _model(keras.optimizers.SGD(0.05, momentum=0.9))
+    x, y = _batch()
+    first = transference.measure(model, x, y)
+    before, after = _stepped_copy_losses(model, x, y, ["a"])
+    assert first["a"]["b"] == pytest.approx(1 - after[1] / before[1], rel=1e-4, abs=1e-6)
+    _train(model)
+    z = transference.measure(model, x, y)
+    transference._MEASURE_FNS.pop(model)  # A fresh trace must agree.
+    fresh = transference.measure(model, x, y)
+    for source in z:
+        before, after = _stepped_copy_losses(model, x, y, source.split("|"))
+        for j, t in enumerate(TASKS):
+            assert z[source][t] == pytest.approx(fresh[source][t], rel=1e-6, abs=1e-7)
+            assert z[source][t] == pytest.approx(1 - after[j] / before[j], rel=1e-4, abs=1e-6)
+    assert abs(z["a"]["b"] - first["a"]["b"]) > 1e-3  # Momentum changed the answer.
+    # Re-compiled with another optimizer: measured with the new one, before and after it steps.
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    for steps in (0, 2):
+        _train(model, steps)
+        z = transference.measure(model, x, y)
+        for source in ("a", "a|b|c"):
+            before, after = _stepped_copy_losses(model, x, y, source.split("|"))
+            for j, t in enumerate(TASKS):
+                assert z[source][t] == pytest.approx(1 - after[j] / before[j], rel=1e-4,
+                                                     abs=1e-6)
+
+
+@pytest.mark.parametrize("method", transference.METHODS)
+def test_measure_changes_no_variable(method):
+    encoder = keras.Sequential([keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                                keras.layers.Dropout(0.3), keras.layers.Dense(4)])
+    model = _model(keras.optimizers.Adam(0.01), encoder=encoder)
+    _train(model, 2)
+    x, y = _batch()
+    variables = model.variables + model.optimizer.variables + model.metrics_variables
+    state = [np.array(v.numpy(), copy=True) for v in variables]
+    transference.measure(model, x, y, order=-1, method=method, update_heads=True)
+    for v, s in zip(variables, state):
+        np.testing.assert_array_equal(v.numpy(), s, err_msg=v.path)
+
+
+def test_lookahead_uses_the_same_dropout_masks_and_batch_statistics():
+    """With a zero learning rate nothing moves, so every loss ratio is exactly 1."""
+    encoder = keras.Sequential([keras.layers.Dense(16), keras.layers.BatchNormalization(),
+                                keras.layers.Dropout(0.5), keras.layers.Dense(4)])
+    model = _model(keras.optimizers.SGD(0.0), encoder=encoder)
+    x, y = _batch()
+    z = transference.measure(model, x, y, order=1)
+    assert all(v == 0.0 for row in z.values() for v in row.values())
+
+
+def test_all_tasks_source_is_the_models_own_step():
+    """Unequal loss weights, per-task sample weights and a regularizer: Z[a|b|c]
+    is the step the model's own train step takes (heads held fixed, or stepped
+    too with update_heads=True)."""
+    encoder = keras.Sequential([
+        keras.layers.Dense(8, kernel_regularizer=keras.regularizers.L2(0.05)),
+        keras.layers.BatchNormalization(), keras.layers.Dense(4, activation="tanh")])
+    weights = {"a": 0.25, "b": 2.0, "c": 1.0}
+    model = _model(keras.optimizers.SGD(0.05, momentum=0.9), loss_weights=weights,
+                   encoder=encoder)
+    _train(model, 2)
+    x, y = _batch()
+    rng = np.random.default_rng(5)
+    sw = {t: rng.uniform(0, 2, len(x)).astype("float32") for t in TASKS}
+    for update_heads in (False, True):
+        z = transference.measure(model, x, y, sample_weight=sw, update_heads=update_heads)
+        clone, _ = _copy(model, x)
+        before = _task_losses(clone, x, y, sw)
+        heads = [v.numpy() for v in clone.head_variables]
+        clone.train_on_batch(x, y, sample_weight=sw)  # The model's own step.
+        if not update_heads:
+            for v, h in zip(clone.head_variables, heads):
+                v.assign(h)
+        after = _task_losses(clone, x, y, sw)
+        for j, t in enumerate(TASKS):
+            assert z["a|b|c"][t] == pytest.approx(1 - after[j] / before[j], rel=1e-4, abs=1e-6)
+    # Single sources carry their task's weight (and the regularizer) too.
+    z = transference.measure(model, x, y, sample_weight=sw)
+    before, after = _stepped_copy_losses(model, x, y, ["b"], sw)
+    for j, t in enumerate(TASKS):
+        assert z["b"][t] == pytest.approx(1 - after[j] / before[j], rel=1e-4, abs=1e-6)
+    # A swapped weight must show: unweighted sources give other values.
+    _, unweighted = _stepped_copy_losses(model, x, y, ["b"], sw, weights={t: 1.0 for t in TASKS})
+    assert abs((1 - unweighted[0] / before[0]) - z["b"]["a"]) > 1e-4
+
+
+@pytest.mark.parametrize("method", ["exact", "first_order"])
+def test_chunked_sources_give_the_same_values(method):
+    model = _model(keras.optimizers.Adam(0.01))
+    _train(model, 2)
+    x, y = _batch()
+    whole = transference.measure(model, x, y, order=-1, method=method)
+    for chunk_size in (1, 3):
+        chunked = transference.measure(model, x, y, order=-1, method=method,
+                                       chunk_size=chunk_size)
+        for source in whole:
+            for t in TASKS:
+                assert chunked[source][t] == pytest.approx(whole[source][t], rel=1e-5, abs=1e-7)
+
+
+def test_probe_in_fit_equals_measure_on_the_same_weights_state_and_batch():
+    """The probe measures before the optimizer applies: its value is measure() taken just
+    before that step (measuring after apply would differ)."""
+    probe = transference.Transference(every=1, order=1, method="exact", update_heads=True)
+    model = _model(keras.optimizers.SGD(0.05, momentum=0.9), probes=[probe])
+    _train(model, 2)
+    x, y = _batch()
+    expected = transference.measure(model, x, y, update_heads=True)
+    model.train_on_batch(x, y)  # Resets the metrics, then one measured step.
+    measured = probe.scores()
+    after_apply = transference.measure(model, x, y, update_heads=True)
+    for source in expected:
+        for t in TASKS:
+            assert measured[source][t] == pytest.approx(expected[source][t], rel=1e-5, abs=1e-7)
+    assert abs(after_apply["a"]["b"] - expected["a"]["b"]) > 1e-4
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(chunk_size=0), "Received: chunk_size=0"),
+    (dict(chunk_size=2.5), "Received: chunk_size=2.5"),
+])
+def test_bad_chunk_size(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        transference.Transference(**kwargs)

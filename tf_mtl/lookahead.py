@@ -19,11 +19,21 @@ Supported optimizers: ``keras.optimizers.SGD`` (plain, momentum, Nesterov),
 ``weight_decay`` (with ``exclude_from_weight_decay``); ``clipnorm`` and
 ``clipvalue``. Refused with a ``ValueError``: other optimizers,
 ``global_clipnorm`` (its norm spans the heads' gradients, which a shared-weight
-candidate does not define), loss scaling and gradient accumulation.
+candidate does not define), ``use_ema`` (its periodic overwrite of the weights
+is not a gradient step), loss scaling and gradient accumulation.
+
+Many candidates at once (every subset of 8 tasks is 255) would materialise
+``[n, *shape]`` per variable: ``lookahead_losses`` walks them in chunks whose
+candidate weights stay under ``CHUNK_BYTES`` unless told otherwise.
 """
+
+import math
 
 import keras
 import tensorflow as tf
+
+from tf_mtl import keras_internals
+from tf_mtl.gradients import combine
 
 SUPPORTED_OPTIMIZERS = ("SGD", "Adam", "AdamW")
 
@@ -41,6 +51,7 @@ def check_optimizer(optimizer):
         "global_clipnorm": optimizer.global_clipnorm,
         "loss_scale_factor": optimizer.loss_scale_factor,
         "gradient_accumulation_steps": optimizer.gradient_accumulation_steps,
+        "use_ema": optimizer.use_ema,
     }
     for name, value in refused.items():
         if value:
@@ -74,7 +85,7 @@ def _slots(optimizer, variable, names):
     """The optimizer's slot values for ``variable``; zeros before it is built."""
     if not optimizer.built:
         return [tf.zeros(variable.shape, variable.dtype) for _ in names]
-    index = optimizer._get_variable_index(variable)  # The optimizer's own lookup.
+    index = keras_internals.optimizer_slot_index(optimizer, variable)
     return [tf.convert_to_tensor(getattr(optimizer, n)[index]) for n in names]
 
 
@@ -124,7 +135,8 @@ def next_weights(optimizer, gradients, variables):
         w = tf.convert_to_tensor(variable)[None]
         g = _clip(optimizer, tf.cast(g, w.dtype))
         var_lr = tf.cast(lr, w.dtype)
-        if optimizer.weight_decay is not None and optimizer._use_weight_decay(variable):
+        if optimizer.weight_decay is not None and keras_internals.optimizer_decays(
+                optimizer, variable):
             w = w - w * tf.cast(optimizer.weight_decay, w.dtype) * var_lr
         new = rule(optimizer, w, g, var_lr, variable)
         if variable.constraint is not None:
@@ -133,42 +145,102 @@ def next_weights(optimizer, gradients, variables):
     return out
 
 
-def _stateless_forward(layer, trainable, x, training=True):
-    outputs, _ = layer.stateless_call(
-        list(trainable), [tf.convert_to_tensor(v) for v in layer.non_trainable_variables],
-        x, training=training,
-    )
-    return outputs
+CHUNK_BYTES = 256 * 2 ** 20  # Candidate weights held at once by default.
 
 
-def losses_at(model, shared_weights, x, y, sample_weight=None, head_weights=None):
+def chunk_size_for(variables, n, chunk_size=None):
+    """Candidates per chunk: ``chunk_size``, or as many as fit in ``CHUNK_BYTES``."""
+    if chunk_size is None:
+        per_candidate = sum(4 * math.prod(v.shape) for v in variables) or 1
+        chunk_size = max(1, CHUNK_BYTES // per_candidate)
+    return max(1, min(int(chunk_size), n))
+
+
+def map_chunks(fn, rows, chunk_size):
+    """``fn`` over row chunks: ``rows [n, m] -> [n, k]`` with ``fn: [c, m] -> [c, k]``.
+
+    Runs ``fn`` once on all rows when one chunk holds them; otherwise in a
+    ``tf.map_fn`` over ``ceil(n / chunk_size)`` equal chunks (zero rows pad the
+    last; their results are dropped), one at a time, so the graph does not grow
+    with ``n`` and peak memory is one chunk's.
+    """
+    n, m = rows.shape
+    if chunk_size >= n:
+        return fn(rows)
+    chunks = math.ceil(n / chunk_size)
+    size = math.ceil(n / chunks)
+    padded = tf.concat([rows, tf.zeros([chunks * size - n, m], rows.dtype)], 0)
+    out = tf.map_fn(fn, tf.reshape(padded, [chunks, size, m]), parallel_iterations=1,
+                    fn_output_signature=tf.float32)
+    return tf.reshape(out, [chunks * size, -1])[:n]
+
+
+def _substituted(model, shared_weights, head_weights=None):
+    """The model's trainable values with the encoder's (and heads') replaced."""
+    variables = model.trainable_variables
+    index = {id(v): i for i, v in enumerate(variables)}
+    values = [tf.convert_to_tensor(v) for v in variables]
+    replaced = list(zip(model.shared_variables, shared_weights))
+    for t, weights in (head_weights or {}).items():
+        replaced += list(zip(model.heads[t].trainable_variables, weights))
+    for v, w in replaced:
+        values[index[id(v)]] = w
+    return values
+
+
+def losses_at(model, shared_weights, x, y, sample_weight=None, head_weights=None,
+              state=None):
     """Per-task losses ``[m]`` with substituted encoder (and head) weights.
 
     ``shared_weights`` follow ``model.encoder.trainable_variables``;
     ``head_weights`` (optional) is ``{task: [weights]}`` following each head's
-    ``trainable_variables``. Nothing is assigned; BatchNorm statistics the
-    forward computes are dropped.
+    ``trainable_variables``; ``state`` the non-trainable values to start from
+    (default: the current ones). Nothing is assigned; BatchNorm statistics
+    and seeds the forward advances are dropped.
     """
-    features = _stateless_forward(model.encoder, shared_weights, x)
-    y_pred = {}
-    for t in model.tasks:
-        head = model.heads[t]
-        weights = head_weights[t] if head_weights is not None else [
-            tf.convert_to_tensor(v) for v in head.trainable_variables]
-        y_pred[t] = _stateless_forward(head, weights, features)
+    if state is None:
+        state = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+    y_pred, _ = model.stateless_call(_substituted(model, shared_weights, head_weights),
+                                     list(state), x, training=True)
     return model.compute_task_losses(y, y_pred, sample_weight)
 
 
 def evaluate_losses(model, shared_weights, x, y, sample_weight=None,
-                    head_weights=None, parallel_iterations=None):
+                    head_weights=None, state=None, parallel_iterations=None):
     """Losses ``[n, m]`` for ``n`` candidate encoder weights (each ``[n, *shape]``).
 
     Runs as one ``tf.map_fn`` so the graph does not grow with ``n``.
     """
     n = shared_weights[0].shape[0]
     return tf.map_fn(
-        lambda ws: losses_at(model, ws, x, y, sample_weight, head_weights),
+        lambda ws: losses_at(model, ws, x, y, sample_weight, head_weights, state),
         list(shared_weights),
         fn_output_signature=tf.TensorSpec([len(model.tasks)], tf.float32),
         parallel_iterations=parallel_iterations or n or 10,
     )
+
+
+def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None):
+    """Each task's loss after the optimizer's next step along each row's gradient.
+
+    Args:
+        model: the ``MultiTaskModel`` (its optimizer is simulated, not stepped).
+        step: the step's ``tf_mtl.gradients.StepGradients``.
+        rows: ``[n, m]`` weights over the per-task gradients; row ``s`` steps
+            along ``sum_i rows[s, i] g_i`` plus the regularization gradient.
+        head_weights: ``{task: [weights]}`` to evaluate with, else the heads'.
+        chunk_size: candidates per chunk (default ``chunk_size_for``).
+
+    Returns:
+        ``[n, m]`` losses (replica-scaled like ``step.losses``), from the
+        step's starting non-trainable state.
+    """
+    per_task, extra = step.per_task(), step.regularization_gradient()
+    shared = model.shared_variables
+
+    def chunk(chunk_rows):
+        new = next_weights(model.optimizer, combine(per_task, chunk_rows, extra), shared)
+        return evaluate_losses(model, new, step.x, step.y, step.sample_weight,
+                               head_weights, step.state)
+
+    return map_chunks(chunk, rows, chunk_size_for(shared, rows.shape[0], chunk_size))

@@ -15,8 +15,9 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute
-from tf_mtl.updates.base import StepGradients, Update
+from tf_mtl import distribute, keras_internals
+from tf_mtl.gradients import PER_TASK_METHODS, record_step
+from tf_mtl.updates.base import Update
 from tf_mtl.updates.equal_weights import EqualWeights
 from tf_mtl.probes import Probe
 
@@ -112,9 +113,9 @@ class MultiTaskModel(keras.Model):
                 f"`loss_weights` names tasks that do not exist: {unknown}. "
                 f"Tasks: {tasks}. Received: loss_weights={loss_weights}"
             )
-        if per_task_gradients not in ("loop", "jacobian"):
+        if per_task_gradients not in PER_TASK_METHODS:
             raise ValueError(
-                "`per_task_gradients` must be 'loop' or 'jacobian'. "
+                f"`per_task_gradients` must be one of {PER_TASK_METHODS}. "
                 f"Received: per_task_gradients={per_task_gradients!r}"
             )
         update = EqualWeights() if update is None else update
@@ -223,50 +224,56 @@ class MultiTaskModel(keras.Model):
             out = tf.switch_case(index, branches)
         else:  # No probe, or every probe measures every step: no branch.
             out = self._gradients(x, y, sw, own_vars, self.probes)
-        y_pred, losses, objective, shared_grads, own_grads, rule_logs = out
-        share = 1.0 / distribute.num_replicas()  # The optimizer sums replicas.
-        self.optimizer.apply(
-            [g * share for g in shared_grads] + list(own_grads),
-            self.shared_variables + own_vars,
-        )
+        y_pred, losses, objective, grads, new_state, rule_logs = out
+        distribute.apply_global(self.optimizer, grads, self.shared_variables + own_vars)
+        for i, variable in self._forward_state():  # BatchNorm statistics, dropout seeds.
+            variable.assign(new_state[i])
         self._track_losses(losses, objective)
         logs = self._logs(x, y, y_pred, sw, include_probes=True)
         logs.update(rule_logs)
         return logs
 
+    def build_for(self, x):
+        """Creates every variable for inputs like ``x`` with a symbolic call:
+        no forward pass runs, no state changes."""
+        if not self.built:
+            self(tf.nest.map_structure(
+                lambda t: keras.KerasTensor(tuple(t.shape), tf.as_dtype(t.dtype).name), x))
+
     def _build_for_step(self, x):
         """Creates every variable before any branch of the step is traced."""
-        if not all(layer.built for layer in self._flatten_layers()):
-            self.compute_output_spec(x, training=True)
+        self.build_for(x)
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
+    def _forward_state(self):
+        """``(index in non_trainable_variables, variable)`` of the encoder's and heads'
+        state: what a forward pass advances. Rules and probes keep their own."""
+        owned = {id(v) for layer in [self.encoder, *self.heads.values()]
+                 for v in layer.non_trainable_variables}
+        return [(i, v) for i, v in enumerate(self.non_trainable_variables) if id(v) in owned]
+
     def _gradients(self, x, y, sw, own_vars, probes):
-        """Forward, losses, the rule's shared gradients, head gradients; runs
-        ``probes`` on this step's state (before the optimizer applies)."""
-        weights = self.loss_weight_vector()
-        with tf.GradientTape(persistent=True) as tape:
-            y_pred = self(x, training=True)
-            losses = self.compute_task_losses(y, y_pred, sw)
-            objective = self.update.objective(losses, weights)
-            regularization = None
-            if self.losses:  # Regularizers and add_loss terms.
-                regularization = tf.add_n([tf.cast(l, tf.float32) for l in self.losses])
-                objective += regularization
-        step = StepGradients(tape, losses, objective, self.shared_variables,
-                             per_task=self.per_task_gradients, loss_weights=weights,
-                             regularization=regularization)
+        """Forward, losses and global gradients (the rule's shared gradients, the
+        heads' and the rule's own); runs ``probes`` on this step's state, before
+        the optimizer applies."""
+        step = record_step(self, x, y, sw, objective_fn=self.update.objective,
+                           per_task=self.per_task_gradients)
         for probe in probes:  # First: the rule may reuse their per-task gradients.
-            probe.measure(self, step, x, y, sw)
+            probe.measure(self, step)
         shared_grads, rule_logs = self.update.shared_gradients(step)
-        own_grads = step.gradient(objective, own_vars)
-        return y_pred, losses, objective, list(shared_grads), list(own_grads), dict(rule_logs)
+        own_grads = distribute.replica_sum(step.gradient(step.objective, own_vars)) if own_vars else []
+        return (step.y_pred, step.losses, step.objective, list(shared_grads) + list(own_grads),
+                list(step.new_state), dict(rule_logs))
 
     def test_step(self, data):
         x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
         y_pred = self(x, training=False)
         losses = self.compute_task_losses(y, y_pred, sw)
         objective = tf.reduce_sum(self.loss_weight_vector() * losses)
+        if self.losses:  # The same terms as the training loss, so loss and val_loss compare.
+            objective += distribute.replica_share(
+                tf.add_n([tf.cast(v, tf.float32) for v in self.losses]))
         self._track_losses(losses, objective)
         return self._logs(x, y, y_pred, sw, include_probes=False)
 
@@ -274,20 +281,13 @@ class MultiTaskModel(keras.Model):
         losses = distribute.unscale(losses)
         for i, tracker in enumerate(self.task_loss_trackers):
             tracker.update_state(losses[i])
-        self._loss_tracker.update_state(distribute.unscale(objective))
+        keras_internals.loss_tracker(self).update_state(distribute.unscale(objective))
 
     def _logs(self, x, y, y_pred, sw, include_probes):
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, y_pred, sw)
-        probe_metrics = set()
+        logs = self.compute_metrics(x, y, y_pred, sw)
         if not include_probes:
-            probe_metrics = {id(m) for p in self.probes for m in p.metrics}
-        logs = {}
-        for metric in self.metrics:
-            if id(metric) in probe_metrics:
-                continue
-            result = metric.result()
-            logs.update(result if isinstance(result, dict) else {metric.name: result})
+            for key in [k for p in self.probes for k in p.log_names()]:
+                logs.pop(key, None)
         return logs
 
     # ----------------------------------------------------------- serialization

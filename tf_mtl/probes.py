@@ -5,8 +5,9 @@ A probe is a Keras layer owned by ``MultiTaskModel(probes=[...])``. Every
 so there is no re-trace and no Python work per step) the model runs the
 step's forward and backward pass in the ``tf.switch_case`` branch that calls
 ``measure`` — before the optimizer applies the step, so the probe sees exactly
-the weights and optimizer state the update is computed from. Results accumulate in the probe's own Keras metrics: Keras resets them at
-every epoch and their ``result()`` lands in the training logs.
+the weights and optimizer state the update is computed from. Results
+accumulate in the probe's own Keras metrics: Keras resets them at every epoch
+and their ``result()`` lands in the training logs.
 """
 
 import keras
@@ -34,9 +35,21 @@ class Probe(keras.layers.Layer):
         self.tasks = list(tasks)
         self.built = True
 
-    def measure(self, model, step, x, y, sample_weight):
-        """Measures on this step and updates the probe's metrics. Returns None."""
+    def measure(self, model, step):
+        """Measures on this step and updates the probe's metrics. Returns None.
+
+        ``step`` is the step's ``tf_mtl.gradients.StepGradients``: the batch
+        (``step.x``, ``step.y``, ``step.sample_weight``), the losses, and
+        per-task gradients on demand.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement measure().")
+
+    def log_names(self):
+        """The keys this probe's metrics put in the logs (evaluation drops them)."""
+        names = []
+        for metric in self.metrics:
+            names += metric.log_names() if hasattr(metric, "log_names") else [metric.name]
+        return names
 
     def due(self, iteration):
         """``1`` (int32) on steps where this probe measures, else ``0``."""

@@ -2,24 +2,34 @@
 
 ``Z[S][j] = 1 - L_j(theta_s + Delta_S, theta_j) / L_j(theta_s, theta_j)`` where
 ``Delta_S`` is the compiled optimizer's next update for the gradient
-``g_S = sum_{i in S} grad_{theta_s} L_i`` (``001`` §3.1, with the momentum/Adam
-lookahead of App. D.4–D.5). Per-task gradients are computed once per step and
-every source gradient is a sum of them (``sources_matrix @ G``).
+``g_S = sum_{i in S} w_i grad_{theta_s} L_i`` (``001`` §3.1, with the
+momentum/Adam lookahead of App. D.4–D.5). ``w`` are the model's loss weights
+and ``L_i`` its losses with their sample weights, so the all-tasks source is
+exactly the shared update the model's own (plain MTL) step takes. The
+regularization terms of the model (``model.losses``) enter every source, as
+weight decay does: they are part of every step the optimizer takes. Per-task
+gradients are computed once per step and every source gradient is a weighted
+sum of them (``source_weights @ G``).
 
 Methods:
     ``"exact"``        the ratio above, one stateless forward per source.
     ``"first_order"``  its first-order Taylor form ``-<grad L_j, Delta_S> / L_j``
                        (``lr <grad L_j, g_S> / L_j`` for plain SGD, ``001`` §3.2).
-    ``"cosine"``       ``cos(g_S, g_j)`` on the shared parameters (TAG's CS baseline).
+    ``"cosine"``       ``cos(g_S, g_j)`` on the shared parameters (TAG's CS
+                       baseline): gradient directions only, no optimizer and no
+                       regularization term.
 
 Options: ``scale_by_lr`` divides by the learning rate of that update (the TAG
-notebook does this); ``update_heads`` also steps each head on its own loss, as
-Algorithm 1 of ``001`` writes it (default: heads held at ``theta_j``, as the
-original code does). Entries whose loss before the step is zero or
-non-finite, or whose value is non-finite, are skipped and counted, never NaN.
+notebook does this); ``update_heads`` also steps each head on its own weighted
+loss, as Algorithm 1 of ``001`` writes it (default: heads held at ``theta_j``,
+as the original code does). Losses before and after a step are evaluated from
+the same non-trainable state (BatchNorm uses batch statistics; dropout draws
+the same masks). Entries whose loss before the step is zero or non-finite, or
+whose value is non-finite, are skipped and counted, never NaN.
 """
 
 import itertools
+import math
 import weakref
 
 import keras
@@ -27,8 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mtl import distribute, lookahead
+from tf_mtl.gradients import combine, record_step
 from tf_mtl.probes import Probe
-from tf_mtl.updates.base import StepGradients
 
 METHODS = ("exact", "first_order", "cosine")
 
@@ -53,7 +63,8 @@ def _sources(tasks, order):
 
 
 def sources_matrix(tasks, order=1):
-    """``(names, float32 [n_sources, m])``: row ``s`` marks the tasks summed in ``s``."""
+    """``(names, float32 [n_sources, m])``: row ``s`` marks the tasks summed in ``s``
+    (``source_weights`` turns the marks into loss-weighted rows)."""
     pairs = _sources(tasks, order)
     index = {t: i for i, t in enumerate(tasks)}
     matrix = np.zeros((len(pairs), len(tasks)), np.float32)
@@ -69,35 +80,45 @@ def _inner(a, b):
                      for x, y in zip(a, b)])
 
 
-def _check(method, order):
+def _check(method, order, chunk_size=None):
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}. Received: method={method!r}")
     if order not in (1, -1):
         raise ValueError(f"`order` must be 1 or -1. Received: order={order!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(
+            chunk_size, bool) or chunk_size < 1):
+        raise ValueError(f"`chunk_size` must be None or an int >= 1. Received: "
+                         f"chunk_size={chunk_size!r}")
 
 
-def compute(model, per_task_grads, losses, x, y, sample_weight, sources, *,
-            method="exact", scale_by_lr=False, update_heads=False, head_grads=None):
-    """Transference matrix from per-task gradients (graph-friendly core).
+def source_weights(model, sources):
+    """Rows over the per-task gradients for 0/1 ``sources [n, m]``: ``g_S = sum w_i g_i``."""
+    return tf.constant(sources, tf.float32) * model.loss_weight_vector()[None, :]
+
+
+def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_heads=False,
+            chunk_size=None):
+    """Transference of ``n`` candidate steps on every task (graph-friendly core).
 
     Args:
         model: a built, compiled ``MultiTaskModel``.
-        per_task_grads: global per-task shared gradients, ``[m, *shape]`` per variable.
-        losses: global per-task losses ``[m]`` at the current weights.
-        sources: float ``[n, m]`` 0/1 matrix (``sources_matrix``).
-        head_grads: ``{task: [grads]}`` for ``update_heads=True``.
+        step: the step's ``tf_mtl.gradients.StepGradients``.
+        rows: float ``[n, m]``: candidate ``s`` steps along ``sum_i rows[s, i] g_i``
+            (plus the regularization gradient). ``source_weights`` makes them
+            from 0/1 ``sources_matrix`` rows and the loss weights.
+        chunk_size: lookahead candidates per chunk (``lookahead.lookahead_losses``).
 
     Returns:
         ``(Z [n, m], valid [n, m] bool)``; invalid entries are 0 in ``Z``.
     """
-    sources = tf.constant(sources, tf.float32)
-    source_grads = [tf.tensordot(sources, g, axes=1) for g in per_task_grads]
+    rows = tf.convert_to_tensor(rows, tf.float32)
     optimizer = model.optimizer
-    shared = model.shared_variables
+    per_task, losses = step.per_task(), step.global_losses()
     if method == "cosine":
-        gram = _inner(per_task_grads, per_task_grads)                   # [m, m]
-        dots = tf.matmul(sources, gram)                                  # [n, m]
-        source_norm = tf.sqrt(tf.reduce_sum(dots * sources, 1))         # |g_S|
+        # Directions of the weighted task gradients only: no optimizer, no regularizer.
+        gram = _inner(per_task, per_task)                                # [m, m]
+        dots = tf.matmul(rows, gram)                                     # [n, m]
+        source_norm = tf.sqrt(tf.reduce_sum(dots * rows, 1))            # |g_S|
         task_norm = tf.sqrt(tf.linalg.diag_part(gram))
         z = dots / (source_norm[:, None] * task_norm[None, :])
         valid = tf.math.is_finite(z)
@@ -105,27 +126,16 @@ def compute(model, per_task_grads, losses, x, y, sample_weight, sources, *,
         head_weights = None
         if update_heads:
             head_weights = {}
-            for t in model.tasks:
+            for t, grads in step.head_gradients(model.heads, model.tasks).items():
                 vars_t = model.heads[t].trainable_variables
-                new = lookahead.next_weights(optimizer, [g[None] for g in head_grads[t]], vars_t)
+                new = lookahead.next_weights(optimizer, [g[None] for g in grads], vars_t)
                 head_weights[t] = [w[0] for w in new]
-        new_shared = lookahead.next_weights(optimizer, source_grads, shared)
         if method == "exact":
-            after = distribute.replica_sum(lookahead.evaluate_losses(
-                model, new_shared, x, y, sample_weight, head_weights))
+            after = distribute.replica_sum(lookahead.lookahead_losses(
+                model, step, rows, head_weights, chunk_size))
             z = 1.0 - after / losses[None, :]
         else:
-            deltas = [w - tf.convert_to_tensor(v)[None] for w, v in zip(new_shared, shared)]
-            # First-order change of L_j under Delta_s: <grad L_j, Delta_s>.
-            change = tf.transpose(_inner(per_task_grads, deltas))       # [n, m]
-            if update_heads:
-                head_change = tf.stack([
-                    tf.add_n([tf.reduce_sum(g * (w - tf.convert_to_tensor(v)))
-                               for g, w, v in zip(head_grads[t], head_weights[t],
-                                                  model.heads[t].trainable_variables)])
-                    for t in model.tasks])
-                change += head_change[None, :]
-            z = -change / losses[None, :]
+            z = -_first_order_change(model, step, rows, head_weights, chunk_size) / losses[None, :]
         valid = tf.logical_and(tf.math.is_finite(z), (tf.math.is_finite(losses)
                                                        & (losses > 0))[None, :])
     if scale_by_lr:
@@ -134,28 +144,70 @@ def compute(model, per_task_grads, losses, x, y, sample_weight, sources, *,
     return tf.where(valid, z, tf.zeros_like(z)), valid
 
 
-def _head_grads(model, step):
-    weights = model.loss_weight_vector()
-    return {t: step.task_gradient(i, model.heads[t].trainable_variables, scale=weights[i])
-            for i, t in enumerate(model.tasks)}
+def _first_order_change(model, step, rows, head_weights, chunk_size):
+    """``<grad L_j, Delta_s>`` ``[n, m]``: the first-order change of each loss."""
+    per_task, extra = step.per_task(), step.regularization_gradient()
+    shared = model.shared_variables
+    head_change = 0.0
+    if head_weights is not None:  # Head t only moves L_t: <grad_t L_t, Delta head_t>.
+        grads = step.head_task_gradients(model.heads, model.tasks)
+        head_change = tf.stack([
+            tf.add_n([tf.reduce_sum(g * (w - tf.convert_to_tensor(v)))
+                      for g, w, v in zip(grads[t], head_weights[t],
+                                         model.heads[t].trainable_variables)])
+            for t in model.tasks])[None, :]
+
+    def chunk(chunk_rows):
+        new = lookahead.next_weights(model.optimizer, combine(per_task, chunk_rows, extra),
+                                     shared)
+        deltas = [w - tf.convert_to_tensor(v)[None] for w, v in zip(new, shared)]
+        return tf.transpose(_inner(per_task, deltas))                   # [c, m]
+
+    size = lookahead.chunk_size_for(shared, rows.shape[0], chunk_size)
+    return lookahead.map_chunks(chunk, rows, size) + head_change
 
 
 class AffinityMean(keras.metrics.Metric):
     """Running mean of per-step transference matrices, per (source, target).
 
-    ``result()`` is a dict for the Keras logs; ``matrix()`` and ``scores()``
-    give the epoch's means to callbacks. Keras resets it every epoch.
+    ``result()`` is the Keras-log view: ``<prefix>/steps`` (measured steps),
+    ``<prefix>/skipped`` (entries skipped for a zero or non-finite loss),
+    ``<prefix>/self`` (mean over tasks of ``Z[t][t]``) and ``<prefix>/cross``
+    (mean over ordered pairs ``s != t`` of ``Z[s][t]``), and with
+    ``log_pairs=True`` every ``<prefix>/<source>>target``. A value nothing was
+    measured for (yet, in this epoch) is NaN in the logs — Keras's progress bar
+    averages log values, so ``None`` cannot go there — and ``None`` in
+    ``scores()`` and the files ``AffinityLogger`` writes; never 0.
+    ``mean()`` and ``scores()`` give the epoch's means to callbacks. Keras
+    resets it every epoch.
+
+    Every replica adds the same global values, so the variables read the
+    first replica's copy (a sum over replicas would read ``n`` times too high).
     """
 
-    def __init__(self, source_names, tasks, prefix, log_pairs=True, **kwargs):
+    def __init__(self, source_names, tasks, prefix, log_pairs=False, **kwargs):
         super().__init__(**kwargs)
         self.source_names, self.tasks = list(source_names), list(tasks)
         self.prefix, self.log_pairs = prefix, log_pairs
         shape = (len(self.source_names), len(self.tasks))
-        self.total = self.add_variable(shape=shape, initializer="zeros", name="total")
-        self.count = self.add_variable(shape=shape, initializer="zeros", name="count")
-        self.steps = self.add_variable(shape=(), initializer="zeros", name="steps")
-        self.skipped = self.add_variable(shape=(), initializer="zeros", name="skipped")
+        self.total, self.count = self._variable("total", shape), self._variable("count", shape)
+        self.steps, self.skipped = self._variable("steps", ()), self._variable("skipped", ())
+        index = {s: i for i, s in enumerate(self.source_names)}
+        singles = [(index[t], j) for j, t in enumerate(self.tasks) if t in index]
+        self._self = singles
+        self._cross = [(s, j) for s, _ in singles for j in range(len(self.tasks))
+                       if self.source_names[s] != self.tasks[j]]
+
+    def _variable(self, name, shape):
+        return self.add_variable(shape=shape, initializer="zeros", name=name,
+                                 aggregation="only_first_replica")
+
+    def log_names(self):
+        """The keys ``result()`` puts in the logs."""
+        names = [f"{self.prefix}/{k}" for k in ("steps", "skipped", "self", "cross")]
+        if self.log_pairs:
+            names += [f"{self.prefix}/{s}>{t}" for s in self.source_names for t in self.tasks]
+        return names
 
     def update_state(self, z, valid):
         valid = tf.cast(valid, tf.float32)
@@ -165,14 +217,28 @@ class AffinityMean(keras.metrics.Metric):
         self.skipped.assign_add(tf.reduce_sum(1.0 - valid))
 
     def mean(self):
-        return tf.math.divide_no_nan(tf.convert_to_tensor(self.total),
-                                     tf.convert_to_tensor(self.count))
+        """Epoch means ``[n, m]``; NaN where nothing was measured."""
+        count = tf.convert_to_tensor(self.count)
+        return tf.where(count > 0, tf.convert_to_tensor(self.total) / tf.maximum(count, 1.0),
+                        tf.fill(tf.shape(count), math.nan))
+
+    @staticmethod
+    def _summary(mean, entries):
+        """Mean of the measured ``mean[entries]``; NaN if none was measured."""
+        if not entries:
+            return tf.constant(math.nan)
+        values = tf.gather_nd(mean, entries)
+        measured = tf.math.is_finite(values)
+        return (tf.reduce_sum(tf.where(measured, values, 0.0))
+                / tf.reduce_sum(tf.cast(measured, tf.float32)))
 
     def result(self):
+        mean = self.mean()
         out = {f"{self.prefix}/steps": tf.convert_to_tensor(self.steps),
-               f"{self.prefix}/skipped": tf.convert_to_tensor(self.skipped)}
+               f"{self.prefix}/skipped": tf.convert_to_tensor(self.skipped),
+               f"{self.prefix}/self": self._summary(mean, self._self),
+               f"{self.prefix}/cross": self._summary(mean, self._cross)}
         if self.log_pairs:
-            mean = self.mean()
             for s, src in enumerate(self.source_names):
                 for j, tgt in enumerate(self.tasks):
                     out[f"{self.prefix}/{src}>{tgt}"] = mean[s, j]
@@ -180,8 +246,8 @@ class AffinityMean(keras.metrics.Metric):
 
     def scores(self):
         """``{source: {target: epoch mean}}`` (None where nothing was measured)."""
-        mean, count = self.mean().numpy(), np.asarray(self.count)
-        return {src: {tgt: (float(mean[s, j]) if count[s, j] > 0 else None)
+        mean = self.mean().numpy()
+        return {src: {tgt: (None if math.isnan(mean[s, j]) else float(mean[s, j]))
                       for j, tgt in enumerate(self.tasks)}
                 for s, src in enumerate(self.source_names)}
 
@@ -196,7 +262,13 @@ class Transference(Probe):
         method: ``"exact"``, ``"first_order"`` or ``"cosine"``.
         scale_by_lr: divide by the learning rate (TAG notebook convention).
         update_heads: also step the heads in the lookahead (``001`` Alg. 1).
-        log_pairs: put every ``source>target`` epoch mean in the Keras logs.
+        log_pairs: also put every ``source>target`` epoch mean in the Keras
+            logs (progress bar, History, CSV). By default the logs carry the
+            summary (``steps``, ``skipped``, ``self``, ``cross``); every pair
+            is always in ``scores()`` and ``AffinityLogger``'s files.
+        chunk_size: lookahead candidates evaluated at once (default: as many
+            as fit in ``lookahead.CHUNK_BYTES`` of weights); bounds memory for
+            ``order=-1`` on large encoders, same values.
 
     Example:
         >>> probe = tf_mtl.transference.Transference(order=1, every=10)
@@ -205,10 +277,11 @@ class Transference(Probe):
     """
 
     def __init__(self, order=1, every=10, method="exact", scale_by_lr=False,
-                 update_heads=False, log_pairs=True, name="transference", **kwargs):
+                 update_heads=False, log_pairs=False, chunk_size=None, name="transference",
+                 **kwargs):
         super().__init__(every=every, name=name, **kwargs)
-        _check(method, order)
-        self.order, self.method = order, method
+        _check(method, order, chunk_size)
+        self.order, self.method, self.chunk_size = order, method, chunk_size
         self.scale_by_lr, self.update_heads, self.log_pairs = scale_by_lr, update_heads, log_pairs
 
     def build_tasks(self, tasks):
@@ -217,11 +290,10 @@ class Transference(Probe):
         self.accumulator = AffinityMean(self.source_names, self.tasks, self.name,
                                         self.log_pairs, name=f"{self.name}_mean")
 
-    def measure(self, model, step, x, y, sample_weight):
-        z, valid = compute(
-            model, step.per_task(), step.global_losses(), x, y, sample_weight, self.sources,
-            method=self.method, scale_by_lr=self.scale_by_lr, update_heads=self.update_heads,
-            head_grads=_head_grads(model, step) if self.update_heads else None)
+    def measure(self, model, step):
+        z, valid = compute(model, step, source_weights(model, self.sources),
+                           method=self.method, scale_by_lr=self.scale_by_lr,
+                           update_heads=self.update_heads, chunk_size=self.chunk_size)
         self.accumulator.update_state(z, valid)
 
     def scores(self):
@@ -230,19 +302,22 @@ class Transference(Probe):
     def get_config(self):
         return {**super().get_config(), "order": self.order, "method": self.method,
                 "scale_by_lr": self.scale_by_lr, "update_heads": self.update_heads,
-                "log_pairs": self.log_pairs}
+                "log_pairs": self.log_pairs, "chunk_size": self.chunk_size}
 
 
+# model -> {key: (weak reference to the optimizer it was traced for, names, fn)}
 _MEASURE_FNS = weakref.WeakKeyDictionary()
 
 
 def measure(model, x, y, *, sample_weight=None, order=1, method="exact",
-            scale_by_lr=False, update_heads=False):
+            scale_by_lr=False, update_heads=False, chunk_size=None):
     """Transference on one batch at the model's current weights and optimizer state.
 
     The model must be compiled (the lookahead simulates its optimizer; an
-    optimizer that has not stepped yet is simulated from zero state). No
-    variable changes.
+    optimizer that has not stepped yet is simulated from zero state). Each call
+    reads the optimizer's state at that moment; a re-compiled model is measured
+    with its new optimizer. No variable changes: not the weights, not the
+    BatchNorm statistics, not the optimizer, not the seeds.
 
     Returns:
         ``{source: {target: float}}`` — the ``scores[source][target]``
@@ -253,35 +328,45 @@ def measure(model, x, y, *, sample_weight=None, order=1, method="exact",
         >>> Z = tf_mtl.transference.measure(model, x, {"a": ya, "b": yb})
         >>> Z["a"]["b"]    # how a's step changes b's loss
     """
-    _check(method, order)
-    if getattr(model, "optimizer", None) is None:
+    _check(method, order, chunk_size)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
         raise ValueError("`measure` simulates the compiled optimizer: call "
                          "model.compile(optimizer=...) first. Received: an uncompiled model")
-    lookahead.check_optimizer(model.optimizer)
+    lookahead.check_optimizer(optimizer)
     model.check_labels(y)
-    if not model.built:
-        model(x)
-    key = (order, method, scale_by_lr, update_heads)
-    cache = _MEASURE_FNS.setdefault(model, {})
-    if key not in cache:
-        names, sources = sources_matrix(model.tasks, order)
-
-        @tf.function(autograph=False)
-        def fn(x, y, sample_weight):
-            with tf.GradientTape(persistent=True) as tape:
-                y_pred = model(x, training=True)
-                losses = model.compute_task_losses(y, y_pred, sample_weight)
-                objective = tf.reduce_sum(model.loss_weight_vector() * losses)
-            step = StepGradients(tape, losses, objective, model.shared_variables,
-                                 per_task=model.per_task_gradients)
-            return compute(model, step.per_task(), step.global_losses(), x, y,
-                           sample_weight, sources, method=method, scale_by_lr=scale_by_lr,
-                           update_heads=update_heads,
-                           head_grads=_head_grads(model, step) if update_heads else None)
-
-        cache[key] = (names, fn)
-    names, fn = cache[key]
+    model.build_for(x)
+    names, fn = _measure_fn(model, optimizer, (order, method, scale_by_lr, update_heads,
+                                               chunk_size))
     z, valid = fn(x, y, sample_weight)
     z, valid = z.numpy(), valid.numpy()
     return {src: {t: (float(z[s, j]) if valid[s, j] else None)
                   for j, t in enumerate(model.tasks)} for s, src in enumerate(names)}
+
+
+def _measure_fn(model, optimizer, options):
+    """The compiled measurement for ``model`` with ``optimizer`` as it is now.
+
+    A trace captures the optimizer object, and while the optimizer is not
+    built it reads its slots as zero constants: a trace is reused only for the
+    same optimizer in the same built state.
+    """
+    cache = _MEASURE_FNS.setdefault(model, {})
+    key = (options, id(optimizer), optimizer.built)
+    hit = cache.get(key)
+    if hit is not None and hit[0]() is optimizer:
+        return hit[1], hit[2]
+    order, method, scale_by_lr, update_heads, chunk_size = options
+    names, sources = sources_matrix(model.tasks, order)
+
+    @tf.function(autograph=False)
+    def fn(x, y, sample_weight):
+        step = record_step(model, x, y, sample_weight, per_task=model.per_task_gradients)
+        return compute(model, step, source_weights(model, sources), method=method,
+                       scale_by_lr=scale_by_lr, update_heads=update_heads,
+                       chunk_size=chunk_size)
+
+    for stale in [k for k in cache if k[0] == options]:  # Traces of older optimizers.
+        del cache[stale]
+    cache[key] = (weakref.ref(optimizer), names, fn)
+    return names, fn

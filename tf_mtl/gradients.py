@@ -1,0 +1,238 @@
+"""One training step's forward pass and gradients, shared by update rules, probes and IT-MTL.
+
+``record_step`` runs the model's forward pass once, under a persistent tape,
+from an explicit snapshot of the model's non-trainable state (BatchNorm
+statistics, dropout seeds): ``model.stateless_call`` computes the new state
+without assigning it. The train step assigns it after the update;
+``tf_mtl.transference.measure`` drops it, so a measurement changes nothing.
+Every lookahead forward restarts from the same snapshot, so a task's loss
+before and after a candidate step is measured with the same dropout masks.
+
+``StepGradients`` then hands out what rules and probes ask for, each at most
+once per step: per-task shared gradients (global: summed over replicas, so
+choices made from them agree on every replica), the gradient of the
+regularization terms, and the weighted sum the plain MTL step applies.
+"""
+
+import tensorflow as tf
+
+from tf_mtl import distribute
+
+PER_TASK_METHODS = ("loop", "jacobian")
+
+
+def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="loop"):
+    """The forward pass of one step, recorded for gradients; assigns nothing.
+
+    Args:
+        model: a built ``MultiTaskModel``.
+        x, y, sample_weight: the step's batch (``y`` is ``{task: labels}``).
+        objective_fn: ``(losses [m], loss_weights [m]) -> scalar`` whose
+            gradient the heads get (an update rule's ``objective``); default
+            the weighted sum of the losses. The regularization terms are added.
+        per_task: ``"loop"`` or ``"jacobian"`` (see ``StepGradients``).
+
+    Returns:
+        ``StepGradients``; ``step.new_state`` holds the non-trainable values the
+        forward produced, in ``model.non_trainable_variables`` order.
+    """
+    weights = model.loss_weight_vector()
+    state = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+    with tf.GradientTape(persistent=True) as tape:
+        # Reading the variables inside the tape records the reads, so
+        # gradients with respect to the variables flow through the call.
+        trainable = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+        y_pred, new_state, extra = model.stateless_call(
+            trainable, state, x, training=True, return_losses=True)
+        losses = model.compute_task_losses(y, y_pred, sample_weight)
+        regularization = None
+        if extra:  # Regularizers and add_loss terms, scaled per replica as Keras does.
+            regularization = distribute.replica_share(
+                tf.add_n([tf.cast(v, tf.float32) for v in extra]))
+        objective = (objective_fn or _weighted_sum)(losses, weights)
+        if regularization is not None:
+            objective = objective + regularization
+    return StepGradients(
+        tape, losses, objective, model.shared_variables, per_task=per_task,
+        loss_weights=weights, regularization=regularization, x=x, y=y,
+        sample_weight=sample_weight, y_pred=y_pred, state=state, new_state=new_state)
+
+
+def _weighted_sum(losses, weights):
+    return tf.reduce_sum(weights * losses)
+
+
+class StepGradients:
+    """Gradients of one training step, computed lazily and at most once.
+
+    Built by ``record_step`` inside ``tf.function``. Caching is per trace, so
+    a rule and a probe that both ask for per-task gradients share one
+    computation.
+
+    Args:
+        tape: the persistent ``tf.GradientTape`` that recorded the forward pass.
+        losses: float tensor ``[m]``, per-task losses stacked inside the tape, in
+            ``tasks`` order (replica-scaled as Keras losses are).
+        objective: the scalar the heads' gradient is taken of.
+        shared_variables: the encoder's trainable variables.
+        per_task: ``"loop"`` (one ``tape.gradient`` per task) or ``"jacobian"``
+            (one vectorized ``tape.jacobian``); same values, different speed
+            per device.
+        loss_weights: ``[m]`` the model's loss weights.
+        regularization: the per-replica regularization scalar, or None.
+        x, y, sample_weight, y_pred: the step's batch and predictions.
+        state: non-trainable values the forward started from.
+        new_state: non-trainable values the forward produced.
+    """
+
+    def __init__(self, tape, losses, objective, shared_variables, per_task="loop",
+                 loss_weights=None, regularization=None, x=None, y=None,
+                 sample_weight=None, y_pred=None, state=None, new_state=None):
+        if per_task not in PER_TASK_METHODS:
+            raise ValueError(
+                f"`per_task` must be one of {PER_TASK_METHODS}. Received: per_task={per_task!r}")
+        self.tape = tape
+        self.losses = losses
+        self.objective = objective
+        self.shared_variables = list(shared_variables)
+        self.per_task_method = per_task
+        self.loss_weights = loss_weights
+        self.regularization = regularization
+        self.x, self.y, self.sample_weight, self.y_pred = x, y, sample_weight, y_pred
+        self.state, self.new_state = state, new_state
+        self._cache = {}  # name -> (graph it was built in, value)
+
+    @property
+    def num_tasks(self):
+        return int(self.losses.shape[0])
+
+    def gradient(self, target, variables=None, output_gradients=None):
+        """``d target / d variables`` (shared by default); zeros if unconnected.
+
+        ``target`` must have been computed inside the tape. Per replica.
+        """
+        variables = self.shared_variables if variables is None else variables
+        grads = self.tape.gradient(
+            target, _tf_variables(variables), output_gradients=output_gradients,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        # Embedding gradients arrive as IndexedSlices; rules and lookaheads do
+        # dense arithmetic on them (sums, scaling, stacking per task).
+        return [tf.convert_to_tensor(g) for g in grads]
+
+    def task_gradient(self, index, variables=None, scale=1.0):
+        """``d (scale * losses[index]) / d variables`` for one task, per replica.
+
+        Slicing ``losses`` here, outside the tape, would not be recorded, so the
+        stacked losses are differentiated with a one-hot output gradient.
+        """
+        seed = tf.one_hot(index, self.num_tasks, dtype=self.losses.dtype) * scale
+        return self.gradient(self.losses, variables, output_gradients=seed)
+
+    def _cached(self, name, build):
+        """``build()`` once per step, reused only where its graph is visible.
+
+        A probe computes per-task gradients inside a ``tf.switch_case``
+        branch; tensors from there must not be reused by code outside it (or in
+        another branch), while tensors from an enclosing graph may be captured.
+        """
+        hit = self._cache.get(name)
+        if hit is not None and _visible_from(hit[0]):
+            return hit[1]
+        value = build()
+        self._cache[name] = (tf.compat.v1.get_default_graph(), value)
+        return value
+
+    def has_per_task(self):
+        """Whether per-task gradients were already formed where this code runs."""
+        hit = self._cache.get("per_task")
+        return hit is not None and _visible_from(hit[0])
+
+    def per_task(self):
+        """Global per-task shared gradients: one ``[m, *var.shape]`` per variable."""
+        return self._cached("per_task", self._per_task)
+
+    def _per_task(self):
+        if self.per_task_method == "jacobian":
+            grads = self.tape.jacobian(
+                self.losses, _tf_variables(self.shared_variables),
+                unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        else:
+            rows = [self.task_gradient(i) for i in range(self.num_tasks)]
+            grads = [tf.stack(g, axis=0) for g in zip(*rows)]
+        return distribute.replica_sum(grads)
+
+    def regularization_gradient(self, variables=None):
+        """Global gradient of the regularization terms (shared by default), or None."""
+        if self.regularization is None:
+            return None
+        if variables is not None:
+            return distribute.replica_sum(self.gradient(self.regularization, variables))
+        return self._cached("regularization", lambda: distribute.replica_sum(
+            self.gradient(self.regularization)))
+
+    def weighted_gradient(self):
+        """Global shared gradient of ``sum_i loss_weights[i] * L_i`` (+ regularization).
+
+        Summed from the per-task gradients when this step already formed them
+        (a probe measured), saving a backward pass; otherwise one backward pass
+        of ``objective``, which must then be that weighted sum.
+        """
+        if self.loss_weights is None or not self.has_per_task():
+            return distribute.replica_sum(self.gradient(self.objective))
+        return [g[0] for g in combine(self.per_task(), self.loss_weights[None, :],
+                                      self.regularization_gradient())]
+
+    def head_task_gradients(self, heads, tasks):
+        """Global ``d L_t / d head_t`` for each task's head (unweighted)."""
+        return self._cached("heads", lambda: {
+            t: distribute.replica_sum(self.task_gradient(i, heads[t].trainable_variables))
+            for i, t in enumerate(tasks)})
+
+    def head_gradients(self, heads, tasks):
+        """Global gradient of ``loss_weights[t] * L_t`` (+ regularization) for each head.
+
+        Head ``t`` only enters task ``t``'s loss, so this is also the head's
+        part of the weighted-sum gradient the train step applies.
+        """
+        out = {}
+        for i, (t, grads) in enumerate(self.head_task_gradients(heads, tasks).items()):
+            grads = [g * self.loss_weights[i] for g in grads]
+            extra = self.regularization_gradient(heads[t].trainable_variables)
+            out[t] = grads if extra is None else [g + e for g, e in zip(grads, extra)]
+        return out
+
+    def global_losses(self):
+        """Per-task losses averaged over the global batch (same on all replicas)."""
+        return self._cached("losses", lambda: distribute.replica_sum(self.losses))
+
+
+def combine(per_task, rows, extra=None):
+    """Gradients of weighted task sums: ``rows [n, m] @ per_task`` (+ ``extra`` on each).
+
+    Returns one ``[n, *var.shape]`` tensor per variable: row ``s`` is
+    ``sum_i rows[s, i] * g_i`` (+ ``extra``, e.g. the regularization gradient).
+    """
+    out = [tf.tensordot(tf.cast(rows, g.dtype), g, axes=1) for g in per_task]
+    if extra is not None:
+        out = [g + e[None] for g, e in zip(out, extra)]
+    return out
+
+
+def _tf_variables(variables):
+    """The backing ``tf.Variable`` of each Keras variable.
+
+    The tape's zeros for unconnected sources need a TF dtype; a Keras
+    variable's ``dtype`` is a string.
+    """
+    return [getattr(v, "value", v) for v in variables]
+
+
+def _visible_from(graph):
+    """Whether tensors built in ``graph`` can be used in the current graph."""
+    current = tf.compat.v1.get_default_graph()
+    while current is not None:
+        if current is graph:
+            return True
+        current = getattr(current, "outer_graph", None)
+    return False

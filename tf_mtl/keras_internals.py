@@ -1,0 +1,38 @@
+"""The few Keras internals tf_mtl reads, each in one function.
+
+Keras has no public API for these three facts, and the lookahead and the train
+step need them. Each function fails with a ``RuntimeError`` that names the
+missing internal if a Keras release changes it
+(``tests/test_keras_internals.py`` checks each against observable behaviour),
+rather than producing silently wrong numbers.
+"""
+
+
+def _internal(obj, name, what):
+    try:
+        return getattr(obj, name)
+    except AttributeError as e:
+        import keras
+        raise RuntimeError(
+            f"tf_mtl reads {what} through the Keras internal `{type(obj).__name__}.{name}`, "
+            f"which this Keras ({keras.__version__}) does not have. Install a Keras version "
+            "tf_mtl supports (see setup.py).") from e
+
+
+def optimizer_slot_index(optimizer, variable):
+    """Index of ``variable``'s slots (momentum, Adam moments) in the optimizer's lists."""
+    return _internal(optimizer, "_get_variable_index", "a variable's optimizer slots")(variable)
+
+
+def optimizer_decays(optimizer, variable):
+    """Whether ``optimizer.apply`` applies ``weight_decay`` to ``variable``
+    (``exclude_from_weight_decay`` can exempt it)."""
+    return bool(_internal(optimizer, "_use_weight_decay", "weight-decay exclusions")(variable))
+
+
+def loss_tracker(model):
+    """The ``Mean`` metric behind the ``"loss"`` log that ``compile`` creates."""
+    tracker = _internal(model, "_loss_tracker", "the 'loss' metric")
+    if tracker is None:
+        raise RuntimeError("The model has no 'loss' tracker: compile it first.")
+    return tracker
