@@ -10,7 +10,14 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tf_mtl", "tf_mtl.*", "launch", "configs"]),
+    # Only tf_mtl is installed: launch/ and configs/ stay in the checkout
+    # (python -m launch.train from its root); installed commands are below.
+    packages=find_packages(include=["tf_mtl", "tf_mtl.*"]),
+    entry_points={"console_scripts": [
+        "tf-mtl-train=tf_mtl.cli.train:run",
+        "tf-mtl-group=tf_mtl.cli.group:run",
+        "tf-mtl-benchmark=tf_mtl.cli.benchmark:run",
+    ]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

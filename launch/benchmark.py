@@ -1,31 +1,8 @@
-"""Run a named benchmark and print its table.
+"""`python -m launch.benchmark` from a checkout: the `tf-mtl-benchmark` command (`tf_mtl.cli.benchmark`)."""
 
-    python -m launch.benchmark --bench=transference [--steps=20 --repeats=3]
-    python -m launch.benchmark --bench=grouping [--time_limit=120]
-"""
+from absl import app
 
-from absl import app, flags
-
-from tf_mtl import benchmark
-
-_BENCH = flags.DEFINE_enum("bench", None, sorted(benchmark.BENCHMARKS), "Which benchmark.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per repeat.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).")
-_PER_TASK = flags.DEFINE_enum("per_task_gradients", "loop", ["loop", "jacobian"],
-                              "How per-task gradients are formed.")
-_TIME_LIMIT = flags.DEFINE_float("time_limit", 120.0, "Grouping: seconds per search.")
-flags.mark_flag_as_required("bench")
-
-
-def main(argv):
-    del argv
-    columns, rows = benchmark.BENCHMARKS[_BENCH.value](
-        steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,
-        time_limit=_TIME_LIMIT.value)
-    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    for row in [columns, ["-" * w for w in widths], *rows]:
-        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |")
-
+from tf_mtl.cli.benchmark import main
 
 if __name__ == "__main__":
     app.run(main)

@@ -20,3 +20,35 @@ def test_train_launcher_runs_the_quickstart_smoke_run(tmp_path):
     assert "planted groups" in proc.stdout and "serving:" in proc.stdout
     lines = (workdir / "metrics.csv").read_text().splitlines()
     assert len(lines) == 2 and "t0_loss" in lines[0]
+
+
+def test_installed_distribution_ships_only_tf_mtl_and_its_commands(tmp_path):
+    """launch/ and configs/ stay in the checkout: a wheel holds tf_mtl and console scripts."""
+    import glob
+    import zipfile
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps",
+                           "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wheel = zipfile.ZipFile(glob.glob(str(tmp_path / "*.whl"))[0])
+    top = {name.split("/")[0] for name in wheel.namelist()}
+    assert {t for t in top if not t.endswith(".dist-info")} == {"tf_mtl"}
+    entry = [n for n in wheel.namelist() if n.endswith("entry_points.txt")][0]
+    scripts = wheel.read(entry).decode()
+    for command in ("tf-mtl-train = tf_mtl.cli.train:run", "tf-mtl-group = tf_mtl.cli.group:run",
+                    "tf-mtl-benchmark = tf_mtl.cli.benchmark:run"):
+        assert command in scripts
+
+
+def test_group_console_script(tmp_path):
+    import json
+    import shutil
+    command = shutil.which("tf-mtl-group")
+    assert command, "pip install -e . installs the tf-mtl-group command"
+    tasks = ["a", "b", "c", "d"]
+    scores = {s: {t: (0.4 if (s in "ab") == (t in "ab") else -0.2) for t in tasks} for s in tasks}
+    (tmp_path / "affinity.json").write_text(json.dumps(scores))
+    proc = subprocess.run([command, f"--scores={tmp_path / 'affinity.json'}", "--splits=2"],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "a, b" in proc.stdout and (tmp_path / "groups.json").exists()

@@ -117,3 +117,10 @@ def grouping(repeats=3, time_limit=120.0, **_):
 
 
 BENCHMARKS = {"grouping": grouping, "transference": transference}
+
+
+def format_table(columns, rows):
+    """A Markdown table of ``rows`` under ``columns``."""
+    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
+    return "\n".join("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |"
+                     for row in [columns, ["-" * w for w in widths], *rows])
