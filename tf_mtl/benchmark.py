@@ -6,13 +6,17 @@ process, warms each compiled train step up (tracing excluded), then times
 ratio to the plain MTL step.
 """
 
+import json
+import resource
+import subprocess
+import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_mtl.encoders import ResNetLite
+from tf_mtl.encoders import ResNet18, ResNetLite
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.transference import Transference
 
@@ -25,11 +29,11 @@ def _celeba_like_batch(num_tasks, batch_size, image_size, seed=0):
     return x, y
 
 
-def _resnet_model(num_tasks, probes, per_task_gradients="loop"):
+def _resnet_model(num_tasks, probes, per_task_gradients="loop", encoder=ResNetLite):
     keras.utils.set_random_seed(0)
     tasks = [f"task{i}" for i in range(num_tasks)]
     model = MultiTaskModel(
-        ResNetLite(), {t: keras.layers.Dense(2) for t in tasks},
+        encoder(), {t: keras.layers.Dense(2) for t in tasks},
         {t: keras.losses.CategoricalCrossentropy(from_logits=True) for t in tasks},
         probes=probes, per_task_gradients=per_task_gradients)
     model.compile(optimizer=keras.optimizers.SGD(5e-4, momentum=0.9))
@@ -58,8 +62,12 @@ def time_steps(model, batch, steps=20, repeats=3, warmup=3):
 
 
 def transference(steps=20, repeats=3, batch_size=32, image_size=64, per_task_gradients="loop",
-                 **_):
+                 memory=True, **_):
     """Probes every step vs the plain MTL step (ResNet-lite, 64x64, batch 32).
+
+    With ``memory``, also the peak memory of one ``order=-1`` step on 8 tasks
+    (255 sources) with a ResNet-18 encoder: all sources at once against the
+    default chunks (``memory_rows``).
 
     Returns ``(columns, rows)``; a row is ``(case, ms per step, ratio to plain)``.
     """
@@ -80,7 +88,46 @@ def transference(steps=20, repeats=3, batch_size=32, image_size=64, per_task_gra
         if probe is None:
             plain[m] = seconds
         rows.append((name, f"{seconds * 1e3:.1f}", f"{seconds / plain[m]:.2f}"))
+    if memory:
+        rows += memory_rows(batch_size, image_size)
     return ("case", "ms/step", "x plain"), rows
+
+
+def memory_rows(batch_size=32, image_size=64, num_tasks=8):
+    """Peak resident memory of one ResNet-18 ``order=-1`` step, each case in a fresh process.
+
+    Rows ``(case, "<seconds> s/step", "<GiB> GiB peak")``: the plain step, all
+    ``2^m - 1`` sources at once (the lookahead before chunking), and the
+    default chunks.
+    """
+    sources = 2 ** num_tasks - 1
+    rows = []
+    for name, chunk in ((f"ResNet-18 plain, {num_tasks} tasks", "plain"),
+                        (f"ResNet-18 exact, {sources} sources at once", sources),
+                        (f"ResNet-18 exact, {sources} sources, default chunks", None)):
+        code = (f"from tf_mtl.benchmark import _memory_child; "
+                f"_memory_child({chunk!r}, {num_tasks}, {batch_size}, {image_size})")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if proc.returncode != 0:
+            rows.append((name, "failed", proc.stderr.strip().splitlines()[-1][:80]))
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append((name, f"{result['seconds']:.1f} s/step",
+                     f"{result['peak_gib']:.2f} GiB peak"))
+    return rows
+
+
+def _memory_child(chunk, num_tasks, batch_size, image_size):
+    probes = [] if chunk == "plain" else [
+        Transference(every=1, order=-1, method="exact", chunk_size=chunk)]
+    model = _resnet_model(num_tasks, probes, encoder=ResNet18)
+    x, y = _celeba_like_batch(num_tasks, batch_size, image_size)
+    model.train_on_batch(x, y)  # Trace and first step.
+    start = time.perf_counter()
+    model.train_on_batch(x, y)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
+    print(json.dumps({"seconds": seconds, "peak_gib": peak}))
 
 
 def _grouping_scores(kind, m, seed=0):

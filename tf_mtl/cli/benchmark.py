@@ -15,6 +15,8 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).
 _PER_TASK = flags.DEFINE_enum("per_task_gradients", "loop", ["loop", "jacobian"],
                               "How per-task gradients are formed.")
 _TIME_LIMIT = flags.DEFINE_float("time_limit", 120.0, "Grouping: seconds per search.")
+_MEMORY = flags.DEFINE_bool("memory", True, "Transference: also the ResNet-18 order=-1 "
+                            "peak memory rows (a few minutes).")
 flags.mark_flag_as_required("bench")
 
 
@@ -22,7 +24,7 @@ def main(argv):
     del argv
     columns, rows = benchmark.BENCHMARKS[_BENCH.value](
         steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,
-        time_limit=_TIME_LIMIT.value)
+        time_limit=_TIME_LIMIT.value, memory=_MEMORY.value)
     print(benchmark.format_table(columns, rows))
 
 
