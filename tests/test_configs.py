@@ -39,8 +39,12 @@ def test_full_configs_keep_the_papers_settings():
     assert mnist.optimizer.halve_every_epochs == 30
     groups = importlib.import_module("configs.celeba_groups_mtl").get_config()
     assert groups.optimizer.name == "adam" and groups.optimizer.learning_rate == 1e-4
-    # The TAG code divides each step's transference by the learning rate.
+    # The TAG code divides each step's transference by the learning rate, and the
+    # probe the config builds does so.
     assert tag.transference.scale_by_lr is True
+    model = experiment.build_model(tag, ["Bald", "Male"], {"Bald": (2, "mse"), "Male": (2, "mse")})
+    (probe,) = model.probes
+    assert (probe.scale_by_lr, probe.every, probe.method, probe.order) == (True, 10, "exact", 1)
     movielens = importlib.import_module("configs.movielens_mtl").get_config()
     assert movielens.model.encoder_kwargs.to_dict() == {
         "hidden": [50, 10], "dropout": [0.05, 0.01], "activation": "relu"}   # 001 App. D.6
@@ -83,3 +87,11 @@ def test_optimizer_epsilon_is_settable_from_a_flag():
     config_flags.DEFINE_config_file("config", None, "config", flag_values=values, sys_argv=argv)
     values(argv)
     assert values.config.optimizer.epsilon == 1e-6
+
+
+def test_probe_options_from_config_fields():
+    config = importlib.import_module("configs.quickstart").get_config()
+    assert config.transference.chunk_size is None and config.transference.log_pairs is False
+    config.transference.update(chunk_size=3, log_pairs=True)
+    (probe,) = experiment.build_model(config, ["t0", "t1"]).probes
+    assert probe.chunk_size == 3 and probe.log_pairs is True

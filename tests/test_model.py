@@ -189,3 +189,65 @@ def test_validation_loss_has_the_training_losss_terms():
     expected = float(mse(y["a"], pred["a"])) + 3.0 * float(mse(y["b"], pred["b"])) + penalty
     assert val["loss"] == pytest.approx(expected, rel=1e-5)
     assert train["loss"] == pytest.approx(val["loss"], rel=1e-5)  # No BN/dropout: same terms.
+
+
+class _GlobalNoise(keras.layers.Layer):
+    """Draws from Keras's global seed generator (no seed of its own)."""
+
+    def call(self, x, training=None):
+        return x + keras.random.normal(keras.ops.shape(x)) if training else x
+
+
+class _Counter(keras.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = keras.metrics.Sum(name="seen")
+
+    def call(self, x):
+        self.seen.update_state(keras.ops.ones(keras.ops.shape(x)[:1]))
+        return x
+
+
+@pytest.mark.parametrize("probes", [[], ["exact"]])
+def test_train_step_state_advances_as_in_any_keras_step(probes):
+    """BatchNorm statistics, layer seeds, global-seed noise and in-layer metrics move each step."""
+    keras.utils.set_random_seed(3)
+    dense = keras.layers.Dense(4)
+    encoder = keras.Sequential([dense, keras.layers.BatchNormalization(momentum=0.9),
+                                keras.layers.Dropout(0.5), _GlobalNoise(), _Counter()])
+    model = tf_mtl.MultiTaskModel(
+        encoder, {"a": keras.layers.Dense(1)}, {"a": "mse"},
+        probes=[tf_mtl.transference.Transference(every=1, method=m) for m in probes])
+    model.compile(optimizer=keras.optimizers.SGD(0.0))  # Weights stay; state must not.
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
+    y = {"a": np.ones((8, 1), "float32")}
+    model(x)
+    bn = encoder.layers[1]
+    dropout_seed = encoder.layers[2].seed_generator.state.numpy().copy()
+    batch_mean = (x @ dense.kernel.numpy() + dense.bias.numpy()).mean(0)
+    losses = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(3)]
+    # moving_mean <- 0.9 moving_mean + 0.1 batch mean, from 0, three times.
+    np.testing.assert_allclose(bn.moving_mean.numpy(), (1 - 0.9 ** 3) * batch_mean, rtol=1e-5)
+    assert not np.array_equal(encoder.layers[2].seed_generator.state.numpy(), dropout_seed)
+    assert len(set(losses)) == 3  # Fresh dropout masks and noise every step.
+    assert float(encoder.layers[4].seen.result()) == 8.0  # train_on_batch resets metrics.
+
+
+def test_loss_scaling_is_refused():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = tf_mtl.MultiTaskModel(*_parts())
+        with pytest.raises(ValueError, match="Received: optimizer of type LossScaleOptimizer"):
+            model.compile(optimizer=keras.optimizers.SGD(0.1))
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_noise_from_the_global_seed_generator_is_fresh_every_step():
+    keras.utils.set_random_seed(4)
+    model = tf_mtl.MultiTaskModel(keras.Sequential([keras.layers.Dense(4), _GlobalNoise()]),
+                                  {"a": keras.layers.Dense(1)}, {"a": "mse"})
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    x = np.ones((8, 3), "float32")
+    y = {"a": np.ones((8, 1), "float32")}
+    assert len({model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(3)}) == 3

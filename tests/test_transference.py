@@ -399,3 +399,55 @@ def test_probe_in_fit_equals_measure_on_the_same_weights_state_and_batch():
 def test_bad_chunk_size(kwargs, message):
     with pytest.raises(ValueError, match=message):
         transference.Transference(**kwargs)
+
+
+def test_first_order_with_stepped_heads_approaches_exact():
+    """update_heads=True: the heads' first-order term is needed for the remainder to vanish."""
+    x, y = _batch()
+    errors = []
+    for lr in (1e-1, 1e-2, 1e-3):
+        model = _model(keras.optimizers.SGD(lr))
+        kw = dict(order=1, scale_by_lr=True, update_heads=True)
+        ex = transference.measure(model, x, y, method="exact", **kw)
+        fo = transference.measure(model, x, y, method="first_order", **kw)
+        errors.append(max(abs(ex[s][t] - fo[s][t]) for s in ex for t in TASKS))
+    assert errors[0] > 5 * errors[1] > 25 * errors[2]
+
+
+def test_measure_follows_changed_settings_of_the_same_optimizer_and_frozen_layers():
+    opt = keras.optimizers.SGD(0.05, momentum=0.9)
+    model = _model(opt)
+    _train(model, 2)
+    x, y = _batch()
+    transference.measure(model, x, y)  # Traced with the current settings.
+
+    def check():
+        z = transference.measure(model, x, y)
+        before, after = _stepped_copy_losses(model, x, y, ["a"])
+        for j, t in enumerate(TASKS):
+            assert z["a"][t] == pytest.approx(1 - after[j] / before[j], rel=1e-4, abs=1e-6)
+
+    opt.clipnorm = 1e-3  # Same object, new setting.
+    model.compile(optimizer=opt)
+    check()
+    model.encoder.layers[0].trainable = False  # Fewer shared variables.
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    _train(model, 1)
+    check()
+
+
+def test_measure_keeps_no_model_alive():
+    import gc
+    import weakref
+    model = _model(keras.optimizers.SGD(0.1))
+    x, y = _batch()
+    transference.measure(model, x, y)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
+def test_cosine_has_no_learning_rate_to_divide_by():
+    with pytest.raises(ValueError, match="method='cosine' with scale_by_lr=True"):
+        transference.Transference(method="cosine", scale_by_lr=True)

@@ -130,6 +130,76 @@ def _memory_child(chunk, num_tasks, batch_size, image_size):
     print(json.dumps({"seconds": seconds, "peak_gib": peak}))
 
 
+def _median_seconds(fn, steps, repeats, warmup=2):
+    for _ in range(warmup):
+        tf.nest.map_structure(lambda t: t.numpy(), fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = fn()
+        tf.nest.map_structure(lambda t: t.numpy(), out)
+        times.append((time.perf_counter() - start) / steps)
+    return float(np.median(times))
+
+
+def breakdown(steps=10, repeats=3, batch_size=32, image_size=64, num_tasks=9,
+              per_task_gradients="loop", profile_dir=None, **_):
+    """Where the exact order-1 step's time goes (ResNet-lite, 64x64, batch 32, 9 tasks).
+
+    Each phase is its own compiled function on the same model and batch, each
+    one the previous plus one more piece, so consecutive differences are the
+    pieces' costs: the forward pass; one backward (the plain step's); ``m``
+    per-task backwards instead; the lookahead weights of the ``m + 1`` sources;
+    their lookahead forwards (the whole probe); the whole train step. With
+    ``profile_dir``, also writes a TensorFlow profiler trace of the whole step
+    (open it in TensorBoard's profile tab).
+
+    Returns ``(columns, rows)``: ``(phase, ms, added ms, x plain step)``.
+    """
+    from tf_mtl import lookahead, transference
+    from tf_mtl.gradients import combine, record_step
+    model = _resnet_model(num_tasks, [Transference(every=1, order=1, method="exact")],
+                          per_task_gradients)
+    plain = _resnet_model(num_tasks, [], per_task_gradients)
+    x, y = _celeba_like_batch(num_tasks, batch_size, image_size)
+    x, y = tf.constant(x), {t: tf.constant(v) for t, v in y.items()}
+    model.train_on_batch(x, y)
+    plain.train_on_batch(x, y)
+    rows_ = transference.source_weights(model, transference.sources_matrix(model.tasks, 1)[1])
+
+    def record():
+        return record_step(model, x, y, per_task=per_task_gradients)
+
+    phases = {
+        "forward (losses)": lambda: record().losses,
+        "+ 1 backward (plain gradient)": lambda: record().weighted_gradient(),
+        "+ m per-task backwards instead": lambda: record().per_task(),
+        "+ lookahead weights (m+1 sources)": lambda: lookahead.next_weights(
+            model.optimizer, combine((s := record()).per_task(), rows_,
+                                     s.regularization_gradient()), model.shared_variables),
+        "+ lookahead forwards (= probe)": lambda: transference.compute(
+            model, record(), rows_)[0],
+    }
+    rows, previous = [], 0.0
+    step_time = time_steps(plain, (x, y), steps, repeats)
+    for name, fn in phases.items():
+        seconds = _median_seconds(tf.function(fn), steps, repeats)
+        rows.append((name, seconds, seconds - previous))
+        previous = seconds
+    full = time_steps(model, (x, y), steps, repeats)
+    rows.append(("whole step with probe (+ heads, optimizer, logs)", full, full - previous))
+    rows.append(("plain train step", step_time, float("nan")))
+    if profile_dir:
+        tf.profiler.experimental.start(profile_dir)
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        tf.profiler.experimental.stop()
+    return (("phase", "ms", "added ms", "x plain step"),
+            [(n, f"{t * 1e3:.1f}", f"{d * 1e3:.1f}", f"{t / step_time:.2f}")
+             for n, t, d in rows])
+
+
 def _grouping_scores(kind, m, seed=0):
     rng = np.random.default_rng(seed)
     tasks = [f"t{i}" for i in range(m)]
@@ -163,7 +233,7 @@ def grouping(repeats=3, time_limit=120.0, **_):
     return ("case", "solver", "seconds", "exact"), rows
 
 
-BENCHMARKS = {"grouping": grouping, "transference": transference}
+BENCHMARKS = {"breakdown": breakdown, "grouping": grouping, "transference": transference}
 
 
 def format_table(columns, rows):

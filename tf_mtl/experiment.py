@@ -18,7 +18,8 @@ Config fields:
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
                nesterov, weight_decay, halve_every_epochs (0 = constant),
                epsilon (Adam/AdamW only; None = Keras's default 1e-7)
-    transference: enabled, order, every, method, scale_by_lr, update_heads, plot
+    transference: enabled, order, every, method, scale_by_lr, update_heads, plot,
+                  log_pairs, chunk_size (None = default chunks)
     grouping: enabled, splits, objective — select groups from the measured
               affinities at the end (needs transference) and write groups.json
 """
@@ -139,7 +140,8 @@ def build_model(config, tasks, task_spec=None):
     if config.transference.enabled:
         t = config.transference
         probes.append(Transference(order=t.order, every=t.every, method=t.method,
-                                   scale_by_lr=t.scale_by_lr, update_heads=t.update_heads))
+                                   scale_by_lr=t.scale_by_lr, update_heads=t.update_heads,
+                                   log_pairs=t.log_pairs, chunk_size=t.chunk_size))
     return MultiTaskModel(
         encoder=ENCODERS[m.encoder](**dict(m.encoder_kwargs)),
         heads={t: keras.layers.Dense(spec[t][0], name=f"head_{t}") for t in tasks},
@@ -245,6 +247,8 @@ def base_config():
         "epsilon": ml_collections.config_dict.placeholder(float)})
     c.transference = ml_collections.ConfigDict({
         "enabled": False, "order": 1, "every": 10, "method": "exact",
-        "scale_by_lr": False, "update_heads": False, "plot": True})
+        "scale_by_lr": False, "update_heads": False, "plot": True, "log_pairs": False,
+        # A typed None (default chunks), so --config.transference.chunk_size=16 parses.
+        "chunk_size": ml_collections.config_dict.placeholder(int)})
     c.grouping = ml_collections.ConfigDict({"enabled": False, "splits": 2, "objective": "tag"})
     return c

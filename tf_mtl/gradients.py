@@ -1,12 +1,13 @@
 """One training step's forward pass and gradients, shared by update rules, probes and IT-MTL.
 
 ``record_step`` runs the model's forward pass once, under a persistent tape,
-from an explicit snapshot of the model's non-trainable state (BatchNorm
-statistics, dropout seeds): ``model.stateless_call`` computes the new state
-without assigning it. The train step assigns it after the update;
-``tf_mtl.transference.measure`` drops it, so a measurement changes nothing.
-Every lookahead forward restarts from the same snapshot, so a task's loss
-before and after a candidate step is measured with the same dropout masks.
+and keeps a snapshot of the non-trainable state it started from (BatchNorm
+statistics, the model's dropout seeds). In the train step the forward is the
+model's own call; ``tf_mtl.transference.measure`` runs it with
+``model.stateless_call`` and drops the new state, so a measurement changes
+nothing. Every lookahead forward restarts from the snapshot, so a task's loss
+before and after a candidate step is measured with the same dropout masks
+(layers that draw from Keras's global seed generator get fresh noise).
 
 ``StepGradients`` then hands out what rules and probes ask for, each at most
 once per step: per-task shared gradients (global: summed over replicas, so
@@ -21,8 +22,9 @@ from tf_mtl import distribute
 PER_TASK_METHODS = ("loop", "jacobian")
 
 
-def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="loop"):
-    """The forward pass of one step, recorded for gradients; assigns nothing.
+def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="loop",
+                stateless=False):
+    """The forward pass of one step, recorded for gradients.
 
     Args:
         model: a built ``MultiTaskModel``.
@@ -31,19 +33,29 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
             gradient the heads get (an update rule's ``objective``); default
             the weighted sum of the losses. The regularization terms are added.
         per_task: ``"loop"`` or ``"jacobian"`` (see ``StepGradients``).
+        stateless: run the forward with ``model.stateless_call`` and drop
+            the state it advances (``measure``: nothing may change). Otherwise
+            the forward is the model's own call, so BatchNorm statistics, seed
+            generators and metrics inside layers advance as in any Keras step.
 
     Returns:
-        ``StepGradients``; ``step.new_state`` holds the non-trainable values the
-        forward produced, in ``model.non_trainable_variables`` order.
+        ``StepGradients``; ``step.state`` holds the non-trainable values the
+        forward started from, in ``model.non_trainable_variables`` order.
     """
     weights = model.loss_weight_vector()
+    # Read before the forward: in a tf.function, reads and the forward's
+    # assignments to one variable run in program order.
     state = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
     with tf.GradientTape(persistent=True) as tape:
-        # Reading the variables inside the tape records the reads, so
-        # gradients with respect to the variables flow through the call.
-        trainable = [tf.convert_to_tensor(v) for v in model.trainable_variables]
-        y_pred, new_state, extra = model.stateless_call(
-            trainable, state, x, training=True, return_losses=True)
+        if stateless:
+            # Reading the variables inside the tape records the reads, so
+            # gradients with respect to the variables flow through the call.
+            trainable = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+            y_pred, _, extra = model.stateless_call(
+                trainable, state, x, training=True, return_losses=True)
+        else:
+            y_pred = model(x, training=True)
+            extra = model.losses
         losses = model.compute_task_losses(y, y_pred, sample_weight)
         regularization = None
         if extra:  # Regularizers and add_loss terms, scaled per replica as Keras does.
@@ -55,7 +67,7 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
     return StepGradients(
         tape, losses, objective, model.shared_variables, per_task=per_task,
         loss_weights=weights, regularization=regularization, x=x, y=y,
-        sample_weight=sample_weight, y_pred=y_pred, state=state, new_state=new_state)
+        sample_weight=sample_weight, y_pred=y_pred, state=state)
 
 
 def _weighted_sum(losses, weights):
@@ -82,12 +94,11 @@ class StepGradients:
         regularization: the per-replica regularization scalar, or None.
         x, y, sample_weight, y_pred: the step's batch and predictions.
         state: non-trainable values the forward started from.
-        new_state: non-trainable values the forward produced.
     """
 
     def __init__(self, tape, losses, objective, shared_variables, per_task="loop",
                  loss_weights=None, regularization=None, x=None, y=None,
-                 sample_weight=None, y_pred=None, state=None, new_state=None):
+                 sample_weight=None, y_pred=None, state=None):
         if per_task not in PER_TASK_METHODS:
             raise ValueError(
                 f"`per_task` must be one of {PER_TASK_METHODS}. Received: per_task={per_task!r}")
@@ -99,7 +110,7 @@ class StepGradients:
         self.loss_weights = loss_weights
         self.regularization = regularization
         self.x, self.y, self.sample_weight, self.y_pred = x, y, sample_weight, y_pred
-        self.state, self.new_state = state, new_state
+        self.state = state
         self._cache = {}  # name -> (graph it was built in, value)
 
     @property

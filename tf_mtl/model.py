@@ -66,6 +66,16 @@ def _check_task_keys(name, got, tasks):
         )
 
 
+def _check_optimizer(optimizer):
+    """The train step differentiates unscaled losses: a loss-scaling optimizer would
+    divide every step by its scale."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        raise ValueError(
+            "MultiTaskModel does not support loss scaling (the 'mixed_float16' policy wraps "
+            "the optimizer in a LossScaleOptimizer): use the 'mixed_bfloat16' or 'float32' "
+            f"policy. Received: optimizer of type {type(optimizer).__name__}")
+
+
 @keras.saving.register_keras_serializable(package="tf_mtl")
 class MultiTaskModel(keras.Model):
     """Multi-task model with pluggable update rule and probes.
@@ -224,10 +234,8 @@ class MultiTaskModel(keras.Model):
             out = tf.switch_case(index, branches)
         else:  # No probe, or every probe measures every step: no branch.
             out = self._gradients(x, y, sw, own_vars, self.probes)
-        y_pred, losses, objective, grads, new_state, rule_logs = out
+        y_pred, losses, objective, grads, rule_logs = out
         distribute.apply_global(self.optimizer, grads, self.shared_variables + own_vars)
-        for i, variable in self._forward_state():  # BatchNorm statistics, dropout seeds.
-            variable.assign(new_state[i])
         self._track_losses(losses, objective)
         logs = self._logs(x, y, y_pred, sw, include_probes=True)
         logs.update(rule_logs)
@@ -240,18 +248,16 @@ class MultiTaskModel(keras.Model):
             self(tf.nest.map_structure(
                 lambda t: keras.KerasTensor(tuple(t.shape), tf.as_dtype(t.dtype).name), x))
 
+    def compile(self, optimizer="rmsprop", **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        _check_optimizer(self.optimizer)
+
     def _build_for_step(self, x):
         """Creates every variable before any branch of the step is traced."""
+        _check_optimizer(self.optimizer)
         self.build_for(x)
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
-
-    def _forward_state(self):
-        """``(index in non_trainable_variables, variable)`` of the encoder's and heads'
-        state: what a forward pass advances. Rules and probes keep their own."""
-        owned = {id(v) for layer in [self.encoder, *self.heads.values()]
-                 for v in layer.non_trainable_variables}
-        return [(i, v) for i, v in enumerate(self.non_trainable_variables) if id(v) in owned]
 
     def _gradients(self, x, y, sw, own_vars, probes):
         """Forward, losses and global gradients (the rule's shared gradients, the
@@ -264,7 +270,7 @@ class MultiTaskModel(keras.Model):
         shared_grads, rule_logs = self.update.shared_gradients(step)
         own_grads = distribute.replica_sum(step.gradient(step.objective, own_vars)) if own_vars else []
         return (step.y_pred, step.losses, step.objective, list(shared_grads) + list(own_grads),
-                list(step.new_state), dict(rule_logs))
+                dict(rule_logs))
 
     def test_step(self, data):
         x, y, sw = keras.utils.unpack_x_y_sample_weight(data)

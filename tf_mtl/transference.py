@@ -80,9 +80,12 @@ def _inner(a, b):
                      for x, y in zip(a, b)])
 
 
-def _check(method, order, chunk_size=None):
+def _check(method, order, chunk_size=None, scale_by_lr=False):
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}. Received: method={method!r}")
+    if method == "cosine" and scale_by_lr:
+        raise ValueError("A cosine similarity has no learning rate to divide by. Received: "
+                         "method='cosine' with scale_by_lr=True")
     if order not in (1, -1):
         raise ValueError(f"`order` must be 1 or -1. Received: order={order!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(
@@ -280,7 +283,7 @@ class Transference(Probe):
                  update_heads=False, log_pairs=False, chunk_size=None, name="transference",
                  **kwargs):
         super().__init__(every=every, name=name, **kwargs)
-        _check(method, order, chunk_size)
+        _check(method, order, chunk_size, scale_by_lr)
         self.order, self.method, self.chunk_size = order, method, chunk_size
         self.scale_by_lr, self.update_heads, self.log_pairs = scale_by_lr, update_heads, log_pairs
 
@@ -328,12 +331,18 @@ def measure(model, x, y, *, sample_weight=None, order=1, method="exact",
         >>> Z = tf_mtl.transference.measure(model, x, {"a": ya, "b": yb})
         >>> Z["a"]["b"]    # how a's step changes b's loss
     """
-    _check(method, order, chunk_size)
+    _check(method, order, chunk_size, scale_by_lr)
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         raise ValueError("`measure` simulates the compiled optimizer: call "
                          "model.compile(optimizer=...) first. Received: an uncompiled model")
     lookahead.check_optimizer(optimizer)
+    if tf.distribute.has_strategy() and distribute.num_replicas() > 1:
+        raise ValueError(
+            "`measure` runs on one device on the whole batch: call it outside "
+            "`strategy.scope()` (a model built under MirroredStrategy is measured correctly "
+            "there). Received: a call inside the scope of a strategy with "
+            f"{distribute.num_replicas()} replicas")
     model.check_labels(y)
     model.build_for(x)
     names, fn = _measure_fn(model, optimizer, (order, method, scale_by_lr, update_heads,
@@ -347,26 +356,33 @@ def measure(model, x, y, *, sample_weight=None, order=1, method="exact",
 def _measure_fn(model, optimizer, options):
     """The compiled measurement for ``model`` with ``optimizer`` as it is now.
 
-    A trace captures the optimizer object, and while the optimizer is not
-    built it reads its slots as zero constants: a trace is reused only for the
-    same optimizer in the same built state.
+    A trace bakes in Python-level facts: the optimizer object and its settings
+    (clipping, decay, the rule; while it is not built, zero slots), which
+    variables are trainable, the loss weights. It is reused only while all of
+    them are unchanged. The function refers to the model weakly, so the cache
+    does not keep models alive.
     """
     cache = _MEASURE_FNS.setdefault(model, {})
-    key = (options, id(optimizer), optimizer.built)
+    key = (options, id(optimizer), optimizer.built, repr(optimizer.get_config()),
+           tuple(id(v) for v in model.trainable_variables),
+           tuple(model.loss_weights[t] for t in model.tasks), model.per_task_gradients)
     hit = cache.get(key)
     if hit is not None and hit[0]() is optimizer:
         return hit[1], hit[2]
     order, method, scale_by_lr, update_heads, chunk_size = options
     names, sources = sources_matrix(model.tasks, order)
+    model_ref = weakref.ref(model)
 
     @tf.function(autograph=False)
     def fn(x, y, sample_weight):
-        step = record_step(model, x, y, sample_weight, per_task=model.per_task_gradients)
+        model = model_ref()
+        step = record_step(model, x, y, sample_weight, stateless=True,
+                           per_task=model.per_task_gradients)
         return compute(model, step, source_weights(model, sources), method=method,
                        scale_by_lr=scale_by_lr, update_heads=update_heads,
                        chunk_size=chunk_size)
 
-    for stale in [k for k in cache if k[0] == options]:  # Traces of older optimizers.
+    for stale in [k for k in cache if k[0] == options]:  # Traces of older settings.
         del cache[stale]
     cache[key] = (weakref.ref(optimizer), names, fn)
     return names, fn

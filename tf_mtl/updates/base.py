@@ -38,7 +38,14 @@ class Update(keras.layers.Layer):
         self.built = True
 
     def objective(self, losses, weights):
-        """Scalar whose gradient the heads get: ``sum_i weights[i] * losses[i]``."""
+        """Scalar whose gradient the heads get: ``sum_i weights[i] * losses[i]``.
+
+        Under a ``tf.distribute`` strategy with ``n`` replicas, ``losses`` are each
+        replica's share (Keras scales them by ``1 / n`` so that the sum over
+        replicas is the global mean): a term a rule adds that is not
+        proportional to the losses (e.g. uncertainty weighting's ``log sigma``)
+        must be scaled the same way, with ``tf_mtl.distribute.replica_share``.
+        """
         return tf.reduce_sum(weights * losses)
 
     def shared_gradients(self, step):
