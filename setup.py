@@ -9,7 +9,11 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    # The lowest versions the whole test suite was run and passed on: TF 2.16.1 with
+    # Keras 3.10 and 3.15, tensorflow-datasets 4.9.3, ml_collections 1.0 (Python 3.11).
+    # Older Keras gives wrong metrics or losses under tf.distribute (losses unscaled
+    # before 3.8, metric variables not synchronized on read before 3.10).
+    python_requires=">=3.11",
     # Only tf_mtl is installed: launch/ and configs/ stay in the checkout
     # (python -m launch.train from its root); installed commands are below.
     packages=find_packages(include=["tf_mtl", "tf_mtl.*"]),
@@ -20,11 +24,13 @@ setup(
     ]},
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3.0",
-        "tensorflow-datasets>=4.9",
+        "keras>=3.10",
+        "tensorflow-datasets>=4.9.3",
+        # 1.21 needs protobuf>=6.31.1 without declaring it; TF 2.16-2.19 cap protobuf below.
+        "tensorflow-metadata<1.21",
         "numpy",
         "absl-py",
-        "ml_collections",
+        "ml_collections>=1.0",
     ],
     extras_require={
         "test": ["pytest", "matplotlib", "tensorboard"],

@@ -383,7 +383,8 @@ def test_probe_in_fit_equals_measure_on_the_same_weights_state_and_batch():
     _train(model, 2)
     x, y = _batch()
     expected = transference.measure(model, x, y, update_heads=True)
-    model.train_on_batch(x, y)  # Resets the metrics, then one measured step.
+    model.reset_metrics()
+    model.train_on_batch(x, y)  # One measured step.
     measured = probe.scores()
     after_apply = transference.measure(model, x, y, update_heads=True)
     for source in expected:
