@@ -9,14 +9,15 @@ from tf_mtl import transference
 TASKS = ["a", "b", "c"]
 
 
-def _model(optimizer, seed=0, losses=None, loss_weights=None, encoder=None, probes=None):
+def _model(optimizer, seed=0, losses=None, loss_weights=None, encoder=None, probes=None,
+           **model_kwargs):
     keras.utils.set_random_seed(seed)
     encoder = encoder or keras.Sequential([
         keras.layers.Dense(8), keras.layers.BatchNormalization(), keras.layers.ReLU(),
         keras.layers.Dense(4, activation="tanh")])
     model = tf_mtl.MultiTaskModel(encoder, {t: keras.layers.Dense(1) for t in TASKS},
                                   losses or {t: "mse" for t in TASKS},
-                                  loss_weights=loss_weights, probes=probes)
+                                  loss_weights=loss_weights, probes=probes, **model_kwargs)
     model.compile(optimizer=optimizer)
     return model
 
@@ -373,6 +374,42 @@ def test_chunked_sources_give_the_same_values(method):
         for source in whole:
             for t in TASKS:
                 assert chunked[source][t] == pytest.approx(whole[source][t], rel=1e-5, abs=1e-7)
+
+
+def _conv_encoder():
+    # A convolution whose filter differs per candidate (TensorFlow's vectorizer
+    # loops over it) next to layers it batches (Dense, BatchNormalization).
+    return keras.Sequential([
+        keras.layers.Reshape((5, 1, 1)), keras.layers.Conv2D(3, (2, 1)),
+        keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.Flatten(),
+        keras.layers.Dense(4, activation="tanh")])
+
+
+@pytest.mark.parametrize("execution", ["sequential", "unrolled", "vectorized"])
+def test_every_lookahead_execution_equals_really_stepping_a_copy(execution):
+    model = _model(keras.optimizers.Adam(0.01), encoder=_conv_encoder(),
+                   lookahead_execution=execution)
+    _train(model, 2)
+    x, y = _batch()
+    z = transference.measure(model, x, y, order=-1, chunk_size=3)  # Chunks of 3, 3, 1.
+    for source, row in z.items():
+        before, after = _stepped_copy_losses(model, x, y, source.split("|"))
+        for j, t in enumerate(TASKS):
+            np.testing.assert_allclose(row[t], 1 - after[j] / before[j], rtol=1e-4, atol=1e-6)
+
+
+def test_lookahead_execution_is_validated_resolved_and_serialized():
+    with pytest.raises(ValueError, match=r"`lookahead_execution`.*Received: "
+                                         r"lookahead_execution='batched'"):
+        _model(keras.optimizers.SGD(0.1), lookahead_execution="batched")
+    model = _model(keras.optimizers.SGD(0.1), lookahead_execution="unrolled")
+    assert tf_mtl.MultiTaskModel.from_config(
+        model.get_config()).lookahead_execution == "unrolled"
+    assert tf_mtl.lookahead.resolve_execution("vectorized") == "vectorized"
+    # "auto" is the mode README's benchmark found fastest or tied in every case.
+    assert tf_mtl.lookahead.resolve_execution("auto") == "unrolled"
+    with pytest.raises(ValueError, match="Received: lookahead_execution=None"):
+        tf_mtl.lookahead.resolve_execution(None)
 
 
 def test_probe_in_fit_equals_measure_on_the_same_weights_state_and_batch():

@@ -46,6 +46,7 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
     # Read before the forward: in a tf.function, reads and the forward's
     # assignments to one variable run in program order.
     state = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+    features = None
     with tf.GradientTape(persistent=True) as tape:
         if stateless:
             # Reading the variables inside the tape records the reads, so
@@ -54,9 +55,10 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
             y_pred, _, extra = model.stateless_call(
                 trainable, state, x, training=True, return_losses=True)
         else:
-            y_pred = model(x, training=True)
+            features, y_pred = model.forward(x, training=True)
             extra = model.losses
-        losses = model.compute_task_losses(y, y_pred, sample_weight)
+        task_losses = model.task_loss_list(y, y_pred, sample_weight)
+        losses = tf.stack(task_losses)
         regularization = None
         if extra:  # Regularizers and add_loss terms, scaled per replica as Keras does.
             regularization = distribute.replica_share(
@@ -67,7 +69,8 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
     return StepGradients(
         tape, losses, objective, model.shared_variables, per_task=per_task,
         loss_weights=weights, regularization=regularization, x=x, y=y,
-        sample_weight=sample_weight, y_pred=y_pred, state=state)
+        sample_weight=sample_weight, y_pred=y_pred, state=state, features=features,
+        task_losses=task_losses)
 
 
 def _weighted_sum(losses, weights):
@@ -94,11 +97,15 @@ class StepGradients:
         regularization: the per-replica regularization scalar, or None.
         x, y, sample_weight, y_pred: the step's batch and predictions.
         state: non-trainable values the forward started from.
+        features, task_losses: the encoder's output and the unstacked losses,
+            both recorded by the tape, when the forward exposes them; a task's
+            shared gradient then starts from its own head's cotangent.
     """
 
     def __init__(self, tape, losses, objective, shared_variables, per_task="loop",
                  loss_weights=None, regularization=None, x=None, y=None,
-                 sample_weight=None, y_pred=None, state=None):
+                 sample_weight=None, y_pred=None, state=None, features=None,
+                 task_losses=None):
         if per_task not in PER_TASK_METHODS:
             raise ValueError(
                 f"`per_task` must be one of {PER_TASK_METHODS}. Received: per_task={per_task!r}")
@@ -111,6 +118,7 @@ class StepGradients:
         self.regularization = regularization
         self.x, self.y, self.sample_weight, self.y_pred = x, y, sample_weight, y_pred
         self.state = state
+        self.features, self.task_losses = features, task_losses
         self._cache = {}  # name -> (graph it was built in, value)
 
     @property
@@ -137,6 +145,13 @@ class StepGradients:
         Slicing ``losses`` here, outside the tape, would not be recorded, so the
         stacked losses are differentiated with a one-hot output gradient.
         """
+        if self.features is not None and variables is None:
+            # Through head ``index`` alone to the features, then the encoder:
+            # the other heads' zero cotangents are never formed or summed.
+            cotangent = self.tape.gradient(self.task_losses[index], self.features,
+                                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            cotangent = tf.nest.map_structure(lambda c: c * scale, cotangent)
+            return self.gradient(self.features, output_gradients=cotangent)
         seed = tf.one_hot(index, self.num_tasks, dtype=self.losses.dtype) * scale
         return self.gradient(self.losses, variables, output_gradients=seed)
 

@@ -15,7 +15,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute, keras_internals
+from tf_mtl import distribute, keras_internals, lookahead
 from tf_mtl.gradients import PER_TASK_METHODS, record_step
 from tf_mtl.updates.base import Update
 from tf_mtl.updates.equal_weights import EqualWeights
@@ -89,6 +89,10 @@ class MultiTaskModel(keras.Model):
         probes: list of ``tf_mtl.probes.Probe`` (e.g. transference).
         per_task_gradients: ``"loop"`` or ``"jacobian"``: how per-task shared
             gradients are formed when a rule or probe needs them.
+        lookahead_execution: how candidate lookahead forwards run:
+            ``"auto"`` (``lookahead.AUTO_EXECUTION``, the fastest measured), ``"sequential"``,
+            ``"unrolled"`` or ``"vectorized"`` (``lookahead.evaluate_losses``);
+            same values, different speed.
 
     Example:
         >>> model = tf_mtl.MultiTaskModel(
@@ -100,7 +104,8 @@ class MultiTaskModel(keras.Model):
     """
 
     def __init__(self, encoder, heads, losses, loss_weights=None, update=None,
-                 probes=None, per_task_gradients="loop", **kwargs):
+                 probes=None, per_task_gradients="loop", lookahead_execution="auto",
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(heads, dict) or not heads:
             raise ValueError(
@@ -128,6 +133,7 @@ class MultiTaskModel(keras.Model):
                 f"`per_task_gradients` must be one of {PER_TASK_METHODS}. "
                 f"Received: per_task_gradients={per_task_gradients!r}"
             )
+        lookahead.check_execution(lookahead_execution)
         update = EqualWeights() if update is None else update
         if not isinstance(update, Update):
             raise TypeError(
@@ -147,6 +153,7 @@ class MultiTaskModel(keras.Model):
         self.task_losses = {t: _as_loss(t, losses[t]) for t in tasks}
         self.loss_weights = {t: float(loss_weights.get(t, 1.0)) for t in tasks}
         self.per_task_gradients = per_task_gradients
+        self.lookahead_execution = lookahead_execution
         self.update = update
         self.update.build_tasks(tasks)
         self.probes = probes
@@ -156,8 +163,17 @@ class MultiTaskModel(keras.Model):
 
     # ------------------------------------------------------------------ forward
     def call(self, x, training=None):
+        return self.forward(x, training=training)[1]
+
+    def forward(self, x, training=None):
+        """``(features, {task: prediction})``: the encoder's output and the heads'.
+
+        The train step records this (rather than ``call``) so that a task's
+        shared gradient can start from its own head's cotangent at the
+        features, instead of summing every head's (zero) contribution.
+        """
         features = self.encoder(x, training=training)
-        return {t: self._apply_head(t, features, training) for t in self.tasks}
+        return features, {t: self._apply_head(t, features, training) for t in self.tasks}
 
     def _apply_head(self, task, features, training):
         head = self.heads[task]
@@ -198,6 +214,10 @@ class MultiTaskModel(keras.Model):
         ``sample_weight`` may be one array for all tasks or ``{task: array}``
         (e.g. MovieLens masks the rating where a movie was not watched).
         """
+        return tf.stack(self.task_loss_list(y, y_pred, sample_weight))
+
+    def task_loss_list(self, y, y_pred, sample_weight=None):
+        """``compute_task_losses`` as a list of ``m`` scalars (float32)."""
         self.check_labels(y)
         if isinstance(sample_weight, dict):
             _check_task_keys("sample_weight", sample_weight.keys(), self.tasks)
@@ -206,7 +226,7 @@ class MultiTaskModel(keras.Model):
             sw = sample_weight.get(t) if isinstance(sample_weight, dict) else sample_weight
             values.append(tf.cast(self.task_losses[t](y[t], y_pred[t], sample_weight=sw),
                                   tf.float32))
-        return tf.stack(values)
+        return values
 
     # ------------------------------------------------------------------- steps
     def train_step(self, data):
@@ -214,7 +234,9 @@ class MultiTaskModel(keras.Model):
         self.check_labels(y)
         self._build_for_step(x)
         own_vars = self.head_variables + list(self.update.trainable_variables)
-        if any(p.every > 1 for p in self.probes):
+        always = [p for p in self.probes if p.every == 1]
+        scheduled = [p for p in self.probes if p.every > 1]
+        if scheduled:
             if distribute.num_replicas() > 1:
                 raise ValueError(
                     "Under a multi-replica tf.distribute strategy probes must measure "
@@ -225,15 +247,15 @@ class MultiTaskModel(keras.Model):
             # probes. A tf.cond around only the probe would capture the forward
             # pass's tensors into the branch, which measured ~40% slower on CPU.
             iteration = self.optimizer.iterations
-            index = tf.add_n([p.due(iteration) * (2 ** i) for i, p in enumerate(self.probes)])
+            index = tf.add_n([p.due(iteration) * (2 ** i) for i, p in enumerate(scheduled)])
             branches = [
                 functools.partial(self._gradients, x, y, sw, own_vars,
-                                  [p for i, p in enumerate(self.probes) if k >> i & 1])
-                for k in range(2 ** len(self.probes))
+                                  always + [p for i, p in enumerate(scheduled) if k >> i & 1])
+                for k in range(2 ** len(scheduled))
             ]
             out = tf.switch_case(index, branches)
         else:  # No probe, or every probe measures every step: no branch.
-            out = self._gradients(x, y, sw, own_vars, self.probes)
+            out = self._gradients(x, y, sw, own_vars, always)
         y_pred, losses, objective, grads, rule_logs = out
         distribute.apply_global(self.optimizer, grads, self.shared_variables + own_vars)
         self._track_losses(losses, objective)
@@ -308,6 +330,7 @@ class MultiTaskModel(keras.Model):
             "update": ser(self.update),
             "probes": [ser(p) for p in self.probes],
             "per_task_gradients": self.per_task_gradients,
+            "lookahead_execution": self.lookahead_execution,
         }
 
     @classmethod

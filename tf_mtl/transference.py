@@ -135,7 +135,8 @@ def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_head
                 head_weights[t] = [w[0] for w in new]
         if method == "exact":
             after = distribute.replica_sum(lookahead.lookahead_losses(
-                model, step, rows, head_weights, chunk_size))
+                model, step, rows, head_weights, chunk_size,
+                lookahead.resolve_execution(model.lookahead_execution)))
             z = 1.0 - after / losses[None, :]
         else:
             z = -_first_order_change(model, step, rows, head_weights, chunk_size) / losses[None, :]
@@ -365,7 +366,8 @@ def _measure_fn(model, optimizer, options):
     cache = _MEASURE_FNS.setdefault(model, {})
     key = (options, id(optimizer), optimizer.built, repr(optimizer.get_config()),
            tuple(id(v) for v in model.trainable_variables),
-           tuple(model.loss_weights[t] for t in model.tasks), model.per_task_gradients)
+           tuple(model.loss_weights[t] for t in model.tasks), model.per_task_gradients,
+           model.lookahead_execution)
     hit = cache.get(key)
     if hit is not None and hit[0]() is optimizer:
         return hit[1], hit[2]

@@ -1,6 +1,7 @@
 """Run a named benchmark and print its table.
 
-    tf-mtl-benchmark --bench=transference [--steps=20 --repeats=3]
+    tf-mtl-benchmark --bench=transference [--steps=5 --repeats=3 --reference --xla --nomemory]
+    tf-mtl-benchmark --bench=breakdown [--profile_dir=DIR]
     tf-mtl-benchmark --bench=grouping [--time_limit=120]
     python -m launch.benchmark ...    # the same, from a checkout
 """
@@ -10,13 +11,20 @@ from absl import app, flags
 from tf_mtl import benchmark
 
 _BENCH = flags.DEFINE_enum("bench", None, sorted(benchmark.BENCHMARKS), "Which benchmark.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per repeat.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).")
 _PER_TASK = flags.DEFINE_enum("per_task_gradients", "loop", ["loop", "jacobian"],
                               "How per-task gradients are formed.")
 _TIME_LIMIT = flags.DEFINE_float("time_limit", 120.0, "Grouping: seconds per search.")
 _MEMORY = flags.DEFINE_bool("memory", True, "Transference: also the ResNet-18 order=-1 "
                             "peak memory rows (a few minutes).")
+_XLA = flags.DEFINE_bool("xla", False, "Transference: also rows under jit_compile=True.")
+_REFERENCE = flags.DEFINE_bool("reference", False, "Transference: also the TAG reference "
+                               "step's ratio, measured in the same run (needs tf_keras).")
+_REFERENCE_SCRIPT = flags.DEFINE_string("reference_script", benchmark.REFERENCE_SCRIPT,
+                                        "The reference step script.")
+_PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Breakdown: also write a "
+                                   "TensorFlow profiler trace of the step here.")
 flags.mark_flag_as_required("bench")
 
 
@@ -24,7 +32,9 @@ def main(argv):
     del argv
     columns, rows = benchmark.BENCHMARKS[_BENCH.value](
         steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,
-        time_limit=_TIME_LIMIT.value, memory=_MEMORY.value)
+        time_limit=_TIME_LIMIT.value, memory=_MEMORY.value, xla=_XLA.value,
+        reference=_REFERENCE.value, reference_script=_REFERENCE_SCRIPT.value,
+        profile_dir=_PROFILE_DIR.value)
     print(benchmark.format_table(columns, rows))
 
 
