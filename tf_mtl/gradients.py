@@ -70,7 +70,7 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
         tape, losses, objective, model.shared_variables, per_task=per_task,
         loss_weights=weights, regularization=regularization, x=x, y=y,
         sample_weight=sample_weight, y_pred=y_pred, state=state, features=features,
-        task_losses=task_losses)
+        task_losses=task_losses, model=model)
 
 
 def _weighted_sum(losses, weights):
@@ -100,12 +100,14 @@ class StepGradients:
         features, task_losses: the encoder's output and the unstacked losses,
             both recorded by the tape, when the forward exposes them; a task's
             shared gradient then starts from its own head's cotangent.
+        model: the model the step belongs to (IT-MTL scores its candidates
+            with the model's optimizer and lookahead).
     """
 
     def __init__(self, tape, losses, objective, shared_variables, per_task="loop",
                  loss_weights=None, regularization=None, x=None, y=None,
                  sample_weight=None, y_pred=None, state=None, features=None,
-                 task_losses=None):
+                 task_losses=None, model=None):
         if per_task not in PER_TASK_METHODS:
             raise ValueError(
                 f"`per_task` must be one of {PER_TASK_METHODS}. Received: per_task={per_task!r}")
@@ -119,6 +121,7 @@ class StepGradients:
         self.x, self.y, self.sample_weight, self.y_pred = x, y, sample_weight, y_pred
         self.state = state
         self.features, self.task_losses = features, task_losses
+        self.model = model
         self._cache = {}  # name -> (graph it was built in, value)
 
     @property
@@ -188,6 +191,14 @@ class StepGradients:
             grads = [tf.stack(g, axis=0) for g in zip(*rows)]
         return distribute.replica_sum(grads)
 
+    def gram(self):
+        """``[m, m]`` inner products of the global per-task shared gradients.
+
+        PCGrad's projections and MGDA's min-norm point are functions of this
+        matrix alone, so those rules never touch the gradients themselves.
+        """
+        return self._cached("gram", lambda: inner(self.per_task(), self.per_task()))
+
     def regularization_gradient(self, variables=None):
         """Global gradient of the regularization terms (shared by default), or None."""
         if self.regularization is None:
@@ -243,6 +254,13 @@ def combine(per_task, rows, extra=None):
     if extra is not None:
         out = [g + e[None] for g, e in zip(out, extra)]
     return out
+
+
+def inner(a, b):
+    """``sum_v <a_v[s], b_v[j]>`` over variables: ``[n, ...] x [k, ...] -> [n, k]``."""
+    return tf.add_n([tf.matmul(tf.reshape(x, [x.shape[0], -1]),
+                               tf.reshape(y, [y.shape[0], -1]), transpose_b=True)
+                     for x, y in zip(a, b)])
 
 
 def _tf_variables(variables):

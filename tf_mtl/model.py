@@ -314,7 +314,7 @@ class MultiTaskModel(keras.Model):
     def _logs(self, x, y, y_pred, sw, include_probes):
         logs = self.compute_metrics(x, y, y_pred, sw)
         if not include_probes:
-            for key in [k for p in self.probes for k in p.log_names()]:
+            for key in [k for p in self.probes for k in p.log_names()] + self.update.log_names():
                 logs.pop(key, None)
         return logs
 

@@ -54,6 +54,10 @@ class Update(keras.layers.Layer):
             f"{type(self).__name__} must implement shared_gradients(step)."
         )
 
+    def log_names(self):
+        """Keys this rule's metrics put in the logs (evaluation drops them)."""
+        return []
+
     def call(self, *args, **kwargs):  # Layers need a call; rules are not called.
         raise TypeError(
             f"{type(self).__name__} is an update rule: MultiTaskModel uses its "
