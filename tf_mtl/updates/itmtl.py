@@ -1,0 +1,191 @@
+"""IT-MTL (``001`` §4, Alg. 1): apply the candidate gradient with the highest total transference.
+
+Each candidate ``c`` is a weight row over the per-task shared gradients: a task
+name or a ``|``-joined subset (``"left"``, ``"left|right"``; ``"all"`` is every
+task) steps along ``sum_{i in S} b_i g_i``, and a gradient rule (``PCGrad()``,
+``MGDA(upper_bound=False)``) along its combination, where ``b`` are the base
+weights (the ``weighting``'s weights times the model's loss weights; just the
+loss weights without one). Each step:
+
+1. the per-task gradients, once;
+2. every candidate's total transference ``Z_c = sum_j (1 - L_j(after_c) / L_j)``
+   with the optimizer-faithful lookahead (``lookahead="exact"``; momentum/Adam
+   state, schedule, weight decay, clipping, regularizers), or its first-order
+   form ``-<sum_j ∇L_j / L_j, Δ_c>`` (``"first_order"``, ``001`` §4.1) — both
+   by ``tf_mtl.transference.compute``, the code that measures transference;
+3. the best candidate's gradient (``combine`` of the gradients of step 1) goes
+   through the real optimizer; the heads get the weighting's objective as usual.
+
+Ties go to the first candidate in the order given. A target whose loss is zero
+or non-finite is left out of every candidate's sum (``compute`` marks it
+invalid) and counted (candidate × target entries) in ``itmtl/skipped``. ``last_scores`` (one per candidate) and
+``last_choice`` are variables; per epoch the logs carry the fraction of steps
+each candidate was chosen (``itmtl/chosen/<candidate>``).
+
+Configurations, not code: IT-MTL over a MultiMNIST pair is
+``ITMTL(["left", "right", "all"])``; IT-PCGrad ``ITMTL(["all", PCGrad()])``;
+IT-UW-PCGrad ``ITMTL(["all", PCGrad()], weighting=UncertaintyWeights())``;
+``lookahead="first_order"`` gives the ``‡`` variants.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_mtl import transference
+from tf_mtl.gradients import combine
+from tf_mtl.updates.weighted import GradientRule, Weighted, state_variable
+
+LOOKAHEADS = ("exact", "first_order")
+
+
+class ChoiceFraction(keras.metrics.Metric):
+    """Per-epoch fraction of steps each candidate was chosen (NaN before any step)."""
+
+    def __init__(self, names, prefix, **kwargs):
+        super().__init__(**kwargs)
+        self.names, self.prefix = list(names), prefix
+        self.counts = self.add_variable(shape=(len(self.names),), initializer="zeros",
+                                        name="counts", aggregation="only_first_replica")
+        self.skipped = self.add_variable(shape=(), initializer="zeros", name="skipped",
+                                         aggregation="only_first_replica")
+
+    def log_names(self):
+        return [f"{self.prefix}/chosen/{n}" for n in self.names] + [f"{self.prefix}/skipped"]
+
+    def update_state(self, choice, skipped):
+        self.counts.assign_add(tf.one_hot(choice, len(self.names)))
+        self.skipped.assign_add(tf.cast(skipped, tf.float32))
+
+    def result(self):
+        counts = tf.convert_to_tensor(self.counts)
+        total = tf.reduce_sum(counts)
+        frac = tf.where(total > 0, counts / tf.maximum(total, 1.0), math.nan)
+        out = {name: frac[i] for i, name in enumerate(self.log_names()[:-1])}
+        out[f"{self.prefix}/skipped"] = tf.convert_to_tensor(self.skipped)
+        return out
+
+
+def _candidate_name(candidate):
+    return candidate if isinstance(candidate, str) else candidate.name
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class ITMTL(Weighted):
+    """Increased-transfer MTL over candidate weight rows.
+
+    Args:
+        candidates: non-empty list of task names / ``|``-joined subsets /
+            ``"all"`` and gradient rules (``PCGrad()``, ``MGDA(...)``), no two
+            alike; rules take this rule's ``weighting`` (give them none).
+        lookahead: ``"exact"`` or ``"first_order"``.
+        weighting: optional loss weighting (IT-UW-*); scales every candidate.
+        update_heads: score with the heads also stepped (``001`` Alg. 1 line 5);
+            default holds them, as the original code does. Not with a weighting.
+        chunk_size: lookahead candidates per chunk (``transference.compute``).
+
+    Example:
+        >>> update = tf_mtl.updates.ITMTL(["all", tf_mtl.updates.PCGrad()])
+    """
+
+    def __init__(self, candidates, lookahead="exact", weighting=None, update_heads=False,
+                 chunk_size=None, **kwargs):
+        kwargs.setdefault("name", "itmtl")
+        super().__init__(weighting=weighting, **kwargs)
+        if not isinstance(candidates, (list, tuple)) or not candidates:
+            raise ValueError(f"`candidates` must be a non-empty list of task subsets and "
+                             f"gradient rules. Received: candidates={candidates!r}")
+        parsed = []
+        for c in candidates:
+            if isinstance(c, dict):  # From get_config.
+                c = keras.saving.deserialize_keras_object(c)
+            if isinstance(c, GradientRule):
+                if c.weighting is not None:
+                    raise ValueError(
+                        "Candidate rules take ITMTL's `weighting`; give them none. Received: "
+                        f"candidate {c.name} with weighting={c.weighting.name}")
+            elif not isinstance(c, str):
+                raise ValueError(
+                    "Each candidate must be a task name, a '|'-joined subset, 'all', or a "
+                    "gradient rule yielding a shared gradient (PCGrad, MGDA). Received: "
+                    f"candidate {c!r} of type {type(c).__name__}")
+            parsed.append(c)
+        names = [_candidate_name(c) for c in parsed]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"`candidates` must be distinct. Received duplicates: "
+                             f"{duplicates} in candidates={names}")
+        if lookahead not in LOOKAHEADS:
+            raise ValueError(f"`lookahead` must be one of {LOOKAHEADS}. Received: "
+                             f"lookahead={lookahead!r}")
+        if update_heads and self.weighting is not None:
+            raise ValueError(
+                "update_heads=True steps the heads on the model's loss weights, which a "
+                "weighting changes; use update_heads=False with a weighting. Received: "
+                f"update_heads=True, weighting={self.weighting.name}")
+        self.candidates, self.candidate_names = parsed, names
+        self.lookahead, self.update_heads, self.chunk_size = lookahead, update_heads, chunk_size
+        self.rules = [c for c in parsed if not isinstance(c, str)]  # tracked: their state saves
+
+    def build_tasks(self, tasks):
+        super().build_tasks(tasks)
+        self._masks = {}
+        for c in self.candidates:
+            if isinstance(c, str):
+                subset = self.tasks if c == "all" else c.split("|")
+                unknown = sorted(set(subset) - set(self.tasks))
+                if unknown or len(set(subset)) != len(subset):
+                    raise ValueError(
+                        f"Candidate {c!r} is no task or subset of {self.tasks} (unknown or "
+                        f"repeated: {unknown or subset}). Received: candidates="
+                        f"{self.candidate_names}")
+                self._masks[c] = np.array([t in subset for t in self.tasks], np.float32)
+            else:
+                c.build_tasks(tasks)
+        k = len(self.candidates)
+        self.last_scores = state_variable(self, "last_scores", (k,))
+        self.last_choice = state_variable(self, "last_choice", (), dtype="int32")
+        self.chosen = ChoiceFraction(self.candidate_names, self.name,
+                                     name=f"{self.name}_chosen")
+
+    def log_names(self):
+        return self.chosen.log_names()
+
+    def candidate_rows(self, step, base):
+        """``[k, m]``: each candidate's weights over the unscaled per-task gradients."""
+        rows = []
+        for c in self.candidates:
+            if isinstance(c, str):
+                rows.append(tf.constant(self._masks[c]) * base)
+            else:
+                rows.append(tf.cast(c.combination(step, base), tf.float32))
+        return tf.stack(rows)
+
+    def shared_gradients(self, step):
+        base = tf.cast(self.base_weights(step), tf.float32)
+        rows = tf.stop_gradient(self.candidate_rows(step, base))
+        z, valid = transference.compute(step.model, step, rows, method=self.lookahead,
+                                        update_heads=self.update_heads,
+                                        chunk_size=self.chunk_size)
+        scores = tf.reduce_sum(z, axis=1)  # invalid entries are 0 in z: skipped
+        k = len(self.candidates)
+        best = tf.reduce_max(scores)
+        choice = tf.reduce_min(tf.where(scores >= best, tf.range(k), k))  # first of ties
+        choice = tf.minimum(choice, k - 1)  # all-NaN cannot occur (z is finite); be safe
+        self.last_scores.assign(scores)
+        self.last_choice.assign(choice)
+        self.chosen.update_state(choice, tf.reduce_sum(1 - tf.cast(valid, tf.int32)))
+        self.update_weighting(step)
+        row = tf.gather(rows, choice)[None, :]
+        grads = [g[0] for g in combine(step.per_task(), row, step.regularization_gradient())]
+        logs = {f"{self.name}/choice": tf.cast(choice, tf.float32)}
+        return grads, logs
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        return {**super().get_config(),
+                "candidates": [c if isinstance(c, str) else ser(c) for c in self.candidates],
+                "lookahead": self.lookahead, "update_heads": self.update_heads,
+                "chunk_size": self.chunk_size}
