@@ -26,6 +26,11 @@ setup(
         "tensorflow>=2.16",
         "keras>=3.10",
         "tensorflow-datasets>=4.9.3",
+        # TFDS's download-and-prepare path imports it (dataset_builder.py) but TFDS declares
+        # it only for Python < 3.9: without it every loader fails before downloading.
+        "importlib_resources",
+        # The fail-fast probe of tf_mtl.data.sources (TFDS also downloads with it).
+        "requests",
         # 1.21 needs protobuf>=6.31.1 without declaring it; TF 2.16-2.19 cap protobuf below.
         "tensorflow-metadata<1.21",
         "numpy",
