@@ -67,13 +67,16 @@ DATASETS = {
         "batch_size", "shuffle", "num_tasks", "num_groups", "num_examples", "input_dim",
         "group_rank", "task_noise", "label_noise", "scale", "kind", "seed")),
     "celeba": (data_lib.celeba, (
-        "tasks", "image_size", "batch_size", "data_dir", "shuffle", "seed", "download")),
+        "tasks", "image_size", "batch_size", "data_dir", "shuffle", "seed", "download",
+        "verify_checksums", "retries")),
     "multi_mnist": (data_lib.multi_mnist, (
-        "source", "image_size", "batch_size", "seed", "shuffle", "data_dir", "download")),
+        "source", "image_size", "batch_size", "seed", "shuffle", "data_dir", "download",
+        "verify_checksums", "retries")),
     "multi_mnist_pickle": (data_lib.multi_mnist_pickle, (
         "path", "image_size", "batch_size", "seed", "shuffle")),
     "movielens": (data_lib.movielens, (
-        "batch_size", "num_examples", "seed", "shuffle", "data_dir", "download")),
+        "batch_size", "num_examples", "seed", "shuffle", "data_dir", "download",
+        "verify_checksums", "retries")),
 }
 MULTI_MNIST_SPEC = {t: (10, "sparse_categorical_crossentropy_logits") for t in ("left", "right")}
 

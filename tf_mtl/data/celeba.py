@@ -16,13 +16,13 @@ Two ways to name tasks:
   ``CELEBA_MR_GROUPS`` is the 8-group split of Maximum Roaming (``003`` Table 4).
 
 CelebA's Google-Drive download often fails (quota, checksums). When it does,
-``celeba`` raises an error saying where to put the five files by hand: TFDS
-looks for them under ``<data_dir>/downloads/manual/`` with the names below.
+``celeba`` raises an error saying where to put the five files by hand:
+``<data_dir>/downloads/manual/celeb_a/`` with the names below (``sources``).
 """
 
-import os
-
 import tensorflow as tf
+
+from tf_mtl.data import sources
 
 CELEBA_ATTRIBUTES = [
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
@@ -50,11 +50,6 @@ CELEBA_MR_GROUPS = {
     "cheeks": ["High_Cheekbones", "Rosy_Cheeks"],
     "wearings": ["Wearing_Earrings", "Wearing_Hat", "Wearing_Necklace", "Wearing_Necktie"],
 }
-
-# The files TFDS's celeb_a builder downloads, under the names it looks for in
-# its manual directory.
-MANUAL_FILES = ["img_align_celeba.zip", "list_eval_partition.txt", "list_attr_celeba.txt",
-                "list_landmarks_align_celeba.txt", "identity_CelebA.txt"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -87,24 +82,6 @@ def _normalize_tasks(tasks):
     return tasks
 
 
-def _download_help(data_dir, error):
-    manual = os.path.join(data_dir or "~/tensorflow_datasets", "downloads", "manual")
-    return RuntimeError(
-        f"Could not download or prepare TFDS 'celeb_a' ({type(error).__name__}: {error}). "
-        "The Google-Drive download often fails (quota, checksums). Download these files "
-        f"from the CelebA site yourself: {', '.join(MANUAL_FILES)}; put them, with exactly "
-        f"these names, in {manual}/ and call again with data_dir="
-        f"{data_dir or '~/tensorflow_datasets'!r}: TFDS then prepares the dataset from them.")
-
-
-def _download_errors(tfds):
-    """What TFDS raises when celeb_a cannot be fetched or found."""
-    from tensorflow_datasets.core.download import download_manager
-    return tuple(e for e in (getattr(tfds.download, "DownloadError", None),
-                             getattr(download_manager, "NonMatchingChecksumError", None),
-                             OSError, AssertionError) if e is not None)
-
-
 def _labels(attributes, tasks):
     if isinstance(tasks, dict):
         return {t: tf.stack([tf.cast(attributes[a], tf.float32) for a in group])
@@ -113,7 +90,7 @@ def _labels(attributes, tasks):
 
 
 def celeba(split, tasks=None, *, image_size=64, batch_size=256, data_dir=None, shuffle=None,
-           seed=0, download=True):
+           seed=0, download=True, verify_checksums=True, retries=False):
     """CelebA as a batched ``tf.data.Dataset`` of ``(image, {task: label})``.
 
     Args:
@@ -125,13 +102,16 @@ def celeba(split, tasks=None, *, image_size=64, batch_size=256, data_dir=None, s
         batch_size: examples per batch.
         data_dir: TFDS data directory (default TFDS's).
         shuffle: shuffle (seeded) each epoch; default True for ``"train"``.
-        download: let TFDS download and prepare the data if missing.
+        download: let TFDS download and prepare the data if missing (from the
+            files in ``<data_dir>/downloads/manual/celeb_a/`` when there are).
+        verify_checksums: refuse files placed by hand that are not the
+            originals; False prepares from re-packed copies (``sources``).
+        retries: keep TFDS's download retries instead of failing within
+            seconds when the source cannot be reached.
 
     Example:
         >>> ds = tf_mtl.data.celeba("train", tasks=tf_mtl.data.CELEBA_TAG_TASKS, batch_size=256)
     """
-    import tensorflow_datasets as tfds
-
     tasks = _normalize_tasks(CELEBA_TAG_TASKS if tasks is None else tasks)
     if not isinstance(image_size, int) or image_size <= 0:
         raise ValueError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
@@ -139,11 +119,8 @@ def celeba(split, tasks=None, *, image_size=64, batch_size=256, data_dir=None, s
         raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
     if split.split("[")[0] not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
-    try:
-        ds = tfds.load("celeb_a", split=split, data_dir=data_dir, download=download,
-                       shuffle_files=False)
-    except _download_errors(tfds) as e:
-        raise _download_help(data_dir, e) from e
+    ds = sources.load("celeb_a", split, data_dir=data_dir, download=download,
+                      verify_checksums=verify_checksums, retries=retries, shuffle_files=False)
 
     def convert(example):
         image = tf.image.convert_image_dtype(example["image"], tf.float32)

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_mtl.data import sources
+
 VOCAB = {"uid": 6041, "gender": 2, "age": 7, "occupation": 21, "zip": 4096, "vid": 3953,
          "title": 4096, "genre": 21}
 EMBED = {"uid": 40, "gender": 5, "age": 10, "occupation": 20, "zip": 20, "vid": 40,
@@ -55,9 +57,10 @@ def _title_ids(titles):
     return table[inverse]
 
 
-def _load_ratings(data_dir, download):
+def _load_ratings(data_dir, download, verify_checksums, retries):
     import tensorflow_datasets as tfds
-    ds = tfds.load("movielens/1m-ratings", split="train", data_dir=data_dir, download=download)
+    ds = sources.load("movielens/1m-ratings", "train", data_dir=data_dir, download=download,
+                      verify_checksums=verify_checksums, retries=retries)
 
     def select(e):
         genres = tf.reduce_max(tf.one_hot(e["movie_genres"], VOCAB["genre"]), axis=0)
@@ -110,8 +113,12 @@ def build_pairs(r, seed=0):
 
 
 def movielens(split, *, batch_size=1024, num_examples=None, seed=0, shuffle=None,
-              data_dir=None, download=True):
+              data_dir=None, download=True, verify_checksums=True, retries=False):
     """MovieLens-1M as batches of ``(features, {"watch", "rating"}, sample_weights)``.
+
+    ``download``, ``verify_checksums`` and ``retries`` say how TFDS gets
+    ``ml-1m.zip`` (``tf_mtl.data.sources``); placed by hand it goes in
+    ``<data_dir>/downloads/manual/movielens/``.
 
     Example:
         >>> ds = tf_mtl.data.movielens("train", batch_size=1024)
@@ -122,7 +129,7 @@ def movielens(split, *, batch_size=1024, num_examples=None, seed=0, shuffle=None
                          f"split={split!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
-    pairs = build_pairs(_load_ratings(data_dir, download), seed)
+    pairs = build_pairs(_load_ratings(data_dir, download, verify_checksums, retries), seed)
     n = len(pairs["watch"])
     order = np.random.default_rng([seed, 1]).permutation(n)
     if num_examples is not None:

@@ -41,6 +41,8 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
+from tf_mtl.data import sources
+
 CANVAS, DIGIT, SHIFT = 36, 28, 8
 SOURCES = {"mnist": ("mnist", "mnist"), "fashion_mnist": ("fashion_mnist", "fashion_mnist"),
            "mixed": ("mnist", "fashion_mnist")}
@@ -73,9 +75,10 @@ def compose(left, right):
     return canvas
 
 
-def _load_numpy(name, split, data_dir, download):
+def _load_numpy(name, split, data_dir, download, verify_checksums, retries):
     import tensorflow_datasets as tfds
-    ds = tfds.load(name, split=split, data_dir=data_dir, download=download, shuffle_files=False)
+    ds = sources.load(name, split, data_dir=data_dir, download=download,
+                      verify_checksums=verify_checksums, retries=retries, shuffle_files=False)
     parts = list(tfds.as_numpy(ds.batch(1 << 16)))
     images = np.concatenate([p["image"] for p in parts])[..., 0]
     return images, np.concatenate([p["label"] for p in parts]).astype(np.int64)
@@ -142,9 +145,13 @@ def _check(split, image_size, batch_size):
 
 
 def multi_mnist(split, source="mnist", *, image_size=CANVAS, batch_size=256, seed=0,
-                shuffle=None, data_dir=None, download=True):
+                shuffle=None, data_dir=None, download=True, verify_checksums=True, retries=False):
     """MultiMNIST (``source="mnist"``), MultiFashion (``"fashion_mnist"``) or
     MultiFashion+MNIST (``"mixed"``) as ``(image [S, S, 1], {"left", "right"})`` batches.
+
+    ``download``, ``verify_checksums`` and ``retries`` say how TFDS gets the
+    source images (``tf_mtl.data.sources``); files placed by hand go in
+    ``<data_dir>/downloads/manual/mnist/`` (``fashion_mnist/``).
 
     Example:
         >>> ds = tf_mtl.data.multi_mnist("train", source="mnist", batch_size=256)
@@ -154,11 +161,13 @@ def multi_mnist(split, source="mnist", *, image_size=CANVAS, batch_size=256, see
     _check(split, image_size, batch_size)
     left_name, right_name = SOURCES[source]
     tfds_split = "test" if split == "test" else "train"
-    left_images, left_labels = _load_numpy(left_name, tfds_split, data_dir, download)
+    left_images, left_labels = _load_numpy(left_name, tfds_split, data_dir, download, verify_checksums,
+                                            retries)
     if right_name == left_name:
         right_images, right_labels, pool_labels = left_images, left_labels, None
     else:
-        right_images, right_labels = _load_numpy(right_name, tfds_split, data_dir, download)
+        right_images, right_labels = _load_numpy(right_name, tfds_split, data_dir, download,
+                                                  verify_checksums, retries)
         pool_labels = right_labels
     left_idx, right_idx = source_indices(split, left_labels, pool_labels, seed)
     images = compose(left_images[left_idx], right_images[right_idx])

@@ -1,0 +1,258 @@
+"""Where the TFDS datasets come from: download, files placed by hand, and errors that say how.
+
+Every TFDS loader of ``tf_mtl.data`` reads its dataset through ``load``, which
+runs TFDS's own builder (``celeb_a``, ``mnist``, ``fashion_mnist``,
+``movielens``) once to prepare the data in ``data_dir``, then reads it:
+
+* **Download.** Before handing over to TFDS, the files' URLs are tried once,
+  without retries, for ``PROBE_TIMEOUT`` seconds. Offline, TFDS would retry
+  each file for minutes and end in a bare ``ConnectionError``; the probe fails
+  at once and its message names the files, their URLs and where to put them by
+  hand. ``retries=True`` skips the probe and keeps TFDS's retries (flaky links).
+* **Files placed by hand** in ``<data_dir>/downloads/manual/<builder>/``
+  (``manual_dir``) under the names TFDS's checksum registry gives them
+  (``source_files``). One folder per builder, because MNIST and Fashion-MNIST
+  use the same file names. TFDS picks them up with no network and verifies
+  their checksums against the originals'.
+* **Copies that are not byte-identical** (a mirror that re-packed them, the
+  tiny files of the tests): TFDS refuses them. ``verify_checksums=False``
+  places them (hard links) in TFDS's download cache under the names TFDS gives
+  the originals; TFDS reuses cached downloads without hashing them again. The
+  links and their extractions are removed after preparing, so the cache never
+  keeps them as "originals". (TFDS's own switch,
+  ``DownloadConfig(register_checksums=True)``, would instead rewrite the
+  checksum file inside the installed TFDS package.)
+
+Files in the manual folder are checked before TFDS sees them (``manual_files``):
+a partial folder names the missing files, a misnamed file the name expected,
+a file in the wrong format what the builder expects (``FORMATS``).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+from tf_mtl.data import source_formats
+
+PROBE_TIMEOUT = 3.0  # Seconds: a reachable server answers a HEAD request well within it.
+FORMATS = source_formats.FORMATS
+
+
+def data_root(data_dir):
+    """The TFDS data directory ``data_dir`` stands for (TFDS's default when None)."""
+    default = os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+    return os.path.abspath(os.path.expanduser(data_dir or default))
+
+
+def manual_dir(name, data_dir):
+    """``<data_dir>/downloads/manual/<builder>/``: where files placed by hand go."""
+    return os.path.join(data_root(data_dir), "downloads", "manual", name.split("/")[0])
+
+
+def source_files(name):
+    """``{file name: (url, size in bytes)}`` TFDS's builder ``name`` downloads.
+
+    Read from TFDS's own checksum registry (with ``name`` such as
+    ``"movielens/1m-ratings"`` only its config's files), so names and URLs are
+    those TFDS looks for.
+    """
+    import tensorflow_datasets as tfds
+    builder, _, config = name.partition("/")
+    cls = tfds.builder_cls(builder)
+    infos = dict(cls.url_infos or {})
+    if config:
+        url = cls.builder_configs[config].download_url
+        infos = {url: infos[url]}
+    return {info.filename: (url, int(info.size)) for url, info in infos.items()}
+
+
+def _listing(name, data_dir):
+    return "; ".join(f"{f} ({size / 1e6:.1f} MB) from {url}"
+                     for f, (url, size) in sorted(source_files(name).items()))
+
+
+def how_to_place(name, data_dir):
+    """The sentence every error ends with: which files, from where, where to put them."""
+    return (f"Download these files yourself: {_listing(name, data_dir)}. Put them, with exactly "
+            f"these names, in {manual_dir(name, data_dir)}/ and call again with data_dir="
+            f"{data_root(data_dir)!r}: TFDS then prepares the dataset from them without network.")
+
+
+def check_writable(data_dir):
+    """``data_dir`` must take new files: TFDS writes downloads and the prepared data there."""
+    root = data_root(data_dir)
+    try:
+        os.makedirs(root, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"`data_dir` is not writable ({type(e).__name__}: {e}); TFDS writes the downloads and "
+            f"the prepared dataset there. Pass a writable folder. Received: data_dir={data_dir!r}"
+        ) from e
+
+
+def manual_files(name, data_dir):
+    """Paths ``{file name: path}`` of a complete manual folder, or None when there is none.
+
+    Raises ``ValueError`` for a partial folder (names the missing files and any
+    misnamed ones) and for a file in the wrong format (names it and the format
+    expected).
+    """
+    folder = manual_dir(name, data_dir)
+    expected = source_files(name)
+    present = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    if not present:
+        parent = os.path.dirname(folder)
+        # Earlier messages (and TFDS's default) named the shared folder itself.
+        strays = sorted(set(expected) & set(os.listdir(parent))) if os.path.isdir(parent) else []
+        if strays:
+            raise ValueError(f"Files for TFDS '{name}' lie in {parent}/: {strays}. Move them into "
+                             f"{folder}/ (one folder per dataset: MNIST and Fashion-MNIST share "
+                             f"file names). Received: data_dir={data_dir!r}")
+        return None
+    missing = sorted(set(expected) - set(present))
+    if missing:
+        import difflib
+        odd = [f"{f!r} (expected {difflib.get_close_matches(f, expected, 1, 0.5)[0]!r}?)"
+               for f in present if f not in expected
+               and difflib.get_close_matches(f, expected, 1, 0.5)]
+        raise ValueError(
+            f"The manual folder {folder}/ is missing file(s) TFDS '{name}' needs: "
+            + ", ".join(f"{f} ({expected[f][1] / 1e6:.1f} MB, {expected[f][0]})" for f in missing)
+            + (f". Misnamed: {', '.join(odd)}" if odd else "")
+            + f". Received: data_dir={data_dir!r} holding {present}")
+    paths = {f: os.path.join(folder, f) for f in expected}
+    for f, path in paths.items():
+        problem = source_formats.check(f, path)
+        if problem:
+            raise ValueError(
+                f"{path} is not in the format TFDS '{name}' reads: {problem}. Expected "
+                f"{FORMATS[f][0]}. Received: data_dir={data_dir!r}")
+    return paths
+
+
+def _staged(name, data_dir, paths):
+    """Hard-links ``paths`` into TFDS's download cache as the originals; returns the links."""
+    from tensorflow_datasets.core.download import resource as resource_lib
+    import tensorflow_datasets as tfds
+    infos = tfds.builder_cls(name.split("/")[0]).url_infos
+    downloads = os.path.join(data_root(data_dir), "downloads")
+    links = []
+    for url, info in infos.items():
+        if info.filename not in paths:
+            continue
+        # The legacy cache location (no dataset sub-folder): every TFDS 4.9 release checks it.
+        link = os.path.join(downloads, resource_lib.get_dl_fname(url, info.checksum))
+        for old in (link, link + ".INFO"):
+            if os.path.lexists(old):
+                os.remove(old)
+        try:
+            os.link(paths[info.filename], link)
+        except OSError:  # Another file system, or no hard links: copy.
+            shutil.copyfile(paths[info.filename], link)
+        with open(link + ".INFO", "w") as f:
+            json.dump({"urls": [url], "original_fname": info.filename,
+                       "staged_by": "tf_mtl, verify_checksums=False"}, f)
+        links.append(link)
+    return links
+
+
+def _unstage(data_dir, links):
+    extracted = os.path.join(data_root(data_dir), "downloads", "extracted")
+    for link in links:
+        for path in (link, link + ".INFO"):
+            if os.path.lexists(path):
+                os.remove(path)
+        if os.path.isdir(extracted):  # TFDS names an extraction '<METHOD>.<download name>'.
+            for entry in os.listdir(extracted):
+                if entry.split(".", 1)[-1] == os.path.basename(link):
+                    target = os.path.join(extracted, entry)
+                    (shutil.rmtree if os.path.isdir(target) else os.remove)(target)
+
+
+def probe(name, data_dir, timeout=PROBE_TIMEOUT):
+    """One HEAD request per file URL, no retries; ``ConnectionError`` naming them if unreachable."""
+    import requests
+    for f, (url, _) in sorted(source_files(name).items()):
+        try:
+            requests.head(url, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as e:
+            raise ConnectionError(
+                f"Cannot reach the source of TFDS '{name}' within {timeout:g} s: {url} "
+                f"({type(e).__name__}: {e}). {how_to_place(name, data_dir)} On a slow or "
+                "flaky network pass retries=True to keep TFDS's own retries instead.") from e
+
+
+def _mismatches(name, paths):
+    from tensorflow_datasets.core.download import checksums
+    import tensorflow_datasets as tfds
+    expected = {i.filename: i for i in tfds.builder_cls(name.split("/")[0]).url_infos.values()}
+    out = []
+    for f, path in sorted(paths.items()):
+        got = checksums.compute_url_info(path)
+        if got != expected[f]:
+            out.append(f"{path} (sha256 {got.checksum}, {int(got.size)} bytes; the original: "
+                       f"sha256 {expected[f].checksum}, {int(expected[f].size)} bytes)")
+    return out
+
+
+def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
+            max_examples_per_split=None):
+    """Runs TFDS's builder ``name`` to prepare the data in ``data_dir``, as the module doc says.
+
+    ``max_examples_per_split`` is TFDS's own testing option: write only that
+    many examples per split (the whole files are still read).
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import download_manager
+    check_writable(data_dir)
+    paths = manual_files(name, data_dir)
+    if paths is None and not retries:
+        probe(name, data_dir)
+    links = _staged(name, data_dir, paths) if paths and not verify_checksums else []
+    # TFDS looks in the manual folder before its cache (and verifies what it finds there):
+    # staged files are read from the cache only if the manual folder it sees is empty.
+    empty = tempfile.mkdtemp() if links else None
+    config = tfds.download.DownloadConfig(manual_dir=empty or manual_dir(name, data_dir),
+                                          try_download_gcs=False,
+                                          max_examples_per_split=max_examples_per_split)
+    try:
+        tfds.builder(name, data_dir=data_dir).download_and_prepare(download_config=config)
+    except download_manager.NonMatchingChecksumError as e:
+        if paths:
+            raise ValueError(
+                f"File(s) placed by hand for TFDS '{name}' are not the originals: "
+                f"{'; '.join(_mismatches(name, paths))}. If they are copies you trust (a mirror "
+                "that re-packed them), pass verify_checksums=False. Received: "
+                f"data_dir={data_dir!r}") from e
+        raise RuntimeError(f"TFDS '{name}' downloaded file(s) that are not the originals "
+                           f"({e}); Google Drive answers a quota page so. "
+                           f"{how_to_place(name, data_dir)}") from e
+    except (OSError, tfds.download.DownloadError) as e:
+        raise RuntimeError(f"TFDS '{name}' could not download its files ({type(e).__name__}: "
+                           f"{e}). {how_to_place(name, data_dir)}") from e
+    finally:
+        _unstage(data_dir, links)
+        if empty:
+            os.rmdir(empty)
+
+
+def load(name, split, *, data_dir=None, download=True, verify_checksums=True, retries=False,
+         **load_kwargs):
+    """``tfds.load(name, split=split, ...)``, preparing the data first when it is missing."""
+    import tensorflow_datasets as tfds
+    for arg, value in (("verify_checksums", verify_checksums), ("retries", retries),
+                       ("download", download)):
+        if not isinstance(value, bool):
+            raise ValueError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
+    # Under tfds.testing.mock_data TFDS prepares nothing (random examples): no checks apply.
+    mocked = tfds.core.DatasetBuilder.download_and_prepare.__module__.startswith(
+        "tensorflow_datasets.testing")
+    if not mocked and not tfds.builder(name, data_dir=data_dir).is_prepared():
+        if not download:
+            raise RuntimeError(f"TFDS '{name}' is not prepared in {data_root(data_dir)} and "
+                               f"download=False. {how_to_place(name, data_dir)}")
+        prepare(name, data_dir, verify_checksums=verify_checksums, retries=retries)
+    return tfds.load(name, split=split, data_dir=data_dir, download=download, **load_kwargs)
