@@ -41,6 +41,41 @@ def probes():
             tf_mtl.transference.Transference(every=1, method="cosine", name="cosine")]
 
 
+def make_synchronized(execution):
+    """Synchronized BatchNormalization: batch statistics over the global batch, as one device."""
+    keras.utils.set_random_seed(0)
+    encoder = keras.Sequential([keras.layers.Dense(8),
+                                keras.layers.BatchNormalization(synchronized=True),
+                                keras.layers.ReLU(), keras.layers.Dense(4)])
+    model = tf_mtl.MultiTaskModel(
+        encoder, {t: keras.layers.Dense(1) for t in TASKS}, {t: "mse" for t in TASKS},
+        probes=[tf_mtl.transference.Transference(every=1, log_pairs=True)],
+        lookahead_execution=execution)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    return model
+
+
+def check_synchronized_batch_norm(strategy, x, y):
+    """Unrolled lookahead forwards (no loop) synchronize like the step; a loop is refused."""
+    single = make_synchronized("auto").fit(x, y, batch_size=16, epochs=1, shuffle=False,
+                                           verbose=0).history
+    with strategy.scope():
+        mirrored = make_synchronized("auto")
+    h_mirrored = mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    for key in single:
+        np.testing.assert_allclose(h_mirrored[key], single[key], rtol=2e-4, atol=1e-6,
+                                   err_msg=key)
+    with strategy.scope():
+        looped = make_synchronized("sequential")
+    try:
+        looped.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    except ValueError as e:
+        assert "synchronize across replicas" in str(e) and "batch_normalization" in str(e) \
+            and "Received: lookahead_execution='sequential'" in str(e), e
+    else:
+        raise AssertionError("a synchronized layer in a lookahead loop should be refused")
+
+
 def fit(model, x, y, sw):
     val = (x[:32], {t: v[:32] for t, v in y.items()})  # val_loss includes regularization.
     return model.fit(x, y, sample_weight=sw, batch_size=16, epochs=2, shuffle=False,
@@ -92,6 +127,7 @@ def main():
         assert "use every=1" in str(e), e
     else:
         raise AssertionError("every=2 under MirroredStrategy should be refused")
+    check_synchronized_batch_norm(strategy, x, y)
     print("distributed check passed")
 
 

@@ -36,6 +36,13 @@ def test_loss_tracker_is_the_loss_metric_of_the_logs():
     assert tracker in model.metrics and tracker.name == "loss"
 
 
+def test_synchronized_layers_are_found_at_any_depth():
+    inner = keras.Sequential([keras.layers.BatchNormalization(synchronized=True, name="sync")])
+    encoder = keras.Sequential([keras.layers.Dense(3), keras.layers.BatchNormalization(), inner])
+    model = tf_mtl.MultiTaskModel(encoder, {"a": keras.layers.Dense(1)}, {"a": "mse"})
+    assert keras_internals.synchronized_layers(model) == ["sync"]
+
+
 def test_a_changed_keras_fails_with_a_clear_message():
     class NoInternals:
         pass
@@ -46,3 +53,5 @@ def test_a_changed_keras_fails_with_a_clear_message():
         keras_internals.optimizer_decays(NoInternals(), None)
     with pytest.raises(RuntimeError, match="`NoInternals._loss_tracker`"):
         keras_internals.loss_tracker(NoInternals())
+    with pytest.raises(RuntimeError, match="`NoInternals._flatten_layers`"):
+        keras_internals.synchronized_layers(NoInternals())

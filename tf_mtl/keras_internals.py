@@ -1,6 +1,6 @@
 """The few Keras internals tf_mtl reads, each in one function.
 
-Keras has no public API for these three facts, and the lookahead and the train
+Keras has no public API for these facts, and the lookahead and the train
 step need them. Each function fails with a ``RuntimeError`` that names the
 missing internal if a Keras release changes it
 (``tests/test_keras_internals.py`` checks each against observable behaviour),
@@ -36,3 +36,10 @@ def loss_tracker(model):
     if tracker is None:
         raise RuntimeError("The model has no 'loss' tracker: compile it first.")
     return tracker
+
+
+def synchronized_layers(model):
+    """Names of layers (at any depth) that reduce across replicas in their
+    forward pass: ``BatchNormalization(synchronized=True)``."""
+    layers = _internal(model, "_flatten_layers", "nested layers")()
+    return [layer.name for layer in layers if getattr(layer, "synchronized", False)]

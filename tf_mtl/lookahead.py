@@ -32,7 +32,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tf_mtl import keras_internals
+from tf_mtl import distribute, keras_internals
 from tf_mtl.gradients import combine
 
 SUPPORTED_OPTIMIZERS = ("SGD", "Adam", "AdamW")
@@ -287,4 +287,21 @@ def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
     size = chunk_size_for(shared, rows.shape[0], chunk_size)
     if execution == "unrolled":
         size = min(size, UNROLL_LIMIT)
+    _check_collectives(model, execution, size, rows.shape[0])
     return map_chunks(chunk, rows, size)
+
+
+def _check_collectives(model, execution, chunk_size, n):
+    """A layer that reduces across replicas cannot run inside a loop (TensorFlow
+    refuses a synchronization point in a while loop's body): say which layer,
+    and the setting that keeps every lookahead forward out of loops."""
+    if distribute.num_replicas() == 1:
+        return
+    synchronized = keras_internals.synchronized_layers(model)
+    if synchronized and (execution != "unrolled" or chunk_size < n):
+        raise ValueError(
+            f"Layers {synchronized} synchronize across replicas in their forward pass, "
+            "which cannot run inside the lookahead's loop: use "
+            f"lookahead_execution='unrolled' (or 'auto') with at most {UNROLL_LIMIT} sources "
+            f"per probe. Received: lookahead_execution={execution!r}, {n} sources in "
+            f"chunks of {chunk_size}.")
