@@ -1,0 +1,188 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_mtl
+from tf_mtl.updates import ITMTL, PCGrad, UncertaintyWeights
+
+TASKS = ["a", "b", "c"]
+
+
+def _model(update, optimizer, tasks=TASKS, seed=0):
+    keras.utils.set_random_seed(seed)
+    # No bias before BatchNorm: its gradient is rounding noise, which Adam would amplify.
+    enc = keras.Sequential([keras.layers.Dense(8, use_bias=False), keras.layers.BatchNormalization(),
+                            keras.layers.ReLU(), keras.layers.Dense(4, activation="tanh")])
+    model = tf_mtl.MultiTaskModel(enc, {t: keras.layers.Dense(1) for t in tasks},
+                                  {t: "mse" for t in tasks}, update=update)
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def _batch(seed=1, tasks=TASKS, n=16):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 5)).astype("float32")
+    return x, {t: rng.standard_normal((n, 1)).astype("float32") for t in tasks}
+
+
+def _copy(model, x):
+    """An independent copy of the model (weights, BatchNorm statistics) and optimizer state."""
+    clone = tf_mtl.MultiTaskModel.from_config(model.get_config())
+    clone(x)
+    clone.set_weights(model.get_weights())
+    opt = model.optimizer.from_config(model.optimizer.get_config())
+    clone.compile(optimizer=opt)
+    opt.build(clone.trainable_variables)
+    for dst, src in zip(opt.variables, model.optimizer.variables):
+        dst.assign(src)
+    return clone, opt
+
+
+def _losses(model, x, y):
+    pred = model(x, training=True)
+    return np.array([float(keras.losses.MeanSquaredError()(y[t], pred[t])) for t in model.tasks])
+
+
+def _task_gradients(model, x, y):
+    """Each task's shared gradient on a copy, as numpy arrays per variable."""
+    clone, _ = _copy(model, x)
+    with tf.GradientTape(persistent=True) as tape:
+        pred = clone(x, training=True)
+        losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in clone.tasks]
+    return [[g.numpy() for g in tape.gradient(l, clone.shared_variables)] for l in losses]
+
+
+def _pcgrad(grads, order):
+    """Yu et al. Alg. 1 on flattened gradients: projections against the original ones, summed."""
+    flat = [np.concatenate([g.ravel() for g in gs]).astype(np.float64) for gs in grads]
+    total = 0
+    for i, g in enumerate(flat):
+        pc = g.copy()
+        for j in order:
+            if j != i and pc @ flat[j] < 0:
+                pc = pc - (pc @ flat[j]) / (flat[j] @ flat[j]) * flat[j]
+        total = total + pc
+    out, start = [], 0
+    for g in grads[0]:
+        out.append(total[start:start + g.size].reshape(g.shape).astype(np.float32))
+        start += g.size
+    return out
+
+
+def _stepped(model, x, y, grads):
+    """Really steps a copy's encoder (and optimizer) along ``grads``: (before, after, weights)."""
+    clone, opt = _copy(model, x)
+    before = _losses(clone, x, y)
+    opt.apply([tf.constant(g) for g in grads], clone.shared_variables)
+    return before, _losses(clone, x, y), [v.numpy() for v in clone.shared_variables]
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+    lambda: keras.optimizers.Adam(0.01),
+], ids=["momentum", "adam"])
+def test_scores_are_total_transference_of_really_stepped_copies(optimizer):
+    rule = ITMTL(["a", "b|c", "all", PCGrad(seed=7)])
+    model = _model(rule, optimizer())
+    for i in range(2):  # optimizer state (momentum / moments) is not zero
+        model.train_on_batch(*_batch(10 + i))
+    x, y = _batch()
+    # Head b is head a negated, same labels: tasks a and b conflict, so PCGrad projects.
+    model.heads["b"].set_weights([-w for w in model.heads["a"].get_weights()])
+    y["b"] = y["a"]
+    grads = _task_gradients(model, x, y)
+    pc = PCGrad(seed=7)
+    pc.build_tasks(TASKS)
+    for _ in range(int(rule.rules[0].draws.numpy()) + 1):
+        order = pc.order().numpy()
+    candidates = {
+        "a": grads[0],
+        "b|c": [g1 + g2 for g1, g2 in zip(grads[1], grads[2])],
+        "all": [g0 + g1 + g2 for g0, g1, g2 in zip(*grads)],
+        "pcgrad": _pcgrad(grads, order),
+    }
+    expected, stepped = [], []
+    for name, g in candidates.items():
+        before, after, weights = _stepped(model, x, y, g)
+        expected.append(np.sum(1 - after / before))
+        stepped.append(weights)
+    model.train_on_batch(x, y)
+    scores, choice = rule.last_scores.numpy(), int(rule.last_choice.numpy())
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+    assert choice == int(np.argmax(scores))
+    assert abs(scores[3] - scores[2]) > 1e-4  # PCGrad's row is not the plain sum's
+    for got, want in zip(model.shared_variables, stepped[choice]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_exact_and_first_order_agree_when_one_candidate_clearly_wins():
+    x, y = _batch(2)
+    picks = {}
+    for lookahead in ("exact", "first_order"):
+        rule = ITMTL(["a", "b", "c", "all"], lookahead=lookahead)
+        model = _model(rule, keras.optimizers.SGD(1e-3))
+        model.train_on_batch(x, y)
+        picks[lookahead] = rule.last_scores.numpy()
+    ex, fo = picks["exact"], picks["first_order"]
+    best = int(np.argmax(ex))
+    margin = ex[best] - np.max(np.delete(ex, best))
+    assert margin > 5 * np.max(np.abs(ex - fo))  # a clear winner at this learning rate
+    assert int(np.argmax(fo)) == best
+
+
+def test_ties_go_to_the_first_candidate():
+    for candidates in (["a|b", "all"], ["all", "a|b"]):
+        rule = ITMTL(candidates)
+        model = _model(rule, keras.optimizers.SGD(0.05), tasks=["a", "b"])
+        model.train_on_batch(*_batch(tasks=["a", "b"]))
+        scores = rule.last_scores.numpy()
+        assert scores[0] == scores[1] and int(rule.last_choice.numpy()) == 0
+
+
+def test_zero_loss_target_is_skipped_not_nan():
+    rule = ITMTL(["a", "all"])
+    model = _model(rule, keras.optimizers.SGD(0.05))
+    x, y = _batch()
+    model.build_for(x)
+    model.heads["c"].set_weights([np.zeros((4, 1), "float32"), np.zeros(1, "float32")])
+    y["c"] = np.zeros_like(y["c"])  # head c predicts 0 before and after: L_c = 0
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.all(np.isfinite(rule.last_scores.numpy()))
+    assert logs["itmtl/skipped"] == 2.0  # target c, for both candidates
+
+
+def test_composes_with_a_weighting_and_logs_choice_fractions_per_epoch():
+    """IT-UW-PCGrad, first order: heads get the UW objective, its variables train,
+    the epoch logs carry the fraction of steps each candidate was chosen."""
+    uw = UncertaintyWeights()
+    rule = ITMTL(["all", PCGrad()], lookahead="first_order", weighting=uw)
+    model = _model(rule, keras.optimizers.SGD(0.05, momentum=0.9))
+    x, y = _batch(n=32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    history = model.fit(ds, validation_data=ds, epochs=1, verbose=0).history
+    fractions = [history[f"itmtl/chosen/{n}"][0] for n in ("all", "pcgrad")]
+    assert abs(sum(fractions) - 1) < 1e-6
+    assert not any(k.startswith("val_itmtl") for k in history)
+    assert not np.allclose(uw.log_vars.numpy(), 0.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"candidates": []}, "Received: candidates=\\[\\]"),
+    ({"candidates": ["a", "a"]}, "Received duplicates: \\['a'\\]"),
+    ({"candidates": ["a", UncertaintyWeights()]}, "Received: candidate .*UncertaintyWeights"),
+    ({"candidates": ["a", PCGrad(weighting=UncertaintyWeights())]},
+     "Received: candidate pcgrad with weighting=uncertainty"),
+    ({"candidates": ["a"], "lookahead": "second_order"}, "Received: lookahead='second_order'"),
+    ({"candidates": ["a"], "weighting": UncertaintyWeights(), "update_heads": True},
+     "Received: update_heads=True"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ITMTL(**kwargs)
+
+
+@pytest.mark.parametrize("candidate", ["d", "a|d", "a|a"])
+def test_candidates_must_be_tasks_or_subsets(candidate):
+    with pytest.raises(ValueError, match=f"Candidate '{candidate.replace('|', '[|]')}' is no task"):
+        _model(ITMTL(["a", candidate]), keras.optimizers.SGD(0.1))
