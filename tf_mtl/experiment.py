@@ -18,6 +18,9 @@ Config fields:
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
                nesterov, weight_decay, halve_every_epochs (0 = constant),
                epsilon (Adam/AdamW only; None = Keras's default 1e-7)
+    rule: the update rule (``tf_mtl.updates.build_update``): name ("equal" | "uw" |
+            "cov" | "dwa" | "gradnorm" | "pcgrad" | "mgda" | "itmtl"), weighting,
+            candidates ("left,right,all", "all,pcgrad"), lookahead and each rule's arguments
     transference: enabled, order, every, method, scale_by_lr, update_heads, plot,
                   log_pairs, chunk_size (None = default chunks)
     grouping: enabled, splits, objective — select groups from the measured
@@ -35,6 +38,8 @@ from tf_mtl import encoders, grouping
 from tf_mtl.callbacks import AffinityLogger
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.transference import Transference
+from tf_mtl.updates import build_update
+from tf_mtl.updates.build import DEFAULTS as UPDATE_DEFAULTS
 
 ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
             "resnet18": encoders.ResNet18, "lenet": encoders.LeNet,
@@ -152,6 +157,7 @@ def build_model(config, tasks, task_spec=None):
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
         probes=probes,
         per_task_gradients=m.per_task_gradients,
+        update=build_update(config.rule) if "rule" in config else None,
     )
 
 
@@ -248,6 +254,8 @@ def base_config():
         "weight_decay": 0.0, "halve_every_epochs": 0,
         # A typed None, so --config.optimizer.epsilon=1e-8 parses as a float.
         "epsilon": ml_collections.config_dict.placeholder(float)})
+    # Not "update": ConfigDict.update is a method, so --config.update.name could not parse.
+    c.rule = ml_collections.ConfigDict(dict(UPDATE_DEFAULTS))
     c.transference = ml_collections.ConfigDict({
         "enabled": False, "order": 1, "every": 10, "method": "exact",
         "scale_by_lr": False, "update_heads": False, "plot": True, "log_pairs": False,

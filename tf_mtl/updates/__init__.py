@@ -1,6 +1,7 @@
 """Update rules: how the shared gradient is formed from the per-task losses."""
 
 from tf_mtl.updates.base import StepGradients, Update
+from tf_mtl.updates.build import build_update
 from tf_mtl.updates.cov import CoV
 from tf_mtl.updates.dwa import DWA
 from tf_mtl.updates.equal_weights import EqualWeights
@@ -12,5 +13,5 @@ from tf_mtl.updates.uncertainty import UncertaintyWeights
 from tf_mtl.updates.weighted import (GradientRule, LossWeighting, weighted_shared_gradient)
 
 __all__ = ["CoV", "DWA", "EqualWeights", "GradNorm", "GradientRule", "ITMTL", "LossWeighting",
-           "MGDA", "PCGrad", "StepGradients", "UncertaintyWeights", "Update",
+           "MGDA", "PCGrad", "StepGradients", "UncertaintyWeights", "Update", "build_update",
            "min_norm_weights", "pcgrad_combination", "weighted_shared_gradient"]

@@ -1,0 +1,25 @@
+r"""MovieLens update rules of ``001`` Table 3: UW-MTL, UW-PCGrad, IT-UW-PCGrad and
+IT-UW-PCGrad‡ (first-order), on the App. D.6 setting of ``configs/movielens_mtl.py``.
+
+    python -m launch.train --config=configs/movielens_itmtl.py --workdir=runs/ml_it_uw_pcgrad
+    python -m launch.train --config=configs/movielens_itmtl.py:uw_pcgrad --workdir=runs/ml_uw_pcgrad
+
+Variants: ``uw_mtl``, ``uw_pcgrad``, ``it_uw_pcgrad`` (default), ``it_uw_pcgrad_fo``;
+``:<variant>,runlocal`` for a smoke run. Every field stays a ``--config.rule.*`` flag.
+"""
+
+import importlib
+
+from configs.multimnist_itmtl import VARIANTS as _ALL, parse_arg
+
+VARIANTS = {k: _ALL[k] for k in ("uw_mtl", "uw_pcgrad", "it_uw_pcgrad", "it_uw_pcgrad_fo")}
+
+
+def get_config(arg=None):
+    variant, runlocal = parse_arg(arg, "it_uw_pcgrad")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant; known: {sorted(VARIANTS)}. Received: {variant!r}")
+    c = importlib.import_module("configs.movielens_mtl").get_config(
+        "runlocal" if runlocal else None)
+    c.rule.update(VARIANTS[variant])
+    return c
