@@ -43,7 +43,9 @@ def test_installed_distribution_ships_only_tf_mtl_and_its_commands(tmp_path):
 def test_group_console_script(tmp_path):
     import json
     import shutil
-    command = shutil.which("tf-mtl-group")
+    # The command of the environment running the tests, before any other on PATH.
+    command = shutil.which("tf-mtl-group", path=os.pathsep.join(
+        [os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     assert command, "pip install -e . installs the tf-mtl-group command"
     tasks = ["a", "b", "c", "d"]
     scores = {s: {t: (0.4 if (s in "ab") == (t in "ab") else -0.2) for t in tasks} for s in tasks}
