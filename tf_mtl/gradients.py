@@ -55,7 +55,7 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
             y_pred, _, extra = model.stateless_call(
                 trainable, state, x, training=True, return_losses=True)
         else:
-            features, y_pred = model.forward(x, training=True)
+            features, y_pred = model.recorded_forward(x, training=True)
             extra = model.losses
         task_losses = model.task_loss_list(y, y_pred, sample_weight)
         losses = tf.stack(task_losses)
@@ -145,8 +145,11 @@ class StepGradients:
     def task_gradient(self, index, variables=None, scale=1.0):
         """``d (scale * losses[index]) / d variables`` for one task, per replica.
 
-        Slicing ``losses`` here, outside the tape, would not be recorded, so the
-        stacked losses are differentiated with a one-hot output gradient.
+        With ``features`` recorded (``MultiTaskModel.recorded_forward`` says
+        when), the gradient runs through head ``index`` alone to the features,
+        then through the encoder. Otherwise the stacked losses are
+        differentiated with a one-hot output gradient (slicing ``losses`` here,
+        outside the tape, would not be recorded).
         """
         if self.features is not None and variables is None:
             # Through head ``index`` alone to the features, then the encoder:

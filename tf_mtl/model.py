@@ -166,14 +166,30 @@ class MultiTaskModel(keras.Model):
         return self.forward(x, training=training)[1]
 
     def forward(self, x, training=None):
-        """``(features, {task: prediction})``: the encoder's output and the heads'.
-
-        The train step records this (rather than ``call``) so that a task's
-        shared gradient can start from its own head's cotangent at the
-        features, instead of summing every head's (zero) contribution.
-        """
+        """``(features, {task: prediction})``: the encoder's output and the heads'."""
         features = self.encoder(x, training=training)
         return features, {t: self._apply_head(t, features, training) for t in self.tasks}
+
+    def recorded_forward(self, x, training=None):
+        """The forward the train step records: ``(features or None, predictions)``.
+
+        ``features`` is returned only where a task's shared gradient may start
+        from its own head's cotangent at the encoder's output (no zero
+        cotangents from the other heads formed and summed): the output is one
+        floating-point tensor, no head uses an encoder variable itself, and
+        ``call`` is not overridden by a subclass (which then runs as written).
+        Elsewhere the gradient is taken from the stacked losses.
+        """
+        if type(self).call is not MultiTaskModel.call:
+            return None, self(x, training=training)
+        features, y_pred = self.forward(x, training=training)
+        single = tf.is_tensor(features) and features.dtype.is_floating
+        return (features if single and not self._heads_share_encoder_variables() else None,
+                y_pred)
+
+    def _heads_share_encoder_variables(self):
+        shared = {id(v) for v in self.shared_variables}
+        return any(id(v) in shared for v in self.head_variables)
 
     def _apply_head(self, task, features, training):
         head = self.heads[task]
