@@ -116,6 +116,39 @@ def test_scores_are_total_transference_of_really_stepped_copies(optimizer):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
 
 
+def test_update_heads_scores_with_the_heads_really_stepped_too():
+    """001 Alg. 1 line 5: the lookahead also steps each head on its own loss; the copy
+    steps encoder and heads in one apply, as the train step does."""
+    rule = ITMTL(["a", "all"], update_heads=True)
+    model = _model(rule, keras.optimizers.SGD(0.05, momentum=0.9))
+    model.train_on_batch(*_batch(10))
+    x, y = _batch()
+    clone, _ = _copy(model, x)
+    with tf.GradientTape(persistent=True) as tape:
+        pred = clone(x, training=True)
+        losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in clone.tasks]
+        total = tf.add_n(losses)  # inside the tape, or it is not recorded
+    heads = [v for t in clone.tasks for v in clone.heads[t].trainable_variables]
+    head_grads = [g.numpy() for g in tape.gradient(total, heads)]
+    task = [[g.numpy() for g in tape.gradient(l, clone.shared_variables)] for l in losses]
+    candidates = [task[0], [a + b + c for a, b, c in zip(*task)]]
+    expected, weights = [], []
+    for grads in candidates:
+        copy, opt = _copy(model, x)
+        before = _losses(copy, x, y)
+        variables = copy.shared_variables + [
+            v for t in copy.tasks for v in copy.heads[t].trainable_variables]
+        opt.apply([tf.constant(g) for g in grads + head_grads], variables)
+        expected.append(np.sum(1 - _losses(copy, x, y) / before))
+        weights.append([v.numpy() for v in variables])
+    model.train_on_batch(x, y)
+    np.testing.assert_allclose(rule.last_scores.numpy(), expected, rtol=1e-4, atol=1e-5)
+    choice = int(rule.last_choice.numpy())
+    got = model.shared_variables + [v for t in model.tasks for v in model.heads[t].trainable_variables]
+    for g, w in zip(got, weights[choice]):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-5, atol=1e-6)
+
+
 def test_exact_and_first_order_agree_when_one_candidate_clearly_wins():
     x, y = _batch(2)
     picks = {}
