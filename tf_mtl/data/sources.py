@@ -28,6 +28,7 @@ a partial folder names the missing files, a misnamed file the name expected,
 a file in the wrong format what the builder expects (``FORMATS``).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -211,6 +212,13 @@ def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
     paths = manual_files(name, data_dir)
     if paths is None and not retries:
         probe(name, data_dir)
+    # Checked here, not left to TFDS: TFDS 4.9.3 takes manual files unhashed (4.9.10 hashes).
+    bad = _mismatches(name, paths) if paths and verify_checksums else []
+    if bad:
+        raise ValueError(
+            f"File(s) placed by hand for TFDS '{name}' are not the originals: {'; '.join(bad)}. "
+            "If they are copies you trust (a mirror that re-packed them), pass "
+            f"verify_checksums=False. Received: data_dir={data_dir!r}")
     links = _staged(name, data_dir, paths) if paths and not verify_checksums else []
     # TFDS looks in the manual folder before its cache (and verifies what it finds there):
     # staged files are read from the cache only if the manual folder it sees is empty.
@@ -221,12 +229,6 @@ def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
     try:
         tfds.builder(name, data_dir=data_dir).download_and_prepare(download_config=config)
     except download_manager.NonMatchingChecksumError as e:
-        if paths:
-            raise ValueError(
-                f"File(s) placed by hand for TFDS '{name}' are not the originals: "
-                f"{'; '.join(_mismatches(name, paths))}. If they are copies you trust (a mirror "
-                "that re-packed them), pass verify_checksums=False. Received: "
-                f"data_dir={data_dir!r}") from e
         raise RuntimeError(f"TFDS '{name}' downloaded file(s) that are not the originals "
                            f"({e}); Google Drive answers a quota page so. "
                            f"{how_to_place(name, data_dir)}") from e
@@ -239,9 +241,28 @@ def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
             os.rmdir(empty)
 
 
+@contextlib.contextmanager
+def _without_gcs():
+    """TFDS 4.9.10 leaves its GCS bucket alone by default; 4.9.3 reads dataset metadata from it
+    when a builder is made, and behind a dead proxy that retries for minutes before any
+    download starts. The loaders need nothing from the bucket: switch it off as 4.9.10 does."""
+    from tensorflow_datasets.core.utils import gcs_utils
+    before = getattr(gcs_utils, "_is_gcs_disabled", True)
+    gcs_utils._is_gcs_disabled = True
+    try:
+        yield
+    finally:
+        gcs_utils._is_gcs_disabled = before
+
+
 def load(name, split, *, data_dir=None, download=True, verify_checksums=True, retries=False,
          **load_kwargs):
     """``tfds.load(name, split=split, ...)``, preparing the data first when it is missing."""
+    with _without_gcs():
+        return _load(name, split, data_dir, download, verify_checksums, retries, load_kwargs)
+
+
+def _load(name, split, data_dir, download, verify_checksums, retries, load_kwargs):
     import tensorflow_datasets as tfds
     for arg, value in (("verify_checksums", verify_checksums), ("retries", retries),
                        ("download", download)):
