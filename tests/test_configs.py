@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from ml_collections import config_flags
 
+import tf_mtl
 from tf_mtl import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,3 +96,21 @@ def test_probe_options_from_config_fields():
     config.transference.update(chunk_size=3, log_pairs=True)
     (probe,) = experiment.build_model(config, ["t0", "t1"]).probes
     assert probe.chunk_size == 3 and probe.log_pairs is True
+
+
+def test_lookahead_execution_and_jit_compile_from_flags(tmp_path, monkeypatch):
+    argv = ["prog", f"--config={ROOT}/configs/quickstart.py:runlocal",
+            "--config.model.lookahead_execution=sequential", "--config.jit_compile=True"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "config", flag_values=values, sys_argv=argv)
+    values(argv)
+    compiled = []
+    compile_ = tf_mtl.MultiTaskModel.compile
+    monkeypatch.setattr(tf_mtl.MultiTaskModel, "compile", lambda self, **kw: (
+        compiled.append((self, kw.get("jit_compile"))), compile_(self, **kw))[1])
+    result = experiment.train(values.config, str(tmp_path))
+    (model, jit_compile), = compiled
+    assert jit_compile is True and model.jit_compile is True
+    assert model.lookahead_execution == "sequential"
+    assert result["history"]["loss"]
+    assert experiment.base_config().jit_compile is None  # Keras's "auto" unless set.

@@ -386,12 +386,21 @@ def _conv_encoder():
 
 
 @pytest.mark.parametrize("execution", ["sequential", "unrolled", "vectorized"])
-def test_every_lookahead_execution_equals_really_stepping_a_copy(execution):
+def test_every_lookahead_execution_equals_really_stepping_a_copy(execution, monkeypatch):
     model = _model(keras.optimizers.Adam(0.01), encoder=_conv_encoder(),
                    lookahead_execution=execution)
     _train(model, 2)
     x, y = _batch()
+    calls = {"map_fn": 0, "vectorized_map": 0}  # Counted while measure() traces.
+    for name in calls:
+        original = getattr(tf, name)
+        monkeypatch.setattr(tf, name, (lambda n, f: lambda *a, **k: (
+            calls.__setitem__(n, calls[n] + 1), f(*a, **k))[1])(name, original))
     z = transference.measure(model, x, y, order=-1, chunk_size=3)  # Chunks of 3, 3, 1.
+    # The chunks are one map_fn; "sequential" adds one inside it, "vectorized" its own map.
+    assert calls == {"sequential": {"map_fn": 2, "vectorized_map": 0},
+                     "unrolled": {"map_fn": 1, "vectorized_map": 0},
+                     "vectorized": {"map_fn": 1, "vectorized_map": 1}}[execution], calls
     for source, row in z.items():
         before, after = _stepped_copy_losses(model, x, y, source.split("|"))
         for j, t in enumerate(TASKS):

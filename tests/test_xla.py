@@ -45,11 +45,12 @@ def _probes(vectorized):
 
 
 @pytest.mark.parametrize("model_kwargs", [
-    {},
+    {},  # "auto": unrolled chunks.
+    {"lookahead_execution": "sequential"},
     {"per_task_gradients": "jacobian", "lookahead_execution": "vectorized"},
 ])
 def test_xla_step_equals_the_step_without_it(model_kwargs):
-    vectorized = bool(model_kwargs)
+    vectorized = "per_task_gradients" in model_kwargs
     plain_logs, plain_weights = _fit(False, _probes(vectorized), **model_kwargs)
     xla_logs, xla_weights = _fit(True, _probes(vectorized), **model_kwargs)
     assert set(xla_logs) == set(plain_logs) and "transference/a|b|c>b" in xla_logs

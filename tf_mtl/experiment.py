@@ -157,6 +157,7 @@ def build_model(config, tasks, task_spec=None):
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
         probes=probes,
         per_task_gradients=m.per_task_gradients,
+        lookahead_execution=m.get("lookahead_execution", "auto"),
         update=build_update(config.rule) if "rule" in config else None,
     )
 
@@ -206,8 +207,10 @@ def train(config, workdir):
     tasks = model.tasks
     metrics = {t: [METRICS[n]() if n in METRICS else n
                    for n in config.metrics.get(t, config.metrics.get("all", []))] for t in tasks}
+    jit_compile = config.get("jit_compile")
     model.compile(optimizer=build_optimizer(config, steps_per_epoch),
-                  metrics={t: m for t, m in metrics.items() if m} or None)
+                  metrics={t: m for t, m in metrics.items() if m} or None,
+                  jit_compile="auto" if jit_compile is None else jit_compile)
     files = {name: os.path.join(workdir, name)
              for name in ("config.json", "metrics.csv", "model.keras")}
     with open(files["config.json"], "w") as f:
@@ -248,7 +251,11 @@ def base_config():
     c.data = ml_collections.ConfigDict({"name": "synthetic", "batch_size": 64})
     c.model = ml_collections.ConfigDict({
         "encoder": "mlp", "encoder_kwargs": {"units": [64]}, "head_units": 1,
-        "loss": "mse", "loss_weights": {}, "per_task_gradients": "loop"})
+        "loss": "mse", "loss_weights": {}, "per_task_gradients": "loop",
+        # How lookahead forwards run (MultiTaskModel): auto|sequential|unrolled|vectorized.
+        "lookahead_execution": "auto"})
+    # XLA for the whole train step; None is Keras's "auto" (no XLA on a CPU-only machine).
+    c.jit_compile = ml_collections.config_dict.placeholder(bool)
     c.optimizer = ml_collections.ConfigDict({
         "name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": False,
         "weight_decay": 0.0, "halve_every_epochs": 0,

@@ -301,7 +301,8 @@ def _check_collectives(model, execution, chunk_size, n):
     if synchronized and (execution != "unrolled" or chunk_size < n):
         raise ValueError(
             f"Layers {synchronized} synchronize across replicas in their forward pass, "
-            "which cannot run inside the lookahead's loop: use "
-            f"lookahead_execution='unrolled' (or 'auto') with at most {UNROLL_LIMIT} sources "
-            f"per probe. Received: lookahead_execution={execution!r}, {n} sources in "
-            f"chunks of {chunk_size}.")
+            "which cannot run inside the lookahead's loop: all of a probe's sources must "
+            "run in one unrolled chunk, i.e. lookahead_execution='unrolled' (or 'auto'), "
+            f"at most {UNROLL_LIMIT} sources, and the probe's chunk_size at least the "
+            f"number of sources. Received: lookahead_execution={model.lookahead_execution!r} "
+            f"(runs {execution!r}), {n} sources in chunks of {chunk_size}.")
