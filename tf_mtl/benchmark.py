@@ -300,7 +300,14 @@ def grouping(repeats=3, time_limit=120.0, **_):
     return ("case", "solver", "seconds", "exact"), rows
 
 
-BENCHMARKS = {"breakdown": breakdown, "grouping": grouping, "transference": transference}
+def updates(**kwargs):
+    """Every update rule's step time (``tf_mtl.benchmark_updates``)."""
+    from tf_mtl.benchmark_updates import updates_benchmark  # it imports this module
+    return updates_benchmark(**kwargs)
+
+
+BENCHMARKS = {"breakdown": breakdown, "grouping": grouping, "transference": transference,
+              "updates": updates}
 
 
 def format_table(columns, rows):
