@@ -132,6 +132,9 @@ def test_celeba_copies_that_are_not_the_originals_are_refused_by_name(tmp_path):
 def test_mnist_idx_files_prepared_offline_by_tfds_builder(tmp_path, name):
     truth = write_mnist(name, tmp_path)
     sources.prepare(name, str(tmp_path), verify_checksums=False, max_examples_per_split=12)
+    # The staged links and TFDS's gunzipped copies of them are gone again.
+    assert sorted(os.listdir(tmp_path / "downloads")) == ["extracted", "manual"]
+    assert not os.listdir(tmp_path / "downloads" / "extracted")
     import tensorflow_datasets as tfds
     for split, key in (("train", "train"), ("test", "t10k")):
         got = [(int(e["image"][0, 0, 0]), int(e["label"])) for e in tfds.as_numpy(
