@@ -12,8 +12,8 @@ runs TFDS's own builder (``celeb_a``, ``mnist``, ``fashion_mnist``,
 * **Files placed by hand** in ``<data_dir>/downloads/manual/<builder>/``
   (``manual_dir``) under the names TFDS's checksum registry gives them
   (``source_files``). One folder per builder, because MNIST and Fashion-MNIST
-  use the same file names. TFDS picks them up with no network and verifies
-  their checksums against the originals'.
+  use the same file names. TFDS picks them up with no network; their SHA-256
+  is first compared with the originals' in TFDS's registry.
 * **Copies that are not byte-identical** (a mirror that re-packed them, the
   tiny files of the tests): TFDS refuses them. ``verify_checksums=False``
   places them (hard links) in TFDS's download cache under the names TFDS gives
