@@ -76,8 +76,16 @@ class GradNorm(LossWeighting):
         layer = layer[-1:]
         norms = []
         for i in range(step.num_tasks):
-            g = distribute.replica_sum(step.task_gradient(i, variables=layer))[0]
-            norms.append(tf.norm(g) * step.loss_weights[i])
+            if step.features is not None:
+                # Through head i alone to the features, then to W: the stacked losses'
+                # one-hot seed would walk every head's zero cotangent too (2.5x the
+                # step instead of ~1.2x on 9-task ResNet-lite, measured).
+                cotangent = step.tape.gradient(step.task_losses[i], step.features,
+                                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                g = step.gradient(step.features, layer, output_gradients=cotangent)
+            else:
+                g = step.task_gradient(i, variables=layer)
+            norms.append(tf.norm(distribute.replica_sum(g)[0]) * step.loss_weights[i])
         return tf.stack(norms)
 
     def update_state(self, step, losses):
