@@ -102,3 +102,17 @@ def test_step_is_the_closed_form_weighted_update(upper_bound, normalization):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MGDA(**kwargs)
+
+
+def test_upper_bound_needs_the_recorded_encoder_output():
+    class Subclassed(tf_mtl.MultiTaskModel):  # an overridden call: no features recorded
+        def call(self, x, training=None):
+            return super().call(x, training=training)
+
+    keras.utils.set_random_seed(0)
+    model = Subclassed(keras.Sequential([keras.layers.Dense(3)]),
+                       {t: keras.layers.Dense(1) for t in "ab"}, {t: "mse" for t in "ab"},
+                       update=MGDA(upper_bound=True))
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="Received: a step without features"):
+        model.train_on_batch(*_batch())

@@ -107,9 +107,11 @@ class MGDA(GradientRule):
             return step.gram()
         if step.features is None or step.task_losses is None:
             raise ValueError(
-                "MGDA(upper_bound=True) needs the encoder's output recorded in the step "
-                "(MultiTaskModel's train step records it). Received: a step without features; "
-                "use upper_bound=False")
+                "MGDA(upper_bound=True) needs the encoder's output recorded in the step: the "
+                "train step records it where the encoder returns one floating-point tensor, no "
+                "head uses an encoder variable and `call` is not overridden "
+                "(MultiTaskModel.recorded_forward). Received: a step without features; use "
+                "upper_bound=False")
         rows = []
         for i in range(step.num_tasks):
             d = step.tape.gradient(step.task_losses[i], step.features,
