@@ -58,3 +58,44 @@ def test_xla_step_equals_the_step_without_it(model_kwargs):
         np.testing.assert_allclose(xla_logs[key], values, rtol=1e-4, atol=1e-6, err_msg=key)
     for a, b in zip(xla_weights, plain_weights):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+RULES = {
+    "it_pcgrad_uw": lambda: tf_mtl.updates.ITMTL(
+        ["all", tf_mtl.updates.PCGrad(seed=3)],
+        weighting=tf_mtl.updates.UncertaintyWeights()),
+    "mgda_ub": lambda: tf_mtl.updates.MGDA(),
+    "gradnorm": lambda: tf_mtl.updates.GradNorm(),
+    "pcgrad_dwa": lambda: tf_mtl.updates.PCGrad(weighting=tf_mtl.updates.DWA(), seed=1),
+    "cov": lambda: tf_mtl.updates.CoV(),
+}
+
+
+@pytest.mark.parametrize("rule", [
+    pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=(
+        "Open: PCGrad with uncertainty weighting trains ~1e-3 apart with and without XLA "
+        "(its random task order is equal; the cause is not found yet)")))
+    if r == "it_pcgrad_uw" else r for r in sorted(RULES)])
+def test_xla_update_rules_equal_the_step_without_them(rule):
+    """Every rule's state (PCGrad's random order included) evolves the same under XLA."""
+    results = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(0)
+        model = tf_mtl.MultiTaskModel(
+            keras.Sequential([keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(4)]),
+            {t: keras.layers.Dense(1) for t in TASKS}, {t: "mse" for t in TASKS},
+            update=RULES[rule]())
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                      jit_compile=jit_compile)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((24, 5)).astype("float32")
+        y = {t: rng.standard_normal((24, 1)).astype("float32") * (i + 1)
+             for i, t in enumerate(TASKS)}
+        logs = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+        results.append((logs, model.get_weights() + [v.numpy() for v in model.update.variables]))
+    (plain_logs, plain_state), (xla_logs, xla_state) = results
+    assert set(xla_logs) == set(plain_logs)
+    for key, values in plain_logs.items():
+        np.testing.assert_allclose(xla_logs[key], values, rtol=1e-4, atol=1e-6, err_msg=key)
+    for a, b in zip(xla_state, plain_state):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -77,8 +77,11 @@ class PCGrad(GradientRule):
         """This step's task order; advances the counter."""
         draw = tf.convert_to_tensor(self.draws)
         self.draws.assign_add(1)
+        # An explicit algorithm: the default one differs under XLA, which
+        # would give another task order with jit_compile=True.
         keys = tf.random.stateless_uniform(
-            [len(self.tasks)], seed=tf.stack([tf.constant(self.seed, tf.int64), draw]))
+            [len(self.tasks)], seed=tf.stack([tf.constant(self.seed, tf.int64), draw]),
+            alg="philox")
         return tf.argsort(keys)
 
     def combination(self, step, base):
