@@ -7,7 +7,9 @@ they go through ``verify_checksums=False`` (``tf_mtl.data.sources``)."""
 import gzip
 import importlib
 import io
+import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -26,6 +28,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The names the issue and CelebA's site give the five files.
 CELEBA_FILES = ["identity_CelebA.txt", "img_align_celeba.zip", "list_attr_celeba.txt",
                 "list_eval_partition.txt", "list_landmarks_align_celeba.txt"]
+# CelebA's attribute header as the original list_attr_celeba.txt spells it (line 2).
+ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips "
+              "Big_Nose Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby "
+              "Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male "
+              "Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+              "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair "
+              "Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie "
+              "Young").split()
 LANDMARKS = "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y " \
             "rightmouth_x rightmouth_y"
 
@@ -47,7 +57,7 @@ def write_celeba(data_dir, n=6):
         for i, f in enumerate(names, 1):
             pixels = np.full((218, 178, 3), 30 * i, np.uint8)
             z.writestr(f"img_align_celeba/{f}", tf.io.encode_jpeg(pixels).numpy())
-    header = " ".join(tf_mtl.data.CELEBA_ATTRIBUTES)
+    header = " ".join(ATTRIBUTES)
     (folder / "list_attr_celeba.txt").write_text(
         f"{n}\n{header}\n" + "".join(f"{f} " + " ".join(map(str, a)) + "\n"
                                      for f, a in attributes.items()))
@@ -114,11 +124,25 @@ def test_celeba_prepared_offline_from_the_manual_folder_with_the_written_labels(
         assert sorted(got) == sorted(f for f, s in splits.items() if s == code)
         for f, row in got.items():
             np.testing.assert_array_equal(row, (attributes[f] > 0).astype(np.float32))
-    # The links placed in TFDS's download cache are gone again; the manual files stay.
-    downloads = tmp_path / "downloads"
-    assert sorted(p.name for p in downloads.iterdir()) == ["extracted", "manual"]
-    assert not list((downloads / "extracted").iterdir())
-    assert sorted(os.listdir(downloads / "manual" / "celeb_a")) == CELEBA_FILES
+    # The default labels: one task per TAG attribute, one-hot [not, has].
+    x, y = next(iter(tf_mtl.data.celeba("train", tasks=tf_mtl.data.CELEBA_TAG_TASKS,
+                                        image_size=8, batch_size=16, shuffle=False,
+                                        data_dir=str(tmp_path), verify_checksums=False)))
+    index = np.round(x.numpy().mean(axis=(1, 2, 3)) * 255 / 30).astype(int)
+    assert sorted(y) == sorted(tf_mtl.data.CELEBA_TAG_TASKS)
+    for task in tf_mtl.data.CELEBA_TAG_TASKS:
+        column = ATTRIBUTES.index(task)
+        for i, row in zip(index, y[task].numpy()):
+            has = int(attributes[f"{i:06d}.jpg"][column] > 0)
+            np.testing.assert_array_equal(row, np.eye(2, dtype=np.float32)[has])
+    # Nothing was staged in TFDS's shared download cache, nor left beside it.
+    assert sorted(os.listdir(tmp_path)) == ["celeb_a", "downloads"]
+    assert sorted(os.listdir(tmp_path / "downloads")) == ["manual"]
+    assert sorted(os.listdir(tmp_path / "downloads" / "manual" / "celeb_a")) == CELEBA_FILES
+
+
+def test_celeba_attribute_names_are_the_header_of_list_attr_celeba():
+    assert tf_mtl.data.CELEBA_ATTRIBUTES == ATTRIBUTES
 
 
 def test_celeba_copies_that_are_not_the_originals_are_refused_by_name(tmp_path):
@@ -132,9 +156,9 @@ def test_celeba_copies_that_are_not_the_originals_are_refused_by_name(tmp_path):
 def test_mnist_idx_files_prepared_offline_by_tfds_builder(tmp_path, name):
     truth = write_mnist(name, tmp_path)
     sources.prepare(name, str(tmp_path), verify_checksums=False, max_examples_per_split=12)
-    # The staged links and TFDS's gunzipped copies of them are gone again.
-    assert sorted(os.listdir(tmp_path / "downloads")) == ["extracted", "manual"]
-    assert not os.listdir(tmp_path / "downloads" / "extracted")
+    # The staging folder and TFDS's gunzipped copies in it are gone; the shared cache is untouched.
+    assert sorted(os.listdir(tmp_path)) == ["downloads", name]
+    assert sorted(os.listdir(tmp_path / "downloads")) == ["manual"]
     import tensorflow_datasets as tfds
     for split, key in (("train", "train"), ("test", "t10k")):
         got = [(int(e["image"][0, 0, 0]), int(e["label"])) for e in tfds.as_numpy(
@@ -263,6 +287,13 @@ def _spoil(tmp_path, name, what):
         path = folder / "list_attr_celeba.txt"
         lines = path.read_text().splitlines()
         path.write_text("\n".join([lines[0], " ".join(lines[1].split()[1:])] + lines[2:]))
+    elif what in ("attr_no_final_newline", "identity_no_final_newline"):
+        path = folder / {"attr": "list_attr_celeba.txt", "identity": "identity_CelebA.txt"}[
+            what.split("_")[0]]
+        path.write_text(path.read_text().rstrip("\n"))
+    elif what == "landmarks_count":
+        path = folder / "list_landmarks_align_celeba.txt"
+        path.write_text("7" + path.read_text()[1:])      # write_celeba wrote 6 rows.
     elif what == "zip_not_zip":
         (folder / "img_align_celeba.zip").write_bytes(b"<html>quota exceeded</html>")
     elif what == "labels_as_images":
@@ -278,6 +309,12 @@ def _spoil(tmp_path, name, what):
 @pytest.mark.parametrize("name, what, message", [
     ("celeb_a", "attr_header", r"celeb_a/list_attr_celeba\.txt is not in the format .*line 2 is "
                                r"not the 40 column names .*Expected a line with the image count"),
+    ("celeb_a", "attr_no_final_newline", r"list_attr_celeba\.txt is not .*the last line, "
+                                         r"for 000006\.jpg, does not end with a newline"),
+    ("celeb_a", "identity_no_final_newline", r"identity_CelebA\.txt is not .*the last line, "
+                                             r"for 000006\.jpg, does not end with a newline"),
+    ("celeb_a", "landmarks_count", r"list_landmarks_align_celeba\.txt is not .*line 1 says 7 "
+                                   r"images, 6 rows follow"),
     ("celeb_a", "zip_not_zip", r"img_align_celeba\.zip is not .*not a zip archive. Expected a zip"
                                r" of the aligned 178x218 JPEG"),
     ("mnist", "labels_as_images", r"t10k-labels-idx1-ubyte\.gz is not .*IDX magic number 2051, "
@@ -317,3 +354,151 @@ def test_files_left_in_the_shared_manual_folder_are_named_with_where_to_move_the
 def test_switches_must_be_bools(tmp_path, arg):
     with pytest.raises(ValueError, match=f"`{arg}` must be True or False. Received: {arg}='no'"):
         tf_mtl.data.movielens("train", data_dir=str(tmp_path), **{arg: "no"})
+
+
+def _cache(downloads, builder, filename, data, **info):
+    """Writes ``data`` where TFDS caches its download of ``filename`` (TFDS's own file name)."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import resource as resource_lib
+    url, expected = next((u, i) for u, i in tfds.builder_cls(builder).url_infos.items()
+                         if i.filename == filename)
+    path = downloads / resource_lib.get_dl_fname(url, expected.checksum)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    (downloads / (path.name + ".INFO")).write_text(
+        json.dumps({"urls": [url], "original_fname": filename, **info}))
+    return path
+
+
+def _mnist_pairs(name, data_dir):
+    """Sorted (gray, label) per split of the prepared dataset."""
+    import tensorflow_datasets as tfds
+    return {key: sorted((int(e["image"][0, 0, 0]), int(e["label"])) for e in tfds.as_numpy(
+        tfds.load(name, split=split, data_dir=str(data_dir), download=False)))
+        for split, key in (("train", "train"), ("test", "t10k"))}
+
+
+def _pairs(truth):
+    return {key: sorted((int(g), int(l)) for g, l in truth[key].items()) for key in truth}
+
+
+def test_verify_checksums_false_never_touches_tfds_shared_download_cache(tmp_path, monkeypatch):
+    """A killed run leaves what the shared cache holds while TFDS prepares: nothing of ours."""
+    import tensorflow_datasets as tfds
+    truth = write_mnist("mnist", tmp_path)
+    downloads = tmp_path / "downloads"
+    genuine = _cache(downloads, "mnist", "train-images-idx3-ubyte.gz", b"a genuine download")
+    cached = {p.name: p.read_bytes() for p in downloads.iterdir() if p.is_file()}
+    cls, seen = tfds.builder_cls("mnist"), []
+    generate = cls._split_generators
+
+    def observed(self, dl_manager):
+        splits = generate(self, dl_manager)          # The files are downloaded/read by now.
+        seen.append(sorted(os.listdir(downloads)))
+        return splits
+    monkeypatch.setattr(cls, "_split_generators", observed)
+    sources.prepare("mnist", str(tmp_path), verify_checksums=False, max_examples_per_split=12)
+    assert seen == [sorted(["manual", genuine.name, genuine.name + ".INFO"])]
+    assert {p.name: p.read_bytes() for p in downloads.iterdir() if p.is_file()} == cached
+    assert sorted(os.listdir(tmp_path)) == ["downloads", "mnist"]
+    assert _mnist_pairs("mnist", tmp_path) == _pairs(truth)
+
+
+def test_links_staged_in_the_download_cache_by_older_versions_are_removed(tmp_path):
+    truth = write_mnist("mnist", tmp_path)
+    downloads = tmp_path / "downloads"
+    stale = _cache(downloads, "mnist", "t10k-labels-idx1-ubyte.gz", b"a tiny copy",
+                   staged_by="tf_mtl, verify_checksums=False")
+    (downloads / "extracted").mkdir()
+    (downloads / "extracted" / f"GZIP.{stale.name}").write_bytes(b"its extraction")
+    genuine = _cache(downloads, "mnist", "train-labels-idx1-ubyte.gz", b"a genuine download")
+    sources.prepare("mnist", str(tmp_path), verify_checksums=False, max_examples_per_split=12)
+    assert sorted(os.listdir(downloads)) == sorted(
+        ["extracted", "manual", genuine.name, genuine.name + ".INFO"])
+    assert not os.listdir(downloads / "extracted")
+    assert _mnist_pairs("mnist", tmp_path) == _pairs(truth)
+
+
+@pytest.mark.parametrize("where", ["downloads", "downloads/mnist"])  # TFDS 4.9.3's, 4.9.10's.
+def test_files_in_tfds_download_cache_are_prepared_without_network(tmp_path, proxy, where):
+    """A copied ~/tensorflow_datasets/downloads, or a download whose preparation failed."""
+    truth = write_mnist("mnist", tmp_path)
+    manual = tmp_path / "downloads" / "manual" / "mnist"
+    for f in sorted(os.listdir(manual)):
+        _cache(tmp_path / where, "mnist", f, (manual / f).read_bytes())
+    shutil.rmtree(manual)
+    proxy(_closed_port())
+    sources.prepare("mnist", str(tmp_path), max_examples_per_split=12)
+    assert _mnist_pairs("mnist", tmp_path) == _pairs(truth)
+
+
+def test_an_error_while_preparing_from_placed_files_is_not_called_a_download_failure(tmp_path):
+    write_mnist("mnist", tmp_path, n=2)
+    (tmp_path / "mnist").write_text("")          # TFDS cannot make its dataset folder there.
+    with pytest.raises(NotADirectoryError, match=f"{tmp_path}/mnist/"):
+        sources.prepare("mnist", str(tmp_path), verify_checksums=False, max_examples_per_split=2)
+    assert sorted(os.listdir(tmp_path)) == ["downloads", "mnist"]    # No staging folder left.
+
+
+def _without(path, image):
+    """Rewrites the zip or list at ``path`` without ``image`` (a list keeps its count right)."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            entries = {n: z.read(n) for n in z.namelist() if not n.endswith(image)}
+        with zipfile.ZipFile(path, "w") as z:
+            for n, data in entries.items():
+                z.writestr(n, data)
+        return
+    lines = [l for l in path.read_text().splitlines() if not l.startswith(image)]
+    path.write_text("\n".join([str(len(lines) - 2)] + lines[1:]) + "\n")
+
+
+@pytest.mark.parametrize("dropped_from, message", [
+    ("img_align_celeba.zip", r"'000002\.jpg' is in list_eval_partition\.txt, "
+                             r"list_attr_celeba\.txt, list_landmarks_align_celeba\.txt and "
+                             r"identity_CelebA\.txt but not in img_align_celeba\.zip"),
+    ("list_attr_celeba.txt", r"'000002\.jpg' is in list_eval_partition\.txt, "
+                             r"img_align_celeba\.zip, list_landmarks_align_celeba\.txt and "
+                             r"identity_CelebA\.txt but not in list_attr_celeba\.txt"),
+])
+def test_celeba_files_that_disagree_name_the_image_and_the_files(tmp_path, dropped_from,
+                                                                 message):
+    write_celeba(tmp_path)
+    folder = tmp_path / "downloads" / "manual" / "celeb_a"
+    _without(folder / dropped_from, "000002.jpg")
+    with pytest.raises(ValueError, match=r"The CelebA files in .*/manual/celeb_a/ disagree: "
+                                         + message + r".*Received: data_dir="):
+        sources.prepare("celeb_a", str(tmp_path), verify_checksums=False)
+
+
+def test_originals_in_the_manual_folder_are_read_by_tfds_with_checksums_verified(tmp_path,
+                                                                                 monkeypatch):
+    """What users do: the original files in downloads/manual/celeb_a/, verify_checksums=True."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import checksums
+    attributes, splits = write_celeba(tmp_path)
+    folder = tmp_path / "downloads" / "manual" / "celeb_a"
+    cls, read = tfds.builder_cls("celeb_a"), []
+    # TFDS's registry gets the tiny files' size and SHA-256: they are "the originals".
+    monkeypatch.setattr(cls, "url_infos", {u: checksums.compute_url_info(folder / i.filename)
+                                           for u, i in cls.url_infos.items()})
+    generate = cls._split_generators
+
+    def observed(self, dl_manager):
+        splits = generate(self, dl_manager)
+        read.extend(str(p) for p in splits[0].gen_kwargs["downloaded_dirs"].values())
+        return splits
+    monkeypatch.setattr(cls, "_split_generators", observed)
+    x, y = next(iter(tf_mtl.data.celeba("train", tasks=["Male", "Young"], image_size=8,
+                                        batch_size=16, shuffle=False, data_dir=str(tmp_path))))
+    assert sorted(read) == [str(folder / f) for f in CELEBA_FILES]    # Read in place.
+    index = np.round(x.numpy().mean(axis=(1, 2, 3)) * 255 / 30).astype(int)
+    assert sorted(f"{i:06d}.jpg" for i in index) == sorted(f for f, s in splits.items() if s == 0)
+    for task in ("Male", "Young"):
+        for i, row in zip(index, y[task].numpy()):
+            has = int(attributes[f"{i:06d}.jpg"][ATTRIBUTES.index(task)] > 0)
+            np.testing.assert_array_equal(row, np.eye(2, dtype=np.float32)[has])
+    # Nothing staged: beside the manual folder only TFDS's own (empty) extraction folder.
+    assert sorted(os.listdir(tmp_path)) == ["celeb_a", "downloads"]
+    assert sorted(os.listdir(tmp_path / "downloads")) == ["extracted", "manual"]
+    assert not os.listdir(tmp_path / "downloads" / "extracted")

@@ -4,11 +4,15 @@ Every TFDS loader of ``tf_mtl.data`` reads its dataset through ``load``, which
 runs TFDS's own builder (``celeb_a``, ``mnist``, ``fashion_mnist``,
 ``movielens``) once to prepare the data in ``data_dir``, then reads it:
 
-* **Download.** Before handing over to TFDS, the files' URLs are tried once,
-  without retries, for ``PROBE_TIMEOUT`` seconds. Offline, TFDS would retry
-  each file for minutes and end in a bare ``ConnectionError``; the probe fails
-  at once and its message names the files, their URLs and where to put them by
-  hand. ``retries=True`` skips the probe and keeps TFDS's retries (flaky links).
+* **Download.** Before handing over to TFDS, the URLs of the files TFDS has
+  to fetch are tried once, without retries, for ``PROBE_TIMEOUT`` seconds.
+  Offline, TFDS would retry each file for minutes and end in a bare
+  ``ConnectionError``; the probe fails at once and its message names the files,
+  their URLs and where to put them by hand. ``retries=True`` skips the probe
+  and keeps TFDS's retries (flaky links). Files already in TFDS's download
+  cache (``cached``) are not fetched, so not probed: a copied
+  ``downloads/`` folder prepares offline. Only a failure to download is
+  reported as one; other errors while preparing pass through unchanged.
 * **Files placed by hand** in ``<data_dir>/downloads/manual/<builder>/``
   (``manual_dir``) under the names TFDS's checksum registry gives them
   (``source_files``). One folder per builder, because MNIST and Fashion-MNIST
@@ -16,16 +20,22 @@ runs TFDS's own builder (``celeb_a``, ``mnist``, ``fashion_mnist``,
   is first compared with the originals' in TFDS's registry.
 * **Copies that are not byte-identical** (a mirror that re-packed them, the
   tiny files of the tests): TFDS refuses them. ``verify_checksums=False``
-  places them (hard links) in TFDS's download cache under the names TFDS gives
-  the originals; TFDS reuses cached downloads without hashing them again. The
-  links and their extractions are removed after preparing, so the cache never
-  keeps them as "originals". (TFDS's own switch,
-  ``DownloadConfig(register_checksums=True)``, would instead rewrite the
-  checksum file inside the installed TFDS package.)
+  places them (hard links) in a private download folder,
+  ``<data_dir>/tf_mtl-staging-*/``, under the names TFDS gives the originals,
+  and has TFDS prepare with that folder as its download folder; TFDS reuses
+  cached downloads without hashing them again. The folder is removed after
+  preparing. TFDS's shared cache ``<data_dir>/downloads/`` is never written:
+  were the copies there, a killed run would leave them for later runs (with
+  ``verify_checksums=True`` too) to take as the originals, and runs sharing
+  ``data_dir`` would overwrite each other's. Links that earlier versions
+  staged there (``.INFO`` tagged ``staged_by``) are removed when preparing.
+  (TFDS's own switch, ``DownloadConfig(register_checksums=True)``, would
+  instead rewrite the checksum file inside the installed TFDS package.)
 
 Files in the manual folder are checked before TFDS sees them (``manual_files``):
 a partial folder names the missing files, a misnamed file the name expected,
-a file in the wrong format what the builder expects (``FORMATS``).
+a file in the wrong format what the builder expects (``FORMATS``); CelebA files
+that disagree on an image are named when TFDS's builder stumbles on it.
 """
 
 import contextlib
@@ -37,6 +47,7 @@ import tempfile
 from tf_mtl.data import source_formats
 
 PROBE_TIMEOUT = 3.0  # Seconds: a reachable server answers a HEAD request well within it.
+STAGING_PREFIX = "tf_mtl-staging-"  # <data_dir>/tf_mtl-staging-*/: see _staged.
 FORMATS = source_formats.FORMATS
 
 
@@ -58,6 +69,11 @@ def source_files(name):
     ``"movielens/1m-ratings"`` only its config's files), so names and URLs are
     those TFDS looks for.
     """
+    return {info.filename: (url, int(info.size)) for url, info in _url_infos(name).items()}
+
+
+def _url_infos(name):
+    """TFDS's ``{url: UrlInfo}`` for the files of builder (and config) ``name``."""
     import tensorflow_datasets as tfds
     builder, _, config = name.partition("/")
     cls = tfds.builder_cls(builder)
@@ -65,7 +81,27 @@ def source_files(name):
     if config:
         url = cls.builder_configs[config].download_url
         infos = {url: infos[url]}
-    return {info.filename: (url, int(info.size)) for url, info in infos.items()}
+    return infos
+
+
+def cached(name, data_dir):
+    """Names of the files of ``name`` that TFDS's download cache in ``data_dir`` holds.
+
+    TFDS reads these instead of downloading them (without hashing them again).
+    The test is TFDS's own (the file and its ``.INFO``) at both places TFDS
+    looks: ``downloads/<builder>/`` (where TFDS 4.9.10 downloads) and
+    ``downloads/`` (TFDS 4.9.3's place, still read by 4.9.10). Downloads of
+    files with registered checksums are cached under their checksum's name.
+    """
+    from etils import epath
+    from tensorflow_datasets.core.download import resource as resource_lib
+    is_cached = (getattr(resource_lib, "is_locally_cached", None)          # TFDS 4.9.10.
+                 or resource_lib.Resource.exists_locally)                 # TFDS 4.9.3.
+    downloads = epath.Path(data_root(data_dir)) / "downloads"
+    folders = (downloads / name.split("/")[0], downloads)
+    return {info.filename for url, info in _url_infos(name).items()
+            if any(is_cached(folder / resource_lib.get_dl_fname(url, info.checksum))
+                   for folder in folders)}
 
 
 def _listing(name, data_dir):
@@ -135,48 +171,70 @@ def manual_files(name, data_dir):
 
 
 def _staged(name, data_dir, paths):
-    """Hard-links ``paths`` into TFDS's download cache as the originals; returns the links."""
+    """A private download folder holding ``paths`` where TFDS looks for cached originals.
+
+    Private: TFDS's shared cache ``<data_dir>/downloads/`` never holds the
+    copies (module doc). Inside ``data_dir``: on the manual folder's file
+    system, so hard links work. Its ``manual/`` is empty because TFDS reads a
+    manual folder before its cache, and verifies what it finds there.
+    """
     from tensorflow_datasets.core.download import resource as resource_lib
-    import tensorflow_datasets as tfds
-    infos = tfds.builder_cls(name.split("/")[0]).url_infos
+    folder = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=data_root(data_dir))
+    try:
+        os.mkdir(os.path.join(folder, "manual"))
+        for url, info in _url_infos(name).items():
+            # The legacy cache location (no dataset sub-folder): every TFDS 4.9 release checks it.
+            link = os.path.join(folder, resource_lib.get_dl_fname(url, info.checksum))
+            try:
+                os.link(paths[info.filename], link)
+            except OSError:  # Another file system, or no hard links: copy.
+                shutil.copyfile(paths[info.filename], link)
+            with open(link + ".INFO", "w") as f:
+                json.dump({"urls": [url], "original_fname": info.filename}, f)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def _remove_staged_by_earlier_versions(data_dir):
+    """Removes the copies earlier versions linked into TFDS's shared cache, and their extractions.
+
+    A run killed while preparing left them there, under the originals' names:
+    TFDS would take them for the originals.
+    """
     downloads = os.path.join(data_root(data_dir), "downloads")
-    links = []
-    for url, info in infos.items():
-        if info.filename not in paths:
+    entries = os.listdir(downloads) if os.path.isdir(downloads) else []
+    for entry in entries:
+        info = os.path.join(downloads, entry)
+        if not entry.endswith(".INFO"):
             continue
-        # The legacy cache location (no dataset sub-folder): every TFDS 4.9 release checks it.
-        link = os.path.join(downloads, resource_lib.get_dl_fname(url, info.checksum))
-        for old in (link, link + ".INFO"):
-            if os.path.lexists(old):
-                os.remove(old)
         try:
-            os.link(paths[info.filename], link)
-        except OSError:  # Another file system, or no hard links: copy.
-            shutil.copyfile(paths[info.filename], link)
-        with open(link + ".INFO", "w") as f:
-            json.dump({"urls": [url], "original_fname": info.filename,
-                       "staged_by": "tf_mtl, verify_checksums=False"}, f)
-        links.append(link)
-    return links
-
-
-def _unstage(data_dir, links):
-    extracted = os.path.join(data_root(data_dir), "downloads", "extracted")
-    for link in links:
-        for path in (link, link + ".INFO"):
+            with open(info) as f:
+                staged = "staged_by" in json.load(f)
+        except (OSError, ValueError):  # Unreadable or not JSON: not one of ours.
+            continue
+        if not staged:
+            continue
+        link = info[:-len(".INFO")]
+        for path in (link, info):
             if os.path.lexists(path):
                 os.remove(path)
+        extracted = os.path.join(downloads, "extracted")
         if os.path.isdir(extracted):  # TFDS names an extraction '<METHOD>.<download name>'.
-            for entry in os.listdir(extracted):
-                if entry.split(".", 1)[-1] == os.path.basename(link):
-                    target = os.path.join(extracted, entry)
+            for old in os.listdir(extracted):
+                if old.split(".", 1)[-1] == os.path.basename(link):
+                    target = os.path.join(extracted, old)
                     (shutil.rmtree if os.path.isdir(target) else os.remove)(target)
 
 
-def probe(name, data_dir, timeout=PROBE_TIMEOUT):
-    """One HEAD request per file URL, no retries; ``ConnectionError`` naming them if unreachable."""
+def probe(name, data_dir, files=None, timeout=PROBE_TIMEOUT):
+    """One HEAD request per URL of ``files`` (default all), no retries; ``ConnectionError``
+    naming them if unreachable."""
     import requests
     for f, (url, _) in sorted(source_files(name).items()):
+        if files is not None and f not in files:
+            continue
         try:
             requests.head(url, timeout=timeout, allow_redirects=False)
         except requests.RequestException as e:
@@ -206,12 +264,16 @@ def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
     ``max_examples_per_split`` is TFDS's own testing option: write only that
     many examples per split (the whole files are still read).
     """
+    import requests
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import download_manager
     check_writable(data_dir)
+    _remove_staged_by_earlier_versions(data_dir)
     paths = manual_files(name, data_dir)
-    if paths is None and not retries:
-        probe(name, data_dir)
+    # What TFDS has to fetch: nothing placed by hand or already in its download cache.
+    to_download = [] if paths else sorted(set(source_files(name)) - cached(name, data_dir))
+    if to_download and not retries:
+        probe(name, data_dir, to_download)
     # Checked here, not left to TFDS: TFDS 4.9.3 takes manual files unhashed (4.9.10 hashes).
     bad = _mismatches(name, paths) if paths and verify_checksums else []
     if bad:
@@ -219,26 +281,38 @@ def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
             f"File(s) placed by hand for TFDS '{name}' are not the originals: {'; '.join(bad)}. "
             "If they are copies you trust (a mirror that re-packed them), pass "
             f"verify_checksums=False. Received: data_dir={data_dir!r}")
-    links = _staged(name, data_dir, paths) if paths and not verify_checksums else []
-    # TFDS looks in the manual folder before its cache (and verifies what it finds there):
-    # staged files are read from the cache only if the manual folder it sees is empty.
-    empty = tempfile.mkdtemp() if links else None
-    config = tfds.download.DownloadConfig(manual_dir=empty or manual_dir(name, data_dir),
-                                          try_download_gcs=False,
-                                          max_examples_per_split=max_examples_per_split)
+    staging = _staged(name, data_dir, paths) if paths and not verify_checksums else None
+    config = tfds.download.DownloadConfig(
+        manual_dir=os.path.join(staging, "manual") if staging else manual_dir(name, data_dir),
+        try_download_gcs=False, max_examples_per_split=max_examples_per_split)
     try:
-        tfds.builder(name, data_dir=data_dir).download_and_prepare(download_config=config)
+        # download_dir=None: TFDS's own, <data_dir>/downloads/.
+        tfds.builder(name, data_dir=data_dir).download_and_prepare(download_dir=staging,
+                                                                   download_config=config)
     except download_manager.NonMatchingChecksumError as e:
+        if not to_download:
+            raise
         raise RuntimeError(f"TFDS '{name}' downloaded file(s) that are not the originals "
                            f"({e}); Google Drive answers a quota page so. "
                            f"{how_to_place(name, data_dir)}") from e
-    except (OSError, tfds.download.DownloadError) as e:
-        raise RuntimeError(f"TFDS '{name}' could not download its files ({type(e).__name__}: "
-                           f"{e}). {how_to_place(name, data_dir)}") from e
+    except (tfds.download.DownloadError, requests.RequestException, ConnectionError) as e:
+        if not to_download:
+            raise
+        raise RuntimeError(f"TFDS '{name}' could not download {', '.join(to_download)} "
+                           f"({type(e).__name__}: {e}). {how_to_place(name, data_dir)}") from e
+    except KeyError as e:
+        # TFDS's CelebA builder looks every image of one list up in the others.
+        problem = source_formats.celeba_disagreement(e.args[0] if e.args else None, paths or {})
+        if not problem:
+            raise
+        raise ValueError(
+            f"The CelebA files in {manual_dir(name, data_dir)}/ disagree: {problem}. TFDS's "
+            "builder needs every image of list_eval_partition.txt in the zip and in the three "
+            "other lists: take all five files from one release. "
+            f"Received: data_dir={data_dir!r}") from e
     finally:
-        _unstage(data_dir, links)
-        if empty:
-            os.rmdir(empty)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager
