@@ -71,11 +71,7 @@ RULES = {
 }
 
 
-@pytest.mark.parametrize("rule", [
-    pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=(
-        "Open: PCGrad with uncertainty weighting trains ~1e-3 apart with and without XLA "
-        "(its random task order is equal; the cause is not found yet)")))
-    if r == "it_pcgrad_uw" else r for r in sorted(RULES)])
+@pytest.mark.parametrize("rule", sorted(RULES))
 def test_xla_update_rules_equal_the_step_without_them(rule):
     """Every rule's state (PCGrad's random order included) evolves the same under XLA."""
     results = []

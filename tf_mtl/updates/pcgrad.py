@@ -16,15 +16,31 @@ gradients, and every inner product above is read from the Gram matrix
 projection, never touching the gradients), and its shared gradient is
 ``sum_k (sum_i C[i, k]) g_k``, a weight row like any other rule's.
 
-The permutation comes from a stateless RNG keyed by ``(seed, step counter)``;
-the counter is a checkpointed variable, so a resumed run continues the
-sequence, and every replica draws the same order.
+The permutation sorts integer hashes of ``(seed, step counter, task)``
+(``_hash32``); the counter is a checkpointed variable, so a resumed run
+continues the sequence, and every replica draws the same order. Integer
+arithmetic rather than TensorFlow's stateless RNG: that one draws other
+numbers under XLA for a seed computed in the graph, which would give another
+order (and another update) with ``jit_compile=True``.
 """
 
 import keras
 import tensorflow as tf
 
 from tf_mtl.updates.weighted import GradientRule, state_variable
+
+
+def _logical_shift(x, bits):
+    """``x >>> bits`` on int32 (TensorFlow's right shift keeps the sign)."""
+    return tf.bitwise.bitwise_and(tf.bitwise.right_shift(x, bits), (1 << (32 - bits)) - 1)
+
+
+def _hash32(x):
+    """A 32-bit integer mix (``lowbias32``, C. Wellons): wrapping int32
+    arithmetic, the same on CPU, GPU and under XLA."""
+    x = tf.bitwise.bitwise_xor(x, _logical_shift(x, 16)) * tf.constant(0x7FEB352D, tf.int32)
+    x = tf.bitwise.bitwise_xor(x, _logical_shift(x, 15)) * tf.constant(-2073254261, tf.int32)
+    return tf.bitwise.bitwise_xor(x, _logical_shift(x, 16))
 
 
 def pcgrad_combination(gram, order):
@@ -77,11 +93,9 @@ class PCGrad(GradientRule):
         """This step's task order; advances the counter."""
         draw = tf.convert_to_tensor(self.draws)
         self.draws.assign_add(1)
-        # An explicit algorithm: the default one differs under XLA, which
-        # would give another task order with jit_compile=True.
-        keys = tf.random.stateless_uniform(
-            [len(self.tasks)], seed=tf.stack([tf.constant(self.seed, tf.int64), draw]),
-            alg="philox")
+        task = tf.range(len(self.tasks), dtype=tf.int32)
+        keys = _hash32(_hash32(_hash32(tf.constant(self.seed, tf.int32)) + tf.cast(draw, tf.int32))
+                       + task)
         return tf.argsort(keys)
 
     def combination(self, step, base):
