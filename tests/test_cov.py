@@ -39,3 +39,13 @@ def test_a_task_with_steady_loss_weighs_less():
         rule.update_state(None, tf.constant([1.0, 1.0 + 0.5 * (-1) ** t]))
     w = rule.current_weights().numpy()
     assert w[0] < 0.01 and abs(w.sum() - 2) < 1e-5
+
+
+def test_a_task_with_no_loss_yet_stays_finite():
+    """A task masked out of the first batches has mean loss 0: its ratio is 1 (no scale
+    to compare with) until it has a loss, and no weight is ever NaN."""
+    rule = CoV()
+    rule.build_tasks(["a", "b"])
+    for losses in ([0.7, 0.0], [0.6, 0.0], [0.5, 0.5], [0.45, 0.4], [0.4, 0.3]):
+        rule.update_state(None, tf.constant(losses, tf.float32))
+        assert np.all(np.isfinite(rule.current_weights().numpy())), losses

@@ -39,3 +39,15 @@ def test_weights_follow_the_definition_on_a_fixed_loss_sequence(temperature, per
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DWA(**kwargs)
+
+
+def test_a_period_of_zero_loss_gives_ratio_one_not_nan():
+    """Liu et al. divide by L̄(t-2); a task masked out of a whole period has L̄ = 0: its
+    rate is unknown, so r = 1 (the other tasks' r follow the definition)."""
+    rule = DWA(temperature=2.0, period=1)
+    rule.build_tasks(["a", "b", "c"])
+    for losses in ([0.5, 0.0, 1.0], [0.4, 0.3, 0.8]):
+        rule.update_state(None, tf.constant(losses, tf.float32))
+    r = np.array([0.4 / 0.5, 1.0, 0.8 / 1.0])
+    np.testing.assert_allclose(rule.current_weights().numpy(),
+                               3 * np.exp(r / 2) / np.exp(r / 2).sum(), rtol=1e-5)

@@ -41,7 +41,6 @@ def test_one_step_matches_chen_et_al(on):
     model.build_for(x)
     rule.task_weights.assign([1.2, 0.8])
     rule.initial_losses.assign([2.0, 10.0])
-    rule.started.assign(1.0)
     layer = model.shared_variables[-2:-1] if on == "last_shared_layer" else model.shared_variables
     assert len(layer[0].shape) == 2
     L, unit = _norms(model, x, y, layer)
@@ -80,7 +79,6 @@ def test_slower_task_gains_weight_when_norms_are_equal():
     L, unit = _norms(model, x, y, model.shared_variables)
     rule.task_weights.assign(2 * (1 / unit) / (1 / unit).sum())  # equal G_i
     rule.initial_losses.assign([L[0] / 2, L[1] * 2])   # a: L/L0 = 2; b: 1/2
-    rule.started.assign(1.0)
     before = rule.task_weights.numpy()
     model.train_on_batch(x, y)
     after = rule.task_weights.numpy()
@@ -95,3 +93,20 @@ def test_slower_task_gains_weight_when_norms_are_equal():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GradNorm(**kwargs)
+
+
+def test_a_task_masked_out_of_the_first_batch_takes_its_first_positive_loss_as_reference():
+    """Sample weights 0 for task b (MovieLens's masked rating): L_b = 0 on the first step.
+    The weights stay finite and L_b(0) is b's loss on the first batch that carries it."""
+    rule = GradNorm(alpha=1.5, learning_rate=0.01)
+    model = _model(rule)
+    x, y = _batch()
+    model.build_for(x)
+    masked = {"a": np.ones(16, "float32"), "b": np.zeros(16, "float32")}
+    model.train_on_batch(x, y, sample_weight=masked)
+    assert rule.initial_losses.numpy()[1] == 0.0
+    L, _ = _norms(model, x, y, model.shared_variables[-2:-1])
+    model.train_on_batch(x, y)
+    assert np.all(np.isfinite(rule.task_weights.numpy()))
+    np.testing.assert_allclose(rule.initial_losses.numpy()[1], L[1], rtol=1e-5)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())

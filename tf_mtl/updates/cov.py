@@ -50,7 +50,11 @@ class CoV(LossWeighting):
         losses = tf.stop_gradient(losses)
         steps = tf.convert_to_tensor(self.steps)
         first = tf.equal(steps, 0.0)
-        ratio = tf.where(first, tf.ones_like(losses), losses / tf.convert_to_tensor(self.mean_loss))
+        # A history of zero loss (e.g. a task masked out of every batch so far)
+        # gives no scale to compare with: ratio 1, not inf/NaN.
+        mean_loss = tf.convert_to_tensor(self.mean_loss)
+        known = tf.logical_not(first) & (mean_loss > 0)
+        ratio = tf.where(known, losses / tf.where(known, mean_loss, 1.0), tf.ones_like(losses))
         keep = tf.where(first, 0.0, 1.0 - 1.0 / (steps + 1.0))  # running-mean factor
         old_mean = tf.convert_to_tensor(self.mean_ratio)
         new_mean = keep * old_mean + (1.0 - keep) * ratio

@@ -48,7 +48,11 @@ class DWA(LossWeighting):
 
     def current_weights(self):
         m = len(self.tasks)
-        r = tf.convert_to_tensor(self.last) / tf.convert_to_tensor(self.before_last)
+        # A period whose mean loss was 0 (e.g. a task masked out of every
+        # batch) says nothing about its rate of descent: ratio 1, not inf/NaN.
+        before = tf.convert_to_tensor(self.before_last)
+        r = tf.where(before > 0, tf.convert_to_tensor(self.last) /
+                     tf.where(before > 0, before, 1.0), 1.0)
         w = m * tf.nn.softmax(r / self.temperature)
         return tf.where(tf.convert_to_tensor(self.completed) >= 2.0, w, tf.ones([m]))
 

@@ -57,7 +57,6 @@ class GradNorm(LossWeighting):
         m = (len(self.tasks),)
         self.task_weights = state_variable(self, "task_weights", m, "ones")
         self.initial_losses = state_variable(self, "initial_losses", m)
-        self.started = state_variable(self, "started", ())
 
     def current_weights(self):
         return tf.convert_to_tensor(self.task_weights)
@@ -90,14 +89,16 @@ class GradNorm(LossWeighting):
 
     def update_state(self, step, losses):
         losses = tf.stop_gradient(losses)
-        started = tf.convert_to_tensor(self.started) > 0
-        initial = tf.where(started, tf.convert_to_tensor(self.initial_losses), losses)
+        # L_i(0) is each task's first positive, finite loss: a task whose first
+        # batches carried no loss (masked out) would otherwise divide by 0.
+        old = tf.convert_to_tensor(self.initial_losses)
+        usable = tf.math.is_finite(losses) & (losses > 0)
+        initial = tf.where(old > 0, old, tf.where(usable, losses, 0.0))
         self.initial_losses.assign(initial)
-        self.started.assign(1.0)
         w = tf.convert_to_tensor(self.task_weights)
         unit = self._norms(step)                    # ||∇_W lw_i L_i||
         norms = w * unit                            # G_i
-        ratio = losses / initial
+        ratio = tf.where(initial > 0, losses / tf.where(initial > 0, initial, 1.0), 1.0)
         target = tf.stop_gradient(tf.reduce_mean(norms) * (ratio / tf.reduce_mean(ratio))
                                   ** self.alpha)
         grad = tf.sign(norms - target) * unit
