@@ -209,6 +209,9 @@ def test_composes_with_a_weighting_and_logs_choice_fractions_per_epoch():
     ({"candidates": ["a"], "lookahead": "second_order"}, "Received: lookahead='second_order'"),
     ({"candidates": ["a"], "weighting": UncertaintyWeights(), "update_heads": True},
      "Received: update_heads=True"),
+    ({"candidates": ["a"], "update_heads": "yes"}, "Received: update_heads='yes'"),
+    ({"candidates": ["a"], "chunk_size": 0}, "Received: chunk_size=0"),
+    ({"candidates": ["a"], "chunk_size": "x"}, "Received: chunk_size='x'"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -61,12 +61,12 @@ def build_update(settings):
     s = {**DEFAULTS, **given}
     name, weighting = s["name"], s["weighting"] or ""
     if name not in NAMES:
-        raise ValueError(f"`update.name` must be one of {NAMES}. Received: name={name!r}")
+        raise ValueError(f"`rule.name` must be one of {NAMES}. Received: name={name!r}")
     if weighting and weighting not in WEIGHTINGS:
-        raise ValueError(f"`update.weighting` must be '' or one of {WEIGHTINGS}. Received: "
+        raise ValueError(f"`rule.weighting` must be '' or one of {WEIGHTINGS}. Received: "
                          f"weighting={weighting!r}")
     if weighting and name not in GRADIENT_RULES + ("itmtl",):
-        raise ValueError(f"`update.weighting` composes with {GRADIENT_RULES + ('itmtl',)} only. "
+        raise ValueError(f"`rule.weighting` composes with {GRADIENT_RULES + ('itmtl',)} only. "
                          f"Received: name={name!r}, weighting={weighting!r}")
     if name == "equal":
         return EqualWeights()
@@ -77,7 +77,7 @@ def build_update(settings):
         return _gradient_rule(name, s, composed)
     parts = [c.strip() for c in str(s["candidates"]).split(",") if c.strip()]
     if not parts:
-        raise ValueError("`update.candidates` must list IT-MTL's candidates, e.g. "
+        raise ValueError("`rule.candidates` must list IT-MTL's candidates, e.g. "
                          f"'left,right,all' or 'all,pcgrad'. Received: candidates={s['candidates']!r}")
     candidates = [_gradient_rule(c, s) if c in GRADIENT_RULES else c for c in parts]
     return ITMTL(candidates, lookahead=s["lookahead"], weighting=composed,

@@ -11,8 +11,13 @@ loss weights without one). Each step:
 2. every candidate's total transference ``Z_c = sum_j (1 - L_j(after_c) / L_j)``
    with the optimizer-faithful lookahead (``lookahead="exact"``; momentum/Adam
    state, schedule, weight decay, clipping, regularizers), or its first-order
-   form ``-<sum_j ∇L_j / L_j, Δ_c>`` (``"first_order"``, ``001`` §4.1) — both
-   by ``tf_mtl.transference.compute``, the code that measures transference;
+   form ``-<sum_j ∇L_j / L_j, Δ_c>`` (``"first_order"``) — both by
+   ``tf_mtl.transference.compute``, the code that measures transference.
+   ``Δ_c`` is the optimizer's real update for the candidate, where ``001``
+   §4.1 writes the raw candidate gradient: the same choice under SGD with or
+   without momentum (``Δ`` is affine in the gradient with a positive factor),
+   possibly another under Adam or clipping, where the optimizer's update is
+   what the step applies;
 3. the best candidate's gradient (``combine`` of the gradients of step 1) goes
    through the real optimizer; the heads get the weighting's objective as usual.
 
@@ -120,6 +125,13 @@ class ITMTL(Weighted):
         if lookahead not in LOOKAHEADS:
             raise ValueError(f"`lookahead` must be one of {LOOKAHEADS}. Received: "
                              f"lookahead={lookahead!r}")
+        if not isinstance(update_heads, bool):
+            raise ValueError(f"`update_heads` must be True or False. Received: "
+                             f"update_heads={update_heads!r}")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or
+                                       not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"`chunk_size` must be None or an int >= 1. Received: "
+                             f"chunk_size={chunk_size!r}")
         if update_heads and self.weighting is not None:
             raise ValueError(
                 "update_heads=True steps the heads on the model's loss weights, which a "
