@@ -88,17 +88,23 @@ def cached(name, data_dir):
     """Names of the files of ``name`` that TFDS's download cache in ``data_dir`` holds.
 
     TFDS reads these instead of downloading them (without hashing them again).
-    The test is TFDS's own (the file and its ``.INFO``) at both places TFDS
-    looks: ``downloads/<builder>/`` (where TFDS 4.9.10 downloads) and
-    ``downloads/`` (TFDS 4.9.3's place, still read by 4.9.10). Downloads of
-    files with registered checksums are cached under their checksum's name.
+    The test is TFDS's own (the file and its ``.INFO``) at the places the
+    installed TFDS looks: ``downloads/<builder>/`` (where TFDS 4.9.10
+    downloads; 4.9.3 never looks there) and ``downloads/`` (TFDS 4.9.3's only
+    place, still read by 4.9.10). Downloads of files with registered checksums
+    are cached under their checksum's name.
     """
+    import inspect
     from etils import epath
+    from tensorflow_datasets.core.download import download_manager
     from tensorflow_datasets.core.download import resource as resource_lib
     is_cached = (getattr(resource_lib, "is_locally_cached", None)          # TFDS 4.9.10.
                  or resource_lib.Resource.exists_locally)                 # TFDS 4.9.3.
     downloads = epath.Path(data_root(data_dir)) / "downloads"
-    folders = (downloads / name.split("/")[0], downloads)
+    folders = [downloads]
+    # TFDS with a per-dataset download folder falls back to downloads/ in "legacy mode".
+    if "legacy_mode" in inspect.signature(download_manager.DownloadManager._get_dl_path).parameters:
+        folders.insert(0, downloads / name.split("/")[0])
     return {info.filename for url, info in _url_infos(name).items()
             if any(is_cached(folder / resource_lib.get_dl_fname(url, info.checksum))
                    for folder in folders)}
@@ -264,6 +270,11 @@ def prepare(name, data_dir=None, *, verify_checksums=True, retries=False,
     ``max_examples_per_split`` is TFDS's own testing option: write only that
     many examples per split (the whole files are still read).
     """
+    with _without_gcs():
+        _prepare(name, data_dir, verify_checksums, retries, max_examples_per_split)
+
+
+def _prepare(name, data_dir, verify_checksums, retries, max_examples_per_split):
     import requests
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import download_manager
