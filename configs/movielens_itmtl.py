@@ -8,18 +8,10 @@ Variants: ``uw_mtl``, ``uw_pcgrad``, ``it_uw_pcgrad`` (default), ``it_uw_pcgrad_
 ``:<variant>,runlocal`` for a smoke run. Every field stays a ``--config.rule.*`` flag.
 """
 
-import importlib
-
-from configs.multimnist_itmtl import VARIANTS as _ALL, parse_arg
+from configs.multimnist_itmtl import VARIANTS as _ALL, variant_config
 
 VARIANTS = {k: _ALL[k] for k in ("uw_mtl", "uw_pcgrad", "it_uw_pcgrad", "it_uw_pcgrad_fo")}
 
 
 def get_config(arg=None):
-    variant, runlocal = parse_arg(arg, "it_uw_pcgrad")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant; known: {sorted(VARIANTS)}. Received: {variant!r}")
-    c = importlib.import_module("configs.movielens_mtl").get_config(
-        "runlocal" if runlocal else None)
-    c.rule.update(VARIANTS[variant])
-    return c
+    return variant_config(arg, VARIANTS, "it_uw_pcgrad", "configs.movielens_mtl")

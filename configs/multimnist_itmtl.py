@@ -41,11 +41,15 @@ def parse_arg(arg, default):
     return (names[0] if names else default), runlocal
 
 
-def get_config(arg=None):
-    variant, runlocal = parse_arg(arg, "itmtl")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant; known: {sorted(VARIANTS)}. Received: {variant!r}")
-    c = importlib.import_module("configs.multimnist_mtl").get_config(
-        "runlocal" if runlocal else None)
-    c.rule.update(VARIANTS[variant])
+def variant_config(arg, variants, default, base):
+    """Config module ``base`` (``:runlocal`` passed on) with ``variants[<variant>]`` as its rule."""
+    variant, runlocal = parse_arg(arg, default)
+    if variant not in variants:
+        raise ValueError(f"Unknown variant; known: {sorted(variants)}. Received: {variant!r}")
+    c = importlib.import_module(base).get_config("runlocal" if runlocal else None)
+    c.rule.update(variants[variant])
     return c
+
+
+def get_config(arg=None):
+    return variant_config(arg, VARIANTS, "itmtl", "configs.multimnist_mtl")
