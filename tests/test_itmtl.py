@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import tf_mtl
+from tests.model_copies import copy_model
 from tf_mtl.updates import ITMTL, PCGrad, UncertaintyWeights
 
 TASKS = ["a", "b", "c"]
@@ -26,19 +27,6 @@ def _batch(seed=1, tasks=TASKS, n=16):
     return x, {t: rng.standard_normal((n, 1)).astype("float32") for t in tasks}
 
 
-def _copy(model, x):
-    """An independent copy of the model (weights, BatchNorm statistics) and optimizer state."""
-    clone = tf_mtl.MultiTaskModel.from_config(model.get_config())
-    clone(x)
-    clone.set_weights(model.get_weights())
-    opt = model.optimizer.from_config(model.optimizer.get_config())
-    clone.compile(optimizer=opt)
-    opt.build(clone.trainable_variables)
-    for dst, src in zip(opt.variables, model.optimizer.variables):
-        dst.assign(src)
-    return clone, opt
-
-
 def _losses(model, x, y):
     pred = model(x, training=True)
     return np.array([float(keras.losses.MeanSquaredError()(y[t], pred[t])) for t in model.tasks])
@@ -46,7 +34,7 @@ def _losses(model, x, y):
 
 def _task_gradients(model, x, y):
     """Each task's shared gradient on a copy, as numpy arrays per variable."""
-    clone, _ = _copy(model, x)
+    clone, _ = copy_model(model, x)
     with tf.GradientTape(persistent=True) as tape:
         pred = clone(x, training=True)
         losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in clone.tasks]
@@ -72,7 +60,7 @@ def _pcgrad(grads, order):
 
 def _stepped(model, x, y, grads):
     """Really steps a copy's encoder (and optimizer) along ``grads``: (before, after, weights)."""
-    clone, opt = _copy(model, x)
+    clone, opt = copy_model(model, x)
     before = _losses(clone, x, y)
     opt.apply([tf.constant(g) for g in grads], clone.shared_variables)
     return before, _losses(clone, x, y), [v.numpy() for v in clone.shared_variables]
@@ -123,7 +111,7 @@ def test_update_heads_scores_with_the_heads_really_stepped_too():
     model = _model(rule, keras.optimizers.SGD(0.05, momentum=0.9))
     model.train_on_batch(*_batch(10))
     x, y = _batch()
-    clone, _ = _copy(model, x)
+    clone, _ = copy_model(model, x)
     with tf.GradientTape(persistent=True) as tape:
         pred = clone(x, training=True)
         losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in clone.tasks]
@@ -134,7 +122,7 @@ def test_update_heads_scores_with_the_heads_really_stepped_too():
     candidates = [task[0], [a + b + c for a, b, c in zip(*task)]]
     expected, weights = [], []
     for grads in candidates:
-        copy, opt = _copy(model, x)
+        copy, opt = copy_model(model, x)
         before = _losses(copy, x, y)
         variables = copy.shared_variables + [
             v for t in copy.tasks for v in copy.heads[t].trainable_variables]

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import tf_mtl
+from tests.model_copies import copy_model
 from tf_mtl import transference
 
 TASKS = ["a", "b", "c"]
@@ -34,20 +35,6 @@ def _train(model, steps=3):
         model.train_on_batch(*_batch(10 + i))
 
 
-def _copy(model, x):
-    """An independent copy of the model (weights, BatchNorm statistics) and its optimizer state."""
-    clone = tf_mtl.MultiTaskModel.from_config(model.get_config())
-    clone(x)
-    clone.set_weights(model.get_weights())
-    opt = model.optimizer.from_config(model.optimizer.get_config())
-    clone.compile(optimizer=opt)
-    if model.optimizer.built:
-        opt.build(clone.trainable_variables)
-        for dst, src in zip(opt.variables, model.optimizer.variables):
-            dst.assign(src)
-    return clone, opt
-
-
 def _task_losses(model, x, y, sw=None):
     """Each task's batch-mean loss, written out with the Keras loss objects."""
     pred = model(x, training=True)
@@ -59,7 +46,7 @@ def _task_losses(model, x, y, sw=None):
 def _stepped_copy_losses(model, x, y, subset, sw=None, weights=None):
     """Really steps a copy (weights + optimizer state) of the encoder along
     ``sum_{i in subset} w_i grad L_i`` plus the regularizers' gradient."""
-    clone, opt = _copy(model, x)
+    clone, opt = copy_model(model, x)
     weights = weights or model.loss_weights
     with tf.GradientTape() as tape:
         pred = clone(x, training=True)
@@ -342,7 +329,7 @@ def test_all_tasks_source_is_the_models_own_step():
     sw = {t: rng.uniform(0, 2, len(x)).astype("float32") for t in TASKS}
     for update_heads in (False, True):
         z = transference.measure(model, x, y, sample_weight=sw, update_heads=update_heads)
-        clone, _ = _copy(model, x)
+        clone, _ = copy_model(model, x)
         before = _task_losses(clone, x, y, sw)
         heads = [v.numpy() for v in clone.head_variables]
         clone.train_on_batch(x, y, sample_weight=sw)  # The model's own step.
