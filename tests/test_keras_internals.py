@@ -41,6 +41,8 @@ def test_synchronized_layers_are_found_at_any_depth():
     encoder = keras.Sequential([keras.layers.Dense(3), keras.layers.BatchNormalization(), inner])
     model = tf_mtl.MultiTaskModel(encoder, {"a": keras.layers.Dense(1)}, {"a": "mse"})
     assert keras_internals.synchronized_layers(model) == ["sync"]
+    names = [layer.name for layer in keras_internals.nested_layers(encoder)]
+    assert names[0] == encoder.name and "sync" in names and len(names) == 5
 
 
 def test_a_changed_keras_fails_with_a_clear_message():

@@ -6,6 +6,7 @@ while a Keras model trains, and act on it.
 
 from tf_mtl import data, distribute, encoders, lookahead, probes, transference, updates
 from tf_mtl import callbacks, grouping, network_selection
+from tf_mtl import partition, task_norm, task_paths
 from tf_mtl.model import FunctionLoss, MultiTaskModel
 
 __version__ = "0.1.0"
@@ -20,7 +21,10 @@ __all__ = [
     "grouping",
     "lookahead",
     "network_selection",
+    "partition",
     "probes",
+    "task_norm",
+    "task_paths",
     "transference",
     "updates",
 ]

@@ -41,5 +41,9 @@ def loss_tracker(model):
 def synchronized_layers(model):
     """Names of layers (at any depth) that reduce across replicas in their
     forward pass: ``BatchNormalization(synchronized=True)``."""
-    layers = _internal(model, "_flatten_layers", "nested layers")()
-    return [layer.name for layer in layers if getattr(layer, "synchronized", False)]
+    return [layer.name for layer in nested_layers(model) if getattr(layer, "synchronized", False)]
+
+
+def nested_layers(layer):
+    """``layer`` and every layer nested in it, at any depth."""
+    return _internal(layer, "_flatten_layers", "nested layers")()

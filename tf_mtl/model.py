@@ -15,7 +15,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute, keras_internals, lookahead
+from tf_mtl import distribute, keras_internals, lookahead, task_paths
 from tf_mtl.gradients import PER_TASK_METHODS, record_step
 from tf_mtl.updates.base import Update
 from tf_mtl.updates.equal_weights import EqualWeights
@@ -166,9 +166,13 @@ class MultiTaskModel(keras.Model):
         return self.forward(x, training=training)[1]
 
     def forward(self, x, training=None):
-        """``(features, {task: prediction})``: the encoder's output and the heads'."""
-        features = self.encoder(x, training=training)
-        return features, {t: self._apply_head(t, features, training) for t in self.tasks}
+        """``(features, {task: prediction})``: the encoder's output and the heads'.
+
+        ``x`` is one batch for all tasks, or ``{task: x_t}`` (one sub-batch per
+        task). With routing layers in the encoder or per-task inputs, this is one
+        batched per-task forward (``tf_mtl.task_paths.forward``).
+        """
+        return task_paths.forward(self, x, training=training)
 
     def recorded_forward(self, x, training=None):
         """The forward the train step records: ``(features or None, predictions)``.
@@ -177,10 +181,12 @@ class MultiTaskModel(keras.Model):
         from its own head's cotangent at the encoder's output (no zero
         cotangents from the other heads formed and summed): the output is one
         floating-point tensor, no head uses an encoder variable itself, and
-        ``call`` is not overridden by a subclass (which then runs as written).
+        ``call`` is not overridden by a subclass (which then runs as written),
+        and the forward is not a chunked per-task forward (``tf_mtl.task_paths``:
+        its features are not one representation every head reads).
         Elsewhere the gradient is taken from the stacked losses.
         """
-        if type(self).call is not MultiTaskModel.call:
+        if type(self).call is not MultiTaskModel.call or task_paths.is_batched(self, x):
             return None, self(x, training=training)
         features, y_pred = self.forward(x, training=training)
         single = tf.is_tensor(features) and features.dtype.is_floating

@@ -1,0 +1,209 @@
+"""Parameter partitioning masks: Maximum Roaming (``003``) and Task Routing (Strezoski et al. 2019).
+
+A mask layer sits after a shared convolution or dense layer (after its
+BatchNorm, before the activation, as ``003``'s code places it) and holds one
+binary mask per task over the output channels, ``masks [T, S]``. In a
+per-task forward (``tf_mtl.task_paths``) chunk ``k`` is multiplied by its
+task's mask (``003`` Eq. 2), so a channel's parameters get gradient only from
+the tasks that use it.
+
+Initialisation (both layers): every ``m_{i,t}`` is Bernoulli(``sharing_ratio``)
+and a channel no task uses goes to one uniformly drawn task (constraint (3)).
+Drawn from ``seed`` with NumPy when the layer is built; the masks are Keras
+variables, so a checkpoint restores them.
+
+``TaskRouting`` keeps its masks fixed. ``MaximumRoaming`` updates them with the
+plan of Def. 1: ``roam()`` moves, for every task, one channel out of ``A_t``
+(the channels it uses) and one never-visited channel in (outside ``B_t``),
+until the completion rate ``r(c) = c / ((1 - p) S)`` (Eq. 6) reaches
+``completion``. ``selection="random"`` samples both uniformly (Lemma 2);
+``"cosine"`` is ``003``'s deterministic variant on the weights of the kernel
+that feeds the mask (its ``weights`` argument). The plan's state — masks,
+``visited [T, S]``, the update counter ``c`` and the seed — are Keras variables
+updated in place, deterministically from the seed and ``c`` (stateless RNG), so a
+run restored mid-plan continues exactly and every replica computes the same
+update without communicating.
+
+Example:
+    >>> mr = tf_mtl.partition.MaximumRoaming(num_tasks=8, sharing_ratio=0.8,
+    ...                                      update_every=79)   # steps between updates
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_mtl.task_paths import RoutingLayer
+
+SELECTIONS = ("random", "cosine")
+
+
+def _check_ratio(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1]. Received: {name}={value!r}")
+    return float(value)
+
+
+def initial_masks(num_tasks, channels, sharing_ratio, seed):
+    """``[T, S]`` float32: Bernoulli(p) per (task, channel), then constraint (3)."""
+    rng = np.random.default_rng(seed)
+    masks = (rng.random((num_tasks, channels)) < sharing_ratio).astype(np.float32)
+    unused = np.flatnonzero(masks.sum(axis=0) == 0)
+    masks[rng.integers(0, num_tasks, size=unused.size), unused] = 1.0
+    return masks
+
+
+class _TaskMasks(RoutingLayer):
+    """Holds ``masks [T, S]`` and multiplies each chunk by its task's mask."""
+
+    def __init__(self, num_tasks, sharing_ratio, seed=0, **kwargs):
+        super().__init__(num_tasks, **kwargs)
+        self.sharing_ratio = _check_ratio("sharing_ratio", sharing_ratio)
+        if not isinstance(seed, int):
+            raise ValueError(f"`seed` must be an int. Received: seed={seed!r}")
+        self.seed = seed
+
+    def build(self, input_shape):
+        self.channels = int(input_shape[-1])
+        init = initial_masks(self.num_tasks, self.channels, self.sharing_ratio, self.seed)
+        self.masks = self.add_weight(
+            shape=init.shape, initializer=keras.initializers.Constant(init), trainable=False,
+            name="masks", aggregation="only_first_replica")
+
+    def call(self, inputs):
+        if inputs.shape[-1] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' was built for {self.channels} channels; "
+                "a routing layer's channel count cannot change after build. Received: input "
+                f"with {inputs.shape[-1]} channels (shape {tuple(inputs.shape)})")
+        rows = self.layout().expand(tf.convert_to_tensor(self.masks), inputs)
+        rows = tf.reshape(rows, [-1] + [1] * (len(inputs.shape) - 2) + [self.channels])
+        return inputs * tf.cast(rows, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "sharing_ratio": self.sharing_ratio, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class TaskRouting(_TaskMasks):
+    """Fixed random task masks (Strezoski et al. 2019): ``MaximumRoaming`` without roaming.
+
+    Args:
+        num_tasks: ``T``, the model's number of tasks.
+        sharing_ratio: ``p``, each task uses each channel with probability ``p``
+            (Strezoski et al. fix the number of active units per task; ``003``'s
+            Bernoulli initialisation with constraint (3) is used here, so the two
+            layers differ only by roaming).
+        seed: draws the masks.
+    """
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class MaximumRoaming(_TaskMasks):
+    """Maximum Roaming masks (``003`` Def. 1). See the module docstring.
+
+    Args:
+        num_tasks: ``T``.
+        sharing_ratio: ``p`` in [0, 1].
+        update_every: ``Δ`` in training steps (>= 1); configs give it in epochs.
+        completion: ``r`` in [0, 1]: the plan stops once ``r(c) = c / C`` reaches
+            it (Eq. 6), ``C = max_t (S - |A_t(0)|)`` the updates until every task
+            has visited every channel. ``003`` writes ``C = (1 - p) S``, its
+            expectation under the Bernoulli initialisation; the actual count
+            is used so that ``r = 1`` ends with every channel visited by every task.
+        selection: ``"random"`` or ``"cosine"``.
+        seed: the masks' draw and, with the update counter, every update's.
+    """
+
+    def __init__(self, num_tasks, sharing_ratio, update_every, completion=1.0,
+                 selection="random", seed=0, **kwargs):
+        super().__init__(num_tasks, sharing_ratio, seed, **kwargs)
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every <= 0:
+            raise ValueError(f"`update_every` must be a positive int (training steps). "
+                             f"Received: update_every={update_every!r}")
+        self.update_every = update_every
+        self.completion = _check_ratio("completion", completion)
+        if selection not in SELECTIONS:
+            raise ValueError(f"`selection` must be one of {SELECTIONS}. "
+                             f"Received: selection={selection!r}")
+        self.selection = selection
+        self.weights_source = None  # set by ``watch`` for cosine selection
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._full_plan = int((self.channels - self.masks.numpy().sum(axis=1)).max())
+        self.visited = self.add_weight(
+            shape=(self.num_tasks, self.channels),
+            initializer=keras.initializers.Constant(self.masks.numpy()), trainable=False,
+            name="visited", aggregation="only_first_replica")
+        self.updates_done = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="updates_done",
+            aggregation="only_first_replica")
+        self.seed_state = self.add_weight(
+            shape=(), dtype="int32", initializer=keras.initializers.Constant(self.seed),
+            trainable=False, name="seed_state", aggregation="only_first_replica")
+
+    @property
+    def total_updates(self):
+        """Updates in the plan: ``round(completion * C)`` with ``C = max_t (S - |A_t(0)|)``,
+        the number of updates after which every task has visited every channel."""
+        return int(round(self.completion * self._full_plan))
+
+    def completion_rate(self):
+        """``r(c)`` (Eq. 6): updates done over ``C`` (see ``total_updates``)."""
+        return tf.cast(self.updates_done, tf.float32) / max(self._full_plan, 1)
+
+    def roam(self, due=True, kernel=None):
+        """One plan update (Def. 1) where ``due`` (a bool tensor) and the plan is not done.
+
+        Every task with a never-visited channel left swaps one channel of ``A_t``
+        for one outside ``B_t``. Assigns ``tf.where(due, new, old)``: no branch, so
+        it runs on every replica identically (stateless draws keyed by
+        ``seed_state`` and the counter). ``kernel``: the weights feeding the mask,
+        ``[..., S]``, for ``"cosine"``. Returns whether an update happened.
+        """
+        masks = tf.convert_to_tensor(self.masks)
+        visited = tf.convert_to_tensor(self.visited)
+        count = tf.convert_to_tensor(self.updates_done)
+        go = tf.logical_and(tf.convert_to_tensor(due), count < self.total_updates)
+        moves = tf.logical_and(go, tf.reduce_sum(1 - visited, axis=1) > 0)[:, None]   # [T, 1]
+        leave, enter = self._select(masks, visited, count, kernel)
+        in_hot = tf.one_hot(enter, self.channels)
+        self.masks.assign(tf.where(moves, masks - tf.one_hot(leave, self.channels) + in_hot,
+                                   masks))
+        self.visited.assign(tf.where(moves, tf.maximum(visited, in_hot), visited))
+        self.updates_done.assign(tf.where(go, count + 1, count))
+        return go
+
+    def _select(self, masks, visited, count, kernel):
+        """``(i_-, i_+)`` per task, ``[T]`` int32 each."""
+        if self.selection == "cosine":
+            if kernel is None:
+                raise ValueError(f"MaximumRoaming '{self.name}' with selection='cosine' needs the "
+                                 "kernel feeding it. Received: kernel=None")
+            return cosine_selection(masks, visited, kernel)
+        key = tf.stack([tf.cast(self.seed_state, tf.int32), count])
+        noise = tf.random.stateless_uniform([2, self.num_tasks, self.channels], key)
+        # Uniform choice within a set: the argmax of i.i.d. uniforms over its members.
+        leave = tf.argmax(tf.where(masks > 0, noise[0], -1.0), axis=1, output_type=tf.int32)
+        enter = tf.argmax(tf.where(visited > 0, -1.0, noise[1]), axis=1, output_type=tf.int32)
+        return leave, enter
+
+    def get_config(self):
+        return {**super().get_config(), "update_every": self.update_every,
+                "completion": self.completion, "selection": self.selection}
+
+
+def cosine_selection(masks, visited, kernel):
+    """``003``'s deterministic ``(i_-, i_+)``: the member with the least summed cosine
+    similarity to the rest of ``A_t`` leaves; the unvisited channel with the largest
+    summed similarity to ``A_t`` enters. ``kernel [..., S]``: channel ``u``'s weights ``K_u``."""
+    k = tf.reshape(tf.cast(kernel, tf.float32), [-1, kernel.shape[-1]])
+    k = tf.math.l2_normalize(k, axis=0)
+    cos = tf.matmul(k, k, transpose_a=True)                         # [S, S]
+    to_active = tf.matmul(masks, cos)                               # [T, S]: sum_{v in A_t} cos(u, v)
+    own = tf.linalg.diag_part(cos)[None, :]
+    big = tf.constant(np.inf, tf.float32)
+    leave = tf.argmin(tf.where(masks > 0, to_active - own, big), axis=1, output_type=tf.int32)
+    enter = tf.argmax(tf.where(visited > 0, -big, to_active), axis=1, output_type=tf.int32)
+    return leave, enter
