@@ -5,7 +5,7 @@ while a Keras model trains, and act on it.
 """
 
 from tf_mtl import data, distribute, encoders, lookahead, probes, transference, updates
-from tf_mtl import callbacks, grouping, network_selection
+from tf_mtl import callbacks, grouping, metrics, network_selection
 from tf_mtl import partition, task_norm, task_paths
 from tf_mtl.model import FunctionLoss, MultiTaskModel
 
@@ -20,6 +20,7 @@ __all__ = [
     "encoders",
     "grouping",
     "lookahead",
+    "metrics",
     "network_selection",
     "partition",
     "probes",
