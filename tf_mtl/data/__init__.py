@@ -2,7 +2,9 @@
 
 from tf_mtl.data.celeba import (CELEBA_ATTRIBUTES, CELEBA_MR_GROUPS, CELEBA_TAG_TASKS, celeba,
                                 celeba_task_spec)
+from tf_mtl.data.domains import cifar100, image_folder, synthetic_domain
 from tf_mtl.data.movielens import MovieLensEncoder, movielens
+from tf_mtl.data.multi_domain import multi_domain
 from tf_mtl.data.multi_mnist import multi_mnist, multi_mnist_pickle
 from tf_mtl.data.synthetic import synthetic, synthetic_arrays
 
@@ -13,9 +15,13 @@ __all__ = [
     "MovieLensEncoder",
     "celeba",
     "celeba_task_spec",
+    "cifar100",
+    "image_folder",
     "movielens",
+    "multi_domain",
     "multi_mnist",
     "multi_mnist_pickle",
     "synthetic",
     "synthetic_arrays",
+    "synthetic_domain",
 ]
