@@ -167,3 +167,69 @@ class MLP(_Stack):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation}
+
+
+class _CifarBlock(_Stack):
+    """conv3x3(stride)-norm-act-conv3x3-norm plus the parameter-free shortcut of He et al.
+    2016's CIFAR ResNets (option A: subsample, zero-pad the new channels), then act."""
+
+    def __init__(self, filters, strides, norm, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.strides = filters, strides
+        self.blocks = [
+            keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
+            _norm(norm, filters), keras.layers.Activation(activation),
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            _norm(norm, filters)]
+        self.activation = keras.layers.Activation(activation)
+
+    def call(self, x, training=None):
+        shortcut = x
+        if self.strides != 1:
+            shortcut = shortcut[:, ::self.strides, ::self.strides, :]
+        extra = self.filters - shortcut.shape[-1]
+        if extra:
+            shortcut = keras.ops.pad(shortcut, [[0, 0], [0, 0], [0, 0],
+                                                [extra // 2, extra - extra // 2]])
+        return self.activation(shortcut + super().call(x, training=training))
+
+
+def _norm(norm, channels):
+    if norm == "batch":
+        return keras.layers.BatchNormalization()
+    # 000 S1: min(32, channels / 2) groups.
+    return keras.layers.GroupNormalization(groups=min(32, max(1, channels // 2)))
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class ResNetCifar(_Stack):
+    """The CIFAR ResNets of He et al. 2016 (depth 6n+2: three stages of n basic blocks with
+    16, 32, 64 filters, global average pooling) with a width multiplier: ``000``'s
+    ResNet-32 at widths 0.25x-2x (29K, 116K, 463K, 1848K parameters), GroupNorm with
+    ``min(32, channels/2)`` groups and Mish (``000`` S1) by default.
+
+    Example:
+        >>> encoder = tf_mtl.encoders.ResNetCifar(depth=32, width=0.5)
+    """
+
+    def __init__(self, depth=32, width=1.0, norm="group", activation="mish", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"`depth` must be 6n+2 with n >= 1 (8, 14, 20, 32, 56...). "
+                             f"Received: depth={depth!r}")
+        if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
+            raise ValueError(f"`width` must be a positive number. Received: width={width!r}")
+        if norm not in ("group", "batch"):
+            raise ValueError(f"`norm` must be 'group' or 'batch'. Received: norm={norm!r}")
+        self.depth, self.width, self.norm, self.activation = depth, float(width), norm, activation
+        filters = [max(1, int(round(f * width))) for f in (16, 32, 64)]
+        self.blocks = [keras.layers.Conv2D(filters[0], 3, padding="same", use_bias=False),
+                       _norm(norm, filters[0]), keras.layers.Activation(activation)]
+        for stage, f in enumerate(filters):
+            for i in range((depth - 2) // 6):
+                self.blocks.append(_CifarBlock(f, 2 if stage and not i else 1, norm, activation))
+        self.blocks.append(keras.layers.GlobalAveragePooling2D())
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth, "width": self.width,
+                "norm": self.norm, "activation": self.activation}

@@ -160,17 +160,17 @@ def correct_predictions(model, data, task=None):
     a ``MultiTaskModel`` (``task`` picks its head). Labels are class indices
     ``[B]`` / ``[B, 1]`` or one-hot ``[B, C]``; dict labels are read at ``task``.
     Runs in inference mode (``training=False``), batch by batch, in the order
-    of ``data``.
+    of ``data``, eagerly (no tracing: per-batch overhead is small next to a
+    model's tracing time when many models are evaluated once each).
 
     Example:
         >>> single = tf_mtl.metrics.correct_predictions(single_model, test_ds)
         >>> multi = tf_mtl.metrics.correct_predictions(mdl_model, test_ds, task="cifar100")
     """
-    predict = tf.function(lambda x: model(x, training=False))
     out = []
     for batch in _batches(data, "data"):
         x, y = batch[0], _labels(batch[1], task)
-        logits = _task_output(model, predict(x), task)
+        logits = _task_output(model, model(x, training=False), task)
         if logits.shape[-1] is not None and logits.shape[-1] < 2:
             raise ValueError("`correct_predictions` compares arg-max classes: the output needs "
                              f">= 2 classes. Received: output of shape {tuple(logits.shape)}")
@@ -207,8 +207,8 @@ def representations(model, data):
     Keras model gives its output. Inference mode; trailing dimensions flattened.
     """
     forward = getattr(model, "forward", None)
-    fn = tf.function((lambda x: forward(x, training=False)[0]) if forward
-                     else (lambda x: model(x, training=False)))
+    fn = (lambda x: forward(x, training=False)[0]) if forward else (
+        lambda x: model(x, training=False))
     out = []
     for batch in _batches(data, "probe_set", inputs_only=True):
         x = batch[0] if isinstance(batch, tuple) else batch

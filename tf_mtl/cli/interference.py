@@ -1,0 +1,22 @@
+"""Run 000's interference / transfer protocol from a config file.
+
+    python -m launch.interference --config=configs/interference_mdl.py:runlocal --workdir=/tmp/mdl
+"""
+
+from absl import flags
+from ml_collections import config_flags
+
+from tf_mtl import interference
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for models, tables and figures; "
+                               "models already saved there are reused.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    result = interference.run(_CONFIG.value, _WORKDIR.value)
+    print(f"trained {len(result['trained'])} models, reused {len(result['loaded'])}; wrote:")
+    for path in result["files"]:
+        print("  " + path)
