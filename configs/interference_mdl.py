@@ -65,10 +65,12 @@ def get_config(arg=None):
     c.shuffle_buffer = 50_000
     c.steps_per_epoch = 0         # 0 = the whole training set.
     c.jit_compile = False
+    c.run_eagerly = False         # True: no tracing (quicker for a few steps of a tiny model).
     c.single = {"epochs": 250, "boundaries": [140, 210]}
     c.multi = {"epochs": 300, "boundaries": [150, 250]}
     c.optimizer = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "decay": 0.1}
     c.probe_per_class = 50
+    c.figures = True              # False: tables only (no matplotlib needed).
     if c.runlocal:
         c.verbose = 0
         c.widths, c.trials = [0.25, 0.5], 2

@@ -130,7 +130,8 @@ def _fit(config, model, ds, schedule, seed):
     if config.steps_per_epoch:
         ds = ds.repeat()
     model.compile(optimizer=_optimizer(config, steps, list(schedule.boundaries)),
-                  jit_compile=bool(config.get("jit_compile", False)))
+                  jit_compile=bool(config.get("jit_compile", False)),
+                  run_eagerly=bool(config.get("run_eagerly", False)))
     keras.utils.set_random_seed(seed)
     model.fit(ds, epochs=schedule.epochs, steps_per_epoch=config.steps_per_epoch or None,
               verbose=config.verbose)
@@ -241,6 +242,7 @@ def run(config, workdir):
                                                              features[(b, width, trial)])}
                   for width in config.widths for trial in range(config.trials)
                   for a, b in itertools.combinations(domains, 2)]
-    files = interference_report.write(workdir, records, similarity, list(config.weightings))
+    files = interference_report.write(workdir, records, similarity, list(config.weightings),
+                                      figures=config.get("figures", True))
     return {"files": files, "trained": store.trained, "loaded": store.loaded,
             "records": records, "similarity": similarity}

@@ -102,8 +102,8 @@ def _cell(row, key):
         se = row[key + "_se"]
         return f"{v:.2f} ± {se:.2f}" if math.isfinite(se) else f"{v:.2f}"
     if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e-3 and v else f"{v:.4f}"
-    return str(v)
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|")   # Pairings join domains with '|'.
 
 
 def markdown(rows, columns):
@@ -113,8 +113,8 @@ def markdown(rows, columns):
     return "\n".join(lines)
 
 
-def write(workdir, records, similarity, weightings):
-    """Writes every table and figure (module doc); returns their paths."""
+def write(workdir, records, similarity, weightings, figures=True):
+    """Writes every table and (``figures``) figure (module doc); returns their paths."""
     os.makedirs(workdir, exist_ok=True)
     path = lambda name: os.path.join(workdir, name)
     results = _aggregate(records, ("weighting", "width", "params", "pairing", "domain"),
@@ -145,6 +145,7 @@ def write(workdir, records, similarity, weightings):
     with open(path("results.md"), "w") as f:
         f.write("\n\n".join(f"## {title}\n\n{table}" for title, table in sections) + "\n")
     files.append(path("results.md"))
-    from tf_mtl import interference_plots
-    files += interference_plots.write(workdir, records, summary, results, diffs, weightings)
+    if figures:
+        from tf_mtl import interference_plots
+        files += interference_plots.write(workdir, records, summary, results, diffs, weightings)
     return files
