@@ -49,3 +49,100 @@ def test_bad_input(args, message):
     kwargs = {"shuffle": args[2]} if len(args) == 3 else {}
     with pytest.raises(ValueError, match=message):
         tf_mtl.data.multi_domain(args[0], args[1], **kwargs)
+
+
+# ----------------------------------------------- multi-domain models (per-task inputs)
+import keras  # noqa: E402
+
+from tests.model_copies import copy_model  # noqa: E402
+
+TASKS = ("a", "b")
+
+
+def _model(update=None, seed=0):
+    keras.utils.set_random_seed(seed)
+    encoder = keras.Sequential([keras.layers.Dense(6, activation="tanh"),
+                                keras.layers.Dense(4, activation="tanh")])
+    model = tf_mtl.MultiTaskModel(
+        encoder, {"a": keras.layers.Dense(3), "b": keras.layers.Dense(2)},
+        {t: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for t in TASKS},
+        loss_weights={"a": 0.7, "b": 1.3}, update=update)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    return model
+
+
+def _domains(seed=0):
+    """Two domains whose inputs differ (the same rows fed to both tasks would hide a swap)."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for i, (t, classes) in enumerate((("a", 3), ("b", 2))):
+        x = (rng.normal(size=(24, 5)) + 2.0 * i).astype(np.float32)
+        data[t] = tf.data.Dataset.from_tensor_slices((x, rng.integers(0, classes, 24)))
+    return tf_mtl.data.multi_domain(data, batch_size=6)
+
+
+def _separate_losses(model, x, y, training=False):
+    """Each task's loss from its own forward on its own inputs."""
+    return {t: model.task_losses[t](y[t], model.heads[t](model.encoder(x[t], training=training)))
+            for t in TASKS}
+
+
+def test_multi_domain_forward_equals_separate_forwards():
+    model = _model()
+    x, y = next(iter(_domains()))
+    out = model(x)
+    for t in TASKS:
+        np.testing.assert_allclose(out[t], model.heads[t](model.encoder(x[t])), rtol=1e-6)
+    with pytest.raises(ValueError, match="Received: x with keys"):
+        model({"a": x["a"], "c": x["b"]})
+
+
+@pytest.mark.parametrize("update", [None, lambda: tf_mtl.updates.UncertaintyWeights(form="log1p"),
+                                    tf_mtl.updates.CoV])
+def test_multi_domain_train_step_equals_stepping_a_copy(update):
+    model = _model(update() if update else None)
+    batches = list(_domains())
+    # Two steps first: momentum, and CoV weights past their first two (uniform) steps.
+    model.fit(tf.data.Dataset.from_tensors(batches[0]).concatenate(
+        tf.data.Dataset.from_tensors(batches[2])), epochs=1, verbose=0)
+    x, y = batches[1]
+    clone, opt = copy_model(model, x)
+    weights = {t: w for t, w in zip(model.tasks, model.update.current_weights().numpy())} \
+        if update else {t: 1.0 for t in TASKS}
+    if update is tf_mtl.updates.CoV:
+        assert abs(weights["a"] - weights["b"]) > 1e-3     # Not the uniform weights.
+    rule_vars = list(clone.update.trainable_variables)
+    with tf.GradientTape() as tape:
+        losses = _separate_losses(clone, x, y, training=True)
+        if update and rule_vars:   # UW: the weights come from the variables being trained.
+            w = clone.update.current_weights()
+            objective = tf.add_n([w[i] * clone.loss_weights[t] * losses[t]
+                                  for i, t in enumerate(clone.tasks)]) + clone.update.penalty()
+        else:
+            objective = tf.add_n([weights[t] * clone.loss_weights[t] * losses[t] for t in TASKS])
+    variables = clone.shared_variables + clone.head_variables + rule_vars
+    opt.apply(tape.gradient(objective, variables), variables)
+    model.train_on_batch(x, y)
+    for got, want in zip(model.shared_variables + model.head_variables
+                         + list(model.update.trainable_variables), variables):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_transference_on_a_multi_domain_model_equals_stepping_a_copy():
+    model = _model()
+    batches = list(_domains())
+    model.fit(tf.data.Dataset.from_tensors(batches[0]), epochs=1, verbose=0)   # Momentum state.
+    x, y = batches[1]
+    z = tf_mtl.transference.measure(model, x, y, order=1, method="exact")
+    assert sorted(z) == ["a", "a|b", "b"]
+    for source, row in z.items():
+        clone, opt = copy_model(model, x)
+        with tf.GradientTape() as tape:
+            before = _separate_losses(clone, x, y, training=True)
+            target = tf.add_n([clone.loss_weights[t] * before[t] for t in source.split("|")])
+        opt.apply(tape.gradient(target, clone.shared_variables), clone.shared_variables)
+        after = _separate_losses(clone, x, y, training=True)
+        for t in TASKS:    # Each task's loss before and after on its own inputs.
+            assert row[t] == pytest.approx(1.0 - float(after[t]) / float(before[t]), rel=1e-4,
+                                           abs=1e-6)
+    assert z["a"]["b"] != pytest.approx(z["b"]["a"], rel=1e-3)
