@@ -21,6 +21,7 @@ setup(
         "tf-mtl-train=tf_mtl.cli.train:run",
         "tf-mtl-group=tf_mtl.cli.group:run",
         "tf-mtl-benchmark=tf_mtl.cli.benchmark:run",
+        "tf-mtl-interference=tf_mtl.cli.interference:run",
     ]},
     install_requires=[
         "tensorflow>=2.16",

@@ -125,3 +125,20 @@ def test_protocol_bad_config(tmp_path):
     config = interference_mdl.get_config()
     with pytest.raises(ValueError, match="--config.domains.miniplaces.train_root"):
         interference.domain_data("miniplaces", config.domains.miniplaces)
+
+
+def test_full_config_keeps_000s_settings():
+    c = interference_mdl.get_config()
+    assert list(c.widths) == [0.25, 0.5, 1.0, 2.0] and c.trials == 3
+    assert list(c.weightings) == ["uniform", "uw", "cov"] and c.pairings == ""
+    assert sorted(c.domains) == ["cifar100", "miniplaces", "tiny_imagenet"]
+    assert (c.model.encoder, c.model.depth, c.model.norm, c.model.activation) == (
+        "resnet_cifar", 32, "group", "mish")
+    assert (c.batch_size, c.optimizer.learning_rate, c.optimizer.momentum,
+            c.optimizer.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (c.single.epochs, list(c.single.boundaries)) == (250, [140, 210])
+    assert (c.multi.epochs, list(c.multi.boundaries)) == (300, [150, 250])
+    assert c.domains.miniplaces.train_per_class == 500 and c.probe_per_class == 50
+    assert c.domains.tiny_imagenet.num_classes == 100
+    pairs = interference.pairings_of(c, sorted(c.domains))
+    assert len(pairs) == 3 and 3 * 4 * 3 * len(pairs) == 108     # 000 §4: 108 MDL models.

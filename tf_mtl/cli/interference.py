@@ -1,6 +1,7 @@
 """Run 000's interference / transfer protocol from a config file.
 
-    python -m launch.interference --config=configs/interference_mdl.py:runlocal --workdir=/tmp/mdl
+    tf-mtl-interference --config=configs/interference_mdl.py:runlocal --workdir=/tmp/mdl
+    python -m launch.interference ...    # the same, from a checkout
 """
 
 from absl import flags
@@ -20,3 +21,9 @@ def main(argv):
     print(f"trained {len(result['trained'])} models, reused {len(result['loaded'])}; wrote:")
     for path in result["files"]:
         print("  " + path)
+
+
+def run():
+    """Console-script entry point."""
+    from absl import app
+    app.run(main)
