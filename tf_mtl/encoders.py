@@ -9,13 +9,54 @@
   5x5x20 features, as theirs).
 * ``ResNet18`` — ResNet-18 up to global average pooling (``003`` CelebA).
 * ``MLP`` — dense layers; the planted-groups benchmark uses a narrow one.
+
+Task routing: every encoder takes ``routing`` (default None: fully shared), a
+dict ``{"kind": "maximum_roaming" | "task_routing", "num_tasks": T,
+"sharing_ratio": p, "seed": s, ...}`` (``tf_mtl.partition.MaskFactory``): a
+mask layer then follows every shared convolution or dense layer — after its
+BatchNorm, before the activation, as ``003``'s code places it (ResNets: also
+after the shortcut's projection) — and BatchNorm becomes
+``tf_mtl.task_norm.TaskBatchNormalization`` (each task path's own batch
+statistics). Mask layer ``k`` in build order gets seed ``s + k``.
+
+Example:
+    >>> encoder = tf_mtl.encoders.ResNet18(routing={
+    ...     "kind": "maximum_roaming", "num_tasks": 8, "sharing_ratio": 0.8,
+    ...     "update_every": 79})
 """
 
 import keras
 
+from tf_mtl.partition import MaskFactory
+from tf_mtl.task_norm import TaskBatchNormalization
+
+
+def _routing_parts(routing):
+    """``(mask factory or None, BatchNorm class)`` for an encoder's ``routing`` option."""
+    if routing is None:
+        return None, keras.layers.BatchNormalization
+    return MaskFactory(dict(routing)), TaskBatchNormalization
+
+
+def _conv_block(conv, masks, norm=None, activation=None):
+    """``conv`` [-> ``norm``()] [-> mask] [-> ``activation``]."""
+    layers = [conv] + ([norm()] if norm is not None else [])
+    if masks is not None:
+        layers.append(masks(conv))
+    return layers + ([activation] if activation is not None else [])
+
 
 class _Stack(keras.layers.Layer):
     """Runs ``self.blocks`` in order; builds them shape by shape."""
+
+    def __init__(self, routing=None, **kwargs):
+        super().__init__(**kwargs)
+        self.routing = None if routing is None else dict(routing)
+        self.masks, self.norm = _routing_parts(self.routing)
+
+    def get_config(self):
+        config = super().get_config()
+        return config if self.routing is None else {**config, "routing": self.routing}
 
     def build(self, input_shape):
         shape = input_shape
@@ -36,6 +77,13 @@ class _Stack(keras.layers.Layer):
         return shape
 
 
+def _offset(routing, offset):
+    """``routing`` with its seed moved by ``offset`` (each block draws its own masks)."""
+    if routing is None:
+        return None
+    return {**routing, "seed": routing.get("seed", 0) + offset}
+
+
 @keras.saving.register_keras_serializable(package="tf_mtl")
 class ResidualBlock(_Stack):
     """conv3x3(stride)-BN-ReLU-conv3x3-BN plus shortcut, then ReLU (ResNet basic block).
@@ -44,23 +92,22 @@ class ResidualBlock(_Stack):
     convolution with BN (He et al. 2016, option B).
     """
 
-    def __init__(self, filters=64, strides=1, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, filters=64, strides=1, routing=None, **kwargs):
+        super().__init__(routing=routing, **kwargs)
         self.filters, self.strides = filters, strides
-        self.blocks = [
-            keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-        ]
+        self.blocks = (
+            _conv_block(keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
+                                            use_bias=False), self.masks, self.norm,
+                        keras.layers.ReLU())
+            + _conv_block(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+                          self.masks, self.norm))
         self.projection = None
 
     def build(self, input_shape):
         if input_shape[-1] != self.filters or self.strides != 1:
-            self.projection = [keras.layers.Conv2D(self.filters, 1, strides=self.strides,
-                                                   use_bias=False),
-                               keras.layers.BatchNormalization()]
+            self.projection = _conv_block(
+                keras.layers.Conv2D(self.filters, 1, strides=self.strides, use_bias=False),
+                self.masks, self.norm)
             shape = input_shape
             for layer in self.projection:
                 layer.build(shape)
@@ -81,17 +128,16 @@ class ResidualBlock(_Stack):
 class ResNetLite(_Stack):
     """The TAG CelebA encoder (``001`` App. D.1). Input ``[B, H, W, C]`` floats."""
 
-    def __init__(self, filters=64, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, filters=64, routing=None, **kwargs):
+        super().__init__(routing=routing, **kwargs)
         if not isinstance(filters, int) or filters < 1:
             raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
         self.filters = filters
-        self.blocks = [
-            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
+        self.blocks = _conv_block(
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False), self.masks,
+            self.norm, keras.layers.ReLU()) + [
             keras.layers.MaxPooling2D(pool_size=3, strides=2),
-            ResidualBlock(filters),
+            ResidualBlock(filters, routing=_offset(self.routing, 100)),
             keras.layers.AveragePooling2D(pool_size=2),
             keras.layers.Flatten(),
         ]
@@ -105,19 +151,18 @@ class ResNet18(_Stack):
     """ResNet-18 truncated after global average pooling (the shared network of
     ``003``'s CelebA experiments): 512 features."""
 
-    def __init__(self, width=64, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, width=64, routing=None, **kwargs):
+        super().__init__(routing=routing, **kwargs)
         self.width = width
         w = width
-        self.blocks = [
-            keras.layers.Conv2D(w, 7, strides=2, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(),
-            keras.layers.ReLU(),
-            keras.layers.MaxPooling2D(3, strides=2, padding="same"),
-        ]
+        self.blocks = _conv_block(
+            keras.layers.Conv2D(w, 7, strides=2, padding="same", use_bias=False), self.masks,
+            self.norm, keras.layers.ReLU()) + [keras.layers.MaxPooling2D(3, strides=2, padding="same")]
         for stage, filters in enumerate([w, 2 * w, 4 * w, 8 * w]):
-            self.blocks += [ResidualBlock(filters, strides=1 if stage == 0 else 2),
-                            ResidualBlock(filters)]
+            self.blocks += [
+                ResidualBlock(filters, strides=1 if stage == 0 else 2,
+                              routing=_offset(self.routing, 100 * (2 * stage + 1))),
+                ResidualBlock(filters, routing=_offset(self.routing, 100 * (2 * stage + 2)))]
         self.blocks.append(keras.layers.GlobalAveragePooling2D())
 
     def get_config(self):
@@ -128,19 +173,19 @@ class ResNet18(_Stack):
 class LeNet(_Stack):
     """The multi-task LeNet of MultiMNIST (``001`` App. D.4, Lin et al. 2019)."""
 
-    def __init__(self, hidden=50, first_kernel=9, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, hidden=50, first_kernel=9, routing=None, **kwargs):
+        super().__init__(routing=routing, **kwargs)
         self.hidden, self.first_kernel = hidden, first_kernel
-        self.blocks = [
-            keras.layers.Conv2D(10, first_kernel),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.ReLU(),
-            keras.layers.Conv2D(20, 5),
-            keras.layers.MaxPooling2D(2),
-            keras.layers.ReLU(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(hidden, activation="relu"),
-        ]
+        m = self.masks
+        self.blocks = (
+            _conv_block(keras.layers.Conv2D(10, first_kernel), m)
+            + [keras.layers.MaxPooling2D(2), keras.layers.ReLU()]
+            + _conv_block(keras.layers.Conv2D(20, 5), m)
+            + [keras.layers.MaxPooling2D(2), keras.layers.ReLU(), keras.layers.Flatten()])
+        if m is None:
+            self.blocks.append(keras.layers.Dense(hidden, activation="relu"))
+        else:
+            self.blocks += _conv_block(keras.layers.Dense(hidden), m, None, keras.layers.ReLU())
 
     def get_config(self):
         return {**super().get_config(), "hidden": self.hidden,
@@ -155,15 +200,19 @@ class MLP(_Stack):
         >>> encoder = tf_mtl.encoders.MLP([64, 8])   # an 8-wide shared bottleneck
     """
 
-    def __init__(self, units=(64,), activation="relu", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, units=(64,), activation="relu", routing=None, **kwargs):
+        super().__init__(routing=routing, **kwargs)
         units = list(units)
         if not units or any(not isinstance(u, int) or u < 1 for u in units):
             raise ValueError(
                 f"`units` must be a non-empty list of positive ints. Received: units={units!r}"
             )
         self.units, self.activation = units, activation
-        self.blocks = [keras.layers.Dense(u, activation=activation) for u in units]
+        if self.masks is None:
+            self.blocks = [keras.layers.Dense(u, activation=activation) for u in units]
+        else:
+            self.blocks = [layer for u in units for layer in _conv_block(
+                keras.layers.Dense(u), self.masks, None, keras.layers.Activation(activation))]
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation}

@@ -281,6 +281,7 @@ class MultiTaskModel(keras.Model):
         y_pred, losses, objective, grads, rule_logs, done = out
         with tf.control_dependencies([done]):  # No weight changes before lookaheads ran.
             distribute.apply_global(self.optimizer, grads, self.shared_variables + own_vars)
+        task_paths.after_step(self)  # e.g. Maximum Roaming's plan, on its schedule
         self._track_losses(losses, objective)
         logs = self._logs(x, y, y_pred, sw, include_probes=True)
         logs.update(rule_logs)

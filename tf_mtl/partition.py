@@ -66,6 +66,7 @@ class _TaskMasks(RoutingLayer):
     def build(self, input_shape):
         self.channels = int(input_shape[-1])
         init = initial_masks(self.num_tasks, self.channels, self.sharing_ratio, self.seed)
+        self.initial_masks = init
         self.masks = self.add_weight(
             shape=init.shape, initializer=keras.initializers.Constant(init), trainable=False,
             name="masks", aggregation="only_first_replica")
@@ -127,17 +128,23 @@ class MaximumRoaming(_TaskMasks):
             raise ValueError(f"`selection` must be one of {SELECTIONS}. "
                              f"Received: selection={selection!r}")
         self.selection = selection
-        self.weights_source = None  # set by ``watch`` for cosine selection
+        # The layer whose ``kernel [..., S]`` feeds this mask (cosine selection);
+        # the encoder that places the mask sets it.
+        self.kernel_layer = None
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._full_plan = int((self.channels - self.masks.numpy().sum(axis=1)).max())
         self.visited = self.add_weight(
             shape=(self.num_tasks, self.channels),
-            initializer=keras.initializers.Constant(self.masks.numpy()), trainable=False,
+            initializer=keras.initializers.Constant(self.initial_masks), trainable=False,
             name="visited", aggregation="only_first_replica")
         self.updates_done = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="updates_done",
+            aggregation="only_first_replica")
+        self.plan_length = self.add_weight(
+            shape=(), dtype="int32", trainable=False, name="plan_length",
+            initializer=keras.initializers.Constant(
+                int((self.channels - self.initial_masks.sum(axis=1)).max())),
             aggregation="only_first_replica")
         self.seed_state = self.add_weight(
             shape=(), dtype="int32", initializer=keras.initializers.Constant(self.seed),
@@ -145,65 +152,131 @@ class MaximumRoaming(_TaskMasks):
 
     @property
     def total_updates(self):
-        """Updates in the plan: ``round(completion * C)`` with ``C = max_t (S - |A_t(0)|)``,
-        the number of updates after which every task has visited every channel."""
-        return int(round(self.completion * self._full_plan))
+        """Updates in the plan: ``round(completion * C)`` with ``C = max_t (S - |A_t(0)|)``
+        (``plan_length``), the updates after which every task has visited every channel."""
+        c = tf.cast(tf.convert_to_tensor(self.plan_length), tf.float64)
+        return tf.cast(tf.round(self.completion * c), tf.int32)
 
     def completion_rate(self):
         """``r(c)`` (Eq. 6): updates done over ``C`` (see ``total_updates``)."""
-        return tf.cast(self.updates_done, tf.float32) / max(self._full_plan, 1)
+        c = tf.cast(tf.maximum(tf.convert_to_tensor(self.plan_length), 1), tf.float32)
+        return tf.cast(self.updates_done, tf.float32) / c
 
     def roam(self, due=True, kernel=None):
         """One plan update (Def. 1) where ``due`` (a bool tensor) and the plan is not done.
 
-        Every task with a never-visited channel left swaps one channel of ``A_t``
-        for one outside ``B_t``. Assigns ``tf.where(due, new, old)``: no branch, so
-        it runs on every replica identically (stateless draws keyed by
-        ``seed_state`` and the counter). ``kernel``: the weights feeding the mask,
-        ``[..., S]``, for ``"cosine"``. Returns whether an update happened.
+        Tasks move in order: task ``t`` takes ``i_+`` outside ``B_t`` and gives up
+        ``i_-`` in ``A_t``, drawn among the channels another task still uses at
+        that point, so constraint (3) holds after every update (``003`` updates
+        "under constraint (3)" without saying how; its code does not check it).
+        A task with no never-visited channel, or whose channels are all its own,
+        does not move. With ``p = 0`` every channel is one task's, so nothing
+        moves; where few channels are exclusive (large ``p`` or ``T``) the draws
+        are uniform as in Lemma 2, elsewhere ``i_-`` leans to shared channels.
+
+        Assigns ``tf.where(go, new, old)``: no branch, so it runs on every replica
+        identically (stateless draws keyed by ``seed_state`` and the counter).
+        ``kernel``: the weights feeding the mask, ``[..., S]``, for ``"cosine"``.
+        Returns whether the update was due and within the plan.
         """
         masks = tf.convert_to_tensor(self.masks)
         visited = tf.convert_to_tensor(self.visited)
         count = tf.convert_to_tensor(self.updates_done)
         go = tf.logical_and(tf.convert_to_tensor(due), count < self.total_updates)
-        moves = tf.logical_and(go, tf.reduce_sum(1 - visited, axis=1) > 0)[:, None]   # [T, 1]
-        leave, enter = self._select(masks, visited, count, kernel)
-        in_hot = tf.one_hot(enter, self.channels)
-        self.masks.assign(tf.where(moves, masks - tf.one_hot(leave, self.channels) + in_hot,
-                                   masks))
-        self.visited.assign(tf.where(moves, tf.maximum(visited, in_hot), visited))
+        leave_score, enter_score = self._scores(masks, count, kernel)
+        lowest = tf.constant(-np.inf, tf.float32)
+
+        def move(t, m, v):
+            row, seen = m[t], v[t]
+            enter = tf.argmax(tf.where(seen > 0, lowest, enter_score[t]), output_type=tf.int32)
+            safe = (row > 0) & (tf.reduce_sum(m, axis=0) >= 2)
+            leave = tf.argmax(tf.where(safe, leave_score[t], lowest), output_type=tf.int32)
+            moves = go & tf.reduce_any(seen == 0) & tf.reduce_any(safe)
+            hot_in = tf.one_hot(enter, self.channels)
+            new_row = tf.where(moves, row - tf.one_hot(leave, self.channels) + hot_in, row)
+            new_seen = tf.where(moves, tf.maximum(seen, hot_in), seen)
+            return (t + 1, tf.tensor_scatter_nd_update(m, [[t]], new_row[None]),
+                    tf.tensor_scatter_nd_update(v, [[t]], new_seen[None]))
+
+        _, masks, visited = tf.while_loop(lambda t, m, v: t < self.num_tasks, move,
+                                          (tf.constant(0), masks, visited))
+        self.masks.assign(masks)
+        self.visited.assign(visited)
         self.updates_done.assign(tf.where(go, count + 1, count))
         return go
 
-    def _select(self, masks, visited, count, kernel):
-        """``(i_-, i_+)`` per task, ``[T]`` int32 each."""
+    def on_train_step(self, iterations):
+        """The train step's hook (``tf_mtl.task_paths.after_step``): roams every
+        ``update_every`` optimizer steps; the kernel of ``kernel_layer`` (set by
+        the encoder) feeds cosine selection."""
+        kernel = None
+        if self.kernel_layer is not None:
+            kernel = tf.convert_to_tensor(self.kernel_layer.kernel)
+        due = tf.equal(tf.math.floormod(tf.cast(iterations, tf.int64), self.update_every), 0)
+        self.roam(due, kernel)
+
+    def _scores(self, masks, count, kernel):
+        """``(leave, enter)`` scores ``[T, S]``: each task takes the highest-scoring
+        allowed channel. ``"random"``: i.i.d. uniforms (a uniform choice within any
+        set); ``"cosine"``: ``cosine_scores``."""
         if self.selection == "cosine":
             if kernel is None:
                 raise ValueError(f"MaximumRoaming '{self.name}' with selection='cosine' needs the "
                                  "kernel feeding it. Received: kernel=None")
-            return cosine_selection(masks, visited, kernel)
+            return cosine_scores(masks, kernel)
         key = tf.stack([tf.cast(self.seed_state, tf.int32), count])
         noise = tf.random.stateless_uniform([2, self.num_tasks, self.channels], key)
-        # Uniform choice within a set: the argmax of i.i.d. uniforms over its members.
-        leave = tf.argmax(tf.where(masks > 0, noise[0], -1.0), axis=1, output_type=tf.int32)
-        enter = tf.argmax(tf.where(visited > 0, -1.0, noise[1]), axis=1, output_type=tf.int32)
-        return leave, enter
+        return noise[0], noise[1]
 
     def get_config(self):
         return {**super().get_config(), "update_every": self.update_every,
                 "completion": self.completion, "selection": self.selection}
 
 
-def cosine_selection(masks, visited, kernel):
-    """``003``'s deterministic ``(i_-, i_+)``: the member with the least summed cosine
-    similarity to the rest of ``A_t`` leaves; the unvisited channel with the largest
-    summed similarity to ``A_t`` enters. ``kernel [..., S]``: channel ``u``'s weights ``K_u``."""
+def cosine_scores(masks, kernel):
+    """``003``'s deterministic selection as scores ``(leave, enter) [T, S]``.
+
+    ``i_- = argmin_{u in A_t} sum_{v in A_t \\ u} cos(K_u, K_v)`` and
+    ``i_+ = argmax_{u outside B_t} sum_{v in A_t} cos(K_u, K_v)``, ``K_u`` channel
+    ``u``'s weights (``kernel [..., S]``), so leave scores are the negated sums.
+    """
     k = tf.reshape(tf.cast(kernel, tf.float32), [-1, kernel.shape[-1]])
     k = tf.math.l2_normalize(k, axis=0)
     cos = tf.matmul(k, k, transpose_a=True)                         # [S, S]
     to_active = tf.matmul(masks, cos)                               # [T, S]: sum_{v in A_t} cos(u, v)
     own = tf.linalg.diag_part(cos)[None, :]
-    big = tf.constant(np.inf, tf.float32)
-    leave = tf.argmin(tf.where(masks > 0, to_active - own, big), axis=1, output_type=tf.int32)
-    enter = tf.argmax(tf.where(visited > 0, -big, to_active), axis=1, output_type=tf.int32)
-    return leave, enter
+    return -(to_active - own), to_active
+
+
+KINDS = {"maximum_roaming": MaximumRoaming, "task_routing": TaskRouting}
+
+
+class MaskFactory:
+    """Mask layers for an encoder's ``routing`` option, a dict
+    ``{"kind": "maximum_roaming" | "task_routing", **layer arguments}``.
+
+    ``factory(kernel_layer)`` returns the next mask layer; the ``k``-th gets
+    ``seed + k``, so layers of equal width draw different masks.
+
+    Example:
+        >>> masks = MaskFactory({"kind": "task_routing", "num_tasks": 8,
+        ...                      "sharing_ratio": 0.5, "seed": 10})
+        >>> mask = masks(conv)    # after conv's BatchNorm, before the activation
+    """
+
+    def __init__(self, routing):
+        if not isinstance(routing, dict) or routing.get("kind") not in KINDS:
+            raise ValueError(f"`routing` must be a dict whose 'kind' is one of {sorted(KINDS)}. "
+                             f"Received: routing={routing!r}")
+        self.kind = routing["kind"]
+        self.kwargs = {k: v for k, v in routing.items() if k != "kind"}
+        self.seed = self.kwargs.pop("seed", 0)
+        self.count = 0
+        KINDS[self.kind](seed=self.seed, **self.kwargs)  # validates the arguments now
+
+    def __call__(self, kernel_layer=None):
+        layer = KINDS[self.kind](seed=self.seed + self.count, **self.kwargs)
+        self.count += 1
+        if isinstance(layer, MaximumRoaming):
+            layer.kernel_layer = kernel_layer
+        return layer

@@ -146,6 +146,19 @@ def routing_layers(layer):
     return [l for l in keras_internals.nested_layers(layer) if getattr(l, "routes_tasks", False)]
 
 
+def after_step(model):
+    """Lets the encoder's routing layers act once the optimizer has applied a step.
+
+    Calls ``layer.on_train_step(iterations)`` (``iterations``: the optimizer's
+    step count, now including this step) on every routing layer that has it,
+    e.g. ``MaximumRoaming``'s plan update when due. Called by the train step.
+    """
+    for layer in routing_layers(model.encoder):
+        hook = getattr(layer, "on_train_step", None)
+        if hook is not None:
+            hook(model.optimizer.iterations)
+
+
 def per_task_inputs(tasks, x):
     """``[x_t for t in tasks]`` when ``x`` is ``{task: x_t}``, ``None`` for one shared input.
 
