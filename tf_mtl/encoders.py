@@ -52,7 +52,7 @@ class _Stack(keras.layers.Layer):
     def __init__(self, routing=None, **kwargs):
         super().__init__(**kwargs)
         self.routing = None if routing is None else dict(routing)
-        self.masks, self.norm = _routing_parts(self.routing)
+        self.mask_factory, self.norm_layer = _routing_parts(self.routing)
 
     def get_config(self):
         config = super().get_config()
@@ -97,17 +97,17 @@ class ResidualBlock(_Stack):
         self.filters, self.strides = filters, strides
         self.blocks = (
             _conv_block(keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
-                                            use_bias=False), self.masks, self.norm,
+                                            use_bias=False), self.mask_factory, self.norm_layer,
                         keras.layers.ReLU())
             + _conv_block(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
-                          self.masks, self.norm))
+                          self.mask_factory, self.norm_layer))
         self.projection = None
 
     def build(self, input_shape):
         if input_shape[-1] != self.filters or self.strides != 1:
             self.projection = _conv_block(
                 keras.layers.Conv2D(self.filters, 1, strides=self.strides, use_bias=False),
-                self.masks, self.norm)
+                self.mask_factory, self.norm_layer)
             shape = input_shape
             for layer in self.projection:
                 layer.build(shape)
@@ -134,8 +134,8 @@ class ResNetLite(_Stack):
             raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
         self.filters = filters
         self.blocks = _conv_block(
-            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False), self.masks,
-            self.norm, keras.layers.ReLU()) + [
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False), self.mask_factory,
+            self.norm_layer, keras.layers.ReLU()) + [
             keras.layers.MaxPooling2D(pool_size=3, strides=2),
             ResidualBlock(filters, routing=_offset(self.routing, 100)),
             keras.layers.AveragePooling2D(pool_size=2),
@@ -155,9 +155,9 @@ class ResNet18(_Stack):
         super().__init__(routing=routing, **kwargs)
         self.width = width
         w = width
-        self.blocks = _conv_block(
-            keras.layers.Conv2D(w, 7, strides=2, padding="same", use_bias=False), self.masks,
-            self.norm, keras.layers.ReLU()) + [keras.layers.MaxPooling2D(3, strides=2, padding="same")]
+        stem = keras.layers.Conv2D(w, 7, strides=2, padding="same", use_bias=False)
+        self.blocks = _conv_block(stem, self.mask_factory, self.norm_layer, keras.layers.ReLU())
+        self.blocks.append(keras.layers.MaxPooling2D(3, strides=2, padding="same"))
         for stage, filters in enumerate([w, 2 * w, 4 * w, 8 * w]):
             self.blocks += [
                 ResidualBlock(filters, strides=1 if stage == 0 else 2,
@@ -176,7 +176,7 @@ class LeNet(_Stack):
     def __init__(self, hidden=50, first_kernel=9, routing=None, **kwargs):
         super().__init__(routing=routing, **kwargs)
         self.hidden, self.first_kernel = hidden, first_kernel
-        m = self.masks
+        m = self.mask_factory
         self.blocks = (
             _conv_block(keras.layers.Conv2D(10, first_kernel), m)
             + [keras.layers.MaxPooling2D(2), keras.layers.ReLU()]
@@ -208,11 +208,11 @@ class MLP(_Stack):
                 f"`units` must be a non-empty list of positive ints. Received: units={units!r}"
             )
         self.units, self.activation = units, activation
-        if self.masks is None:
+        if self.mask_factory is None:
             self.blocks = [keras.layers.Dense(u, activation=activation) for u in units]
         else:
             self.blocks = [layer for u in units for layer in _conv_block(
-                keras.layers.Dense(u), self.masks, None, keras.layers.Activation(activation))]
+                keras.layers.Dense(u), self.mask_factory, None, keras.layers.Activation(activation))]
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation}
