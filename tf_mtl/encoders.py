@@ -9,6 +9,8 @@
   5x5x20 features, as theirs).
 * ``ResNet18`` — ResNet-18 up to global average pooling (``003`` CelebA).
 * ``MLP`` — dense layers; the planted-groups benchmark uses a narrow one.
+* ``ETRNLPNet`` — ``004``'s kind of network: a learnable stem, then stages of
+  ``tf_mtl.routing.ETRNLP`` (non-learnable primitives + task-routed 1×1 branches).
 
 Task routing: every encoder takes ``routing`` (default None: fully shared), a
 dict ``{"kind": "maximum_roaming" | "task_routing", "num_tasks": T,
@@ -28,6 +30,7 @@ Example:
 import keras
 
 from tf_mtl.partition import MaskFactory
+from tf_mtl.routing import ETRNLP
 from tf_mtl.task_norm import TaskBatchNormalization
 
 
@@ -282,3 +285,36 @@ class ResNetCifar(_Stack):
     def get_config(self):
         return {**super().get_config(), "depth": self.depth, "width": self.width,
                 "norm": self.norm, "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package="tf_mtl")
+class ETRNLPNet(_Stack):
+    """conv3x3-BN-ReLU stem (shared, learnable), then per width: ``ETRNLP`` ->
+    ``TaskBatchNormalization`` -> ReLU -> max-pool 2; global average pooling.
+
+    The supplement of ``004`` does not give the CelebA network's layout; this
+    one keeps ResNet-18's widths (64, 128, 256, 512) and resolution steps.
+    Stage ``i``'s ``ETRNLP`` gets seed ``seed + i``.
+
+    Example:
+        >>> encoder = tf_mtl.encoders.ETRNLPNet(num_tasks=8, shared_ratio=0.5)
+    """
+
+    def __init__(self, num_tasks, widths=(64, 128, 256, 512), shared_ratio=0.5,
+                 primitives=("avg_pool", "conv", "shift", "noise"), noise_level=0.1, seed=0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.num_tasks, self.widths, self.shared_ratio = num_tasks, list(widths), shared_ratio
+        self.primitives, self.noise_level, self.seed = list(primitives), noise_level, seed
+        self.blocks = [keras.layers.Conv2D(self.widths[0], 3, padding="same", use_bias=False),
+                       TaskBatchNormalization(), keras.layers.ReLU()]
+        for i, w in enumerate(self.widths):
+            self.blocks += [ETRNLP(num_tasks, w, shared_ratio, primitives, noise_level, seed + i),
+                            TaskBatchNormalization(), keras.layers.ReLU(),
+                            keras.layers.MaxPooling2D(2)]
+        self.blocks.append(keras.layers.GlobalAveragePooling2D())
+
+    def get_config(self):
+        return {**super().get_config(), "num_tasks": self.num_tasks, "widths": self.widths,
+                "shared_ratio": self.shared_ratio, "primitives": self.primitives,
+                "noise_level": self.noise_level, "seed": self.seed}

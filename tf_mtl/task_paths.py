@@ -49,15 +49,18 @@ class Layout:
         tasks: task index (``0..T-1``, the model's ``tasks`` order) of each chunk.
         sizes: rows per chunk: ints or an int32 tensor ``[len(tasks)]``; ``None``
             for one chunk that is the whole batch.
+        equal_chunks: whether every chunk is known to have the same size (a tiled
+            batch), so ``[N, ...]`` reshapes to ``[K, N / K, ...]``.
     """
 
-    def __init__(self, num_tasks, tasks, sizes):
+    def __init__(self, num_tasks, tasks, sizes, equal_chunks=False):
         self.num_tasks = int(num_tasks)
         self.tasks = [int(t) for t in tasks]
         if not self.tasks or any(not 0 <= t < self.num_tasks for t in self.tasks):
             raise ValueError(f"`tasks` must be task indices in [0, {self.num_tasks}). "
                              f"Received: tasks={tasks!r}")
         self.sizes = sizes
+        self.equal_chunks = bool(equal_chunks)
 
     @property
     def num_chunks(self):
@@ -211,7 +214,8 @@ def forward(model, x, training=None):
     if inputs is None and not routing_layers(model.encoder):
         features = model.encoder(x, training=training)
         return features, {t: model._apply_head(t, features, training) for t in tasks}
-    if inputs is None:  # Routing: the same batch once per task path.
+    tiled = inputs is None
+    if tiled:  # Routing: the same batch once per task path.
         inputs = [x] * len(tasks)
     if not _same_features(inputs):
         features = []
@@ -220,7 +224,7 @@ def forward(model, x, training=None):
                 features.append(model.encoder(x_t, training=training))
         return features, {t: model._apply_head(t, f, training) for t, f in zip(tasks, features)}
     sizes = tf.stack([_rows(x_t) for x_t in inputs])
-    layout = Layout(len(tasks), range(len(tasks)), sizes)
+    layout = Layout(len(tasks), range(len(tasks)), sizes, equal_chunks=tiled)
     batched = tf.nest.map_structure(lambda *leaves: tf.concat(leaves, 0), *inputs)
     with scope(layout):
         features = model.encoder(batched, training=training)
