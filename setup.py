@@ -22,6 +22,9 @@ setup(
         "tf-mtl-group=tf_mtl.cli.group:run",
         "tf-mtl-benchmark=tf_mtl.cli.benchmark:run",
         "tf-mtl-interference=tf_mtl.cli.interference:run",
+        "tf-mtl-pairs=tf_mtl.cli.pairs:run",
+        "tf-mtl-evaluate-grouping=tf_mtl.cli.evaluate_grouping:run",
+        "tf-mtl-compare-groupings=tf_mtl.cli.compare_groupings:run",
     ]},
     install_requires=[
         "tensorflow>=2.16",

@@ -54,6 +54,10 @@ LOSSES = {  # Names configs use for losses that need arguments.
 METRICS = {  # Names configs use for metrics that need arguments.
     "binary_accuracy_logits": lambda: keras.metrics.BinaryAccuracy(threshold=0.0),
 }
+# The argument that sets each encoder's size, scaled by ``config.model.width``
+# (``002`` §3.1 compares pairs with half-sized single-task networks).
+ENCODER_WIDTH_ARGS = {"mlp": ("units", (64,)), "resnet_lite": ("filters", 64),
+                      "resnet18": ("width", 64), "lenet": ("hidden", 50)}
 CELEBA_PRESETS = {"tag": data_lib.CELEBA_TAG_TASKS, "mr_groups": data_lib.CELEBA_MR_GROUPS}
 
 
@@ -112,7 +116,14 @@ def loader_kwargs(data_config):
 
 
 def build_dataset(config, split):
-    """``(dataset, extras)`` for ``split``; extras holds e.g. the planted groups."""
+    """``(dataset, extras)`` for ``split``; extras holds e.g. the planted groups.
+    With ``config.task_subset`` set, only those tasks' labels are kept."""
+    ds, extras = _load(config, split)
+    subset = config.get("task_subset")
+    return (restrict_tasks(ds, subset) if subset else ds), extras
+
+
+def _load(config, split):
     name, kwargs = loader_kwargs(config.data)
     loader = DATASETS[name][0]
     if name == "synthetic":
@@ -130,6 +141,35 @@ def build_dataset(config, split):
         return loader(split=split, **kwargs), {"task_spec": MULTI_MNIST_SPEC}
     spec = {"watch": (1, "binary_crossentropy_logits"), "rating": (1, "mse")}
     return loader(split, **kwargs), {"task_spec": spec}
+
+
+def restrict_tasks(dataset, tasks):
+    """``dataset`` of ``(x, {task: y}[, w])`` with the labels of ``tasks`` only
+    (``config.task_subset``: a network trained on some of the tasks)."""
+    known = sorted(dataset.element_spec[1])
+    unknown = sorted(set(tasks) - set(known))
+    if unknown:
+        raise ValueError(f"`config.task_subset` names tasks the dataset lacks: {unknown}. "
+                         f"Received: {list(tasks)}; the dataset has {known}")
+    keep = sorted(tasks)
+    return dataset.map(lambda x, y, *rest: (x, {t: y[t] for t in keep}, *rest))
+
+
+def encoder_kwargs(model_config):
+    """The encoder's kwargs with its size argument scaled by ``model.width``."""
+    kwargs = dict(model_config.encoder_kwargs)
+    width = model_config.get("width", 1.0)
+    if width == 1.0:
+        return kwargs
+    if model_config.encoder not in ENCODER_WIDTH_ARGS or not width > 0:
+        raise ValueError("`config.model.width` scales the encoders "
+                         f"{sorted(ENCODER_WIDTH_ARGS)} by a factor > 0. Received: "
+                         f"width={width!r} with encoder={model_config.encoder!r}")
+    name, default = ENCODER_WIDTH_ARGS[model_config.encoder]
+    size = kwargs.get(name, default)
+    scale = lambda n: max(1, int(round(n * width)))
+    kwargs[name] = [scale(n) for n in size] if isinstance(size, (list, tuple)) else scale(size)
+    return kwargs
 
 
 def _tasks_of(dataset):
@@ -151,7 +191,7 @@ def build_model(config, tasks, task_spec=None):
                                    scale_by_lr=t.scale_by_lr, update_heads=t.update_heads,
                                    log_pairs=t.log_pairs, chunk_size=t.chunk_size))
     return MultiTaskModel(
-        encoder=ENCODERS[m.encoder](**dict(m.encoder_kwargs)),
+        encoder=ENCODERS[m.encoder](**encoder_kwargs(m)),
         heads={t: keras.layers.Dense(spec[t][0], name=f"head_{t}") for t in tasks},
         losses={t: make_loss(spec[t][1]) for t in tasks},
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
@@ -229,7 +269,7 @@ def train(config, workdir):
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
                         steps_per_epoch=steps, callbacks=callbacks, verbose=config.verbose)
     model.save(files["model.keras"])
-    result = {"history": history.history, **extras}
+    result = {"history": history.history, "model": model, **extras}
     if config.transference.enabled:
         with open(files["affinity.json"]) as f:
             result["affinity"] = json.load(f)
@@ -247,13 +287,15 @@ def base_config():
     c = ml_collections.ConfigDict()
     c.seed, c.epochs, c.steps_per_epoch, c.verbose, c.runlocal = 0, 1, 0, 2, False
     c.early_stopping_patience = 0
+    c.task_subset = ()  # Train on these tasks only (empty: every task of the dataset).
     c.metrics = ml_collections.ConfigDict()  # {task or "all": [Keras metric names]}
     c.data = ml_collections.ConfigDict({"name": "synthetic", "batch_size": 64})
     c.model = ml_collections.ConfigDict({
         "encoder": "mlp", "encoder_kwargs": {"units": [64]}, "head_units": 1,
         "loss": "mse", "loss_weights": {}, "per_task_gradients": "loop",
         # How lookahead forwards run (MultiTaskModel): auto|sequential|unrolled|vectorized.
-        "lookahead_execution": "auto"})
+        "lookahead_execution": "auto",
+        "width": 1.0})  # Encoder size factor (ENCODER_WIDTH_ARGS), e.g. 0.5 = half width.
     # XLA for the whole train step; None is Keras's "auto" (no XLA on a CPU-only machine).
     c.jit_compile = ml_collections.config_dict.placeholder(bool)
     c.optimizer = ml_collections.ConfigDict({

@@ -1,0 +1,39 @@
+"""Compare task-grouping methods end to end (``001`` Fig. 4, ``002`` Table 4).
+
+    tf-mtl-compare-groupings --config=configs/grouping_planted.py:runlocal \
+        --splits=2,3,4 --methods=tag,tag_first_order,hoa,esa,random --workdir=DIR
+    python -m launch.compare_groupings ...    # the same, from a checkout
+
+Writes ``DIR/comparison.md`` (printed), ``DIR/comparison.json`` and
+``DIR/fig4.png``; re-running reuses every finished run.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from tf_mtl import grouping_compare
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run of the comparison.")
+_SPLITS = flags.DEFINE_list("splits", ["2", "3", "4"], "Split counts (encoders).")
+_METHODS = flags.DEFINE_list("methods", list(grouping_compare.METHODS),
+                             f"Methods among {list(grouping_compare.METHODS)}.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    try:
+        splits = [int(k) for k in _SPLITS.value]
+    except ValueError as e:
+        raise ValueError(f"--splits must be integers. Received: {_SPLITS.value}") from e
+    out = grouping_compare.compare(_CONFIG.value, _WORKDIR.value, splits, _METHODS.value)
+    print(out["text"])
+    print("wrote:")
+    for path in out["files"]:
+        print("  " + path)
+
+
+def run():
+    """Console-script entry point."""
+    app.run(main)

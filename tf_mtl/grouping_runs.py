@@ -1,0 +1,220 @@
+"""Training the networks task grouping needs: one network per task subset, and
+the pair runs of the Higher-Order and Early-Stopping Approximations (``002`` §3.3).
+
+``run_network`` trains ``config`` on a subset of its tasks into a directory and
+returns what grouping needs from it: each task's validation loss (the best
+epoch's, which early stopping restores), its test loss and metrics, the wall
+clock it took and the model's size. The directory is finished once its
+``results.json`` exists (written atomically, last); a finished directory is
+read, never retrained, so an interrupted comparison resumes where it stopped.
+
+``pair_runs`` trains every single task and every pair, writes the
+``scores[task][partner]`` table the ``"hoa"`` objective reads (``hoa.json``)
+and the HOA predictions for every larger group (``hoa_predictions.json``).
+With ``esa=True`` the same runs last a fraction of the epochs, without early
+stopping: the Early-Stopping Approximation (``002`` §3.3.1).
+
+Config section ``config.grouping_runs`` (``defaults()``; absent means defaults):
+    single_width, pair_width: encoder size factor (``config.model.width``) of the
+        single-task and pair networks of the pair runs; ``002`` compares pairs
+        with half-width single-task networks (0.5) for equal inference cost.
+    esa_fraction: fraction of ``config.epochs`` the ESA runs train (at least one).
+    seeds: training seeds of the comparison (``tf_mtl.grouping_compare``).
+    metric: the served metric the comparison tabulates: ``"total_test_loss"``
+        (``002`` Table 4) or ``"average_error"`` (``001`` Fig. 4 left, needs an
+        accuracy metric).
+"""
+
+import itertools
+import json
+import os
+import time
+
+import keras
+import ml_collections
+
+from tf_mtl import experiment, grouping
+
+
+def defaults():
+    """The ``config.grouping_runs`` section with its defaults."""
+    return ml_collections.ConfigDict({
+        "single_width": 1.0, "pair_width": 1.0, "esa_fraction": 0.2, "seeds": (0,),
+        "metric": "total_test_loss"})
+
+
+def options(config):
+    """``config.grouping_runs`` over the defaults."""
+    out = defaults()
+    if "grouping_runs" in config:
+        out.update(config.grouping_runs.to_dict())
+    return out
+
+
+def write_json(path, value):
+    """Writes ``value`` as JSON so that ``path`` is either absent or complete."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def config_tasks(config):
+    """The tasks ``config`` trains (its ``task_subset`` or every task of the dataset)."""
+    if config.get("task_subset"):
+        return sorted(config.task_subset)
+    dataset, _ = experiment.build_dataset(config, "validation")
+    return sorted(dataset.element_spec[1])
+
+
+def network_name(tasks):
+    """Directory name of the network trained on ``tasks``: ``t0+t3``."""
+    return "+".join(sorted(tasks))
+
+
+def subset_config(config, tasks, *, width=1.0, epochs=None, seed=None, early_stopping=True):
+    """A copy of ``config`` that trains a plain network on ``tasks`` only."""
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.task_subset = tuple(sorted(tasks))
+    c.model.width = float(width)
+    c.transference.enabled, c.grouping.enabled = False, False
+    if epochs is not None:
+        c.epochs = int(epochs)
+    if seed is not None:
+        c.seed = int(seed)
+    if not early_stopping:
+        c.early_stopping_patience = 0
+    return c
+
+
+def _best_epoch(history, early_stopping):
+    """The epoch whose weights the model ends with: the best one under early
+    stopping (restored), else the last."""
+    losses = history.get("val_loss")
+    if not early_stopping or not losses:
+        return -1
+    return int(min(range(len(losses)), key=losses.__getitem__))
+
+
+def _test_results(model, config, tasks):
+    """Per-task test loss and metrics of ``model`` on ``config``'s test split."""
+    test_ds, _ = experiment.build_dataset(config, "test")
+    logs = model.evaluate(test_ds, verbose=0, return_dict=True)
+    out = {}
+    for t in tasks:
+        prefix = f"{t}_"
+        out[t] = {k[len(prefix):]: float(v) for k, v in logs.items() if k.startswith(prefix)}
+    return out
+
+
+def _train(config, workdir, tasks):
+    """Trains and tests one network; the one place a run is trained."""
+    start = time.monotonic()
+    result = experiment.train(config, workdir)
+    seconds = time.monotonic() - start
+    model, history = result["model"], result["history"]
+    best = _best_epoch(history, config.early_stopping_patience)
+    return {
+        "tasks": list(tasks), "width": config.model.width, "epochs": config.epochs,
+        "seed": config.seed, "seconds": seconds, "epochs_run": len(history.get("loss", [])),
+        "validation": {t: float(history[f"val_{t}_loss"][best]) for t in tasks},
+        "test": _test_results(model, config, tasks),
+        "parameters": int(model.count_params()),
+        "encoder_parameters": int(model.encoder.count_params()),
+    }
+
+
+def run_network(config, tasks, workdir, **overrides):
+    """Trains ``config`` on ``tasks`` into ``workdir`` unless already finished.
+
+    Args:
+        config: the experiment's ``ConfigDict``.
+        tasks: the task subset this network is trained on.
+        workdir: the run's directory; ``results.json`` marks it finished.
+        **overrides: ``width``, ``epochs``, ``seed``, ``early_stopping`` (``subset_config``).
+
+    Returns:
+        The ``results.json`` dict: ``validation`` ({task: best-epoch val loss}),
+        ``test`` ({task: {"loss": ..., metric: ...}}), ``seconds`` (wall clock of
+        the training that produced it), ``parameters``, ``encoder_parameters``,
+        and ``reused`` (True when read from an earlier run).
+
+    Example:
+        >>> r = run_network(config, ["t0", "t3"], "/tmp/g/t0+t3")
+        >>> r["test"]["t0"]["loss"], r["seconds"]
+    """
+    path = os.path.join(workdir, "results.json")
+    if os.path.exists(path):
+        return {**read_json(path), "reused": True}
+    tasks = sorted(tasks)
+    keras.backend.clear_session()
+    results = _train(subset_config(config, tasks, **overrides), workdir, tasks)
+    write_json(path, results)
+    return {**results, "reused": False}
+
+
+def hoa_scores(single, pairs, tasks):
+    """``scores[task][partner]`` from validation losses, naming what is missing.
+
+    Args:
+        single: ``{task: results}`` of the single-task runs.
+        pairs: ``{(a, b): results}`` of the pair runs.
+        tasks: the tasks the table must cover.
+    """
+    missing = [t for t in tasks if t not in single]
+    missing += [network_name(p) for p in itertools.combinations(sorted(tasks), 2)
+                if p not in pairs]
+    if missing:
+        raise ValueError(f"The HOA table over {sorted(tasks)} needs pair and single-task "
+                         f"results that are missing: {missing}. Received results for "
+                         f"{sorted(single)} and pairs "
+                         f"{sorted(network_name(p) for p in pairs)}")
+    return grouping.hoa_table({p: r["validation"] for p, r in pairs.items()},
+                              {t: single[t]["validation"][t] for t in tasks})
+
+
+def hoa_predictions(scores):
+    """HOA predicted validation loss of each task of every group of 3+ tasks."""
+    tasks = sorted(scores)
+    return {network_name(g): grouping.hoa_predict(scores, g)
+            for r in range(3, len(tasks) + 1) for g in itertools.combinations(tasks, r)}
+
+
+def pair_runs(config, workdir, *, esa=False, seed=None):
+    """Every single task and every pair trained into ``workdir`` (resumable).
+
+    Writes ``hoa.json`` (the ``"hoa"`` objective's input), ``hoa_predictions.json``
+    and ``pairs.json`` (seconds spent, counting reused runs at their recorded time).
+    Returns ``{"scores", "predictions", "seconds", "trained", "reused"}``.
+
+    Example:
+        >>> out = pair_runs(config, "/tmp/pairs")
+        >>> tf_mtl.grouping.select_groups(out["scores"], 2, "hoa").groups
+    """
+    opts, tasks = options(config), config_tasks(config)
+    epochs = max(1, int(round(opts.esa_fraction * config.epochs))) if esa else None
+    common = dict(epochs=epochs, seed=seed, early_stopping=not esa)
+    single, pairs, runs = {}, {}, []
+    for t in tasks:
+        single[t] = run_network(config, [t], os.path.join(workdir, f"single_{t}"),
+                                width=opts.single_width, **common)
+        runs.append(single[t])
+    for pair in itertools.combinations(tasks, 2):
+        pairs[pair] = run_network(config, pair, os.path.join(workdir, "pair_" + network_name(pair)),
+                                  width=opts.pair_width, **common)
+        runs.append(pairs[pair])
+    scores = hoa_scores(single, pairs, tasks)
+    predictions = hoa_predictions(scores)
+    seconds = sum(r["seconds"] for r in runs)
+    write_json(os.path.join(workdir, "hoa.json"), scores)
+    write_json(os.path.join(workdir, "hoa_predictions.json"), predictions)
+    write_json(os.path.join(workdir, "pairs.json"), {
+        "esa": esa, "epochs": epochs or config.epochs, "seconds": seconds, "runs": len(runs)})
+    return {"scores": scores, "predictions": predictions, "seconds": seconds,
+            "trained": sum(not r["reused"] for r in runs),
+            "reused": sum(r["reused"] for r in runs)}
