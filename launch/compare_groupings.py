@@ -1,4 +1,5 @@
-"""`python -m launch.compare_groupings` from a checkout: the `tf-mtl-compare-groupings` command (`tf_mtl.cli.compare_groupings`)."""
+"""`python -m launch.compare_groupings` from a checkout: the `tf-mtl-compare-groupings` command
+(`tf_mtl.cli.compare_groupings`)."""
 
 from absl import app
 

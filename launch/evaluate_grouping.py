@@ -1,4 +1,5 @@
-"""`python -m launch.evaluate_grouping` from a checkout: the `tf-mtl-evaluate-grouping` command (`tf_mtl.cli.evaluate_grouping`)."""
+"""`python -m launch.evaluate_grouping` from a checkout: the `tf-mtl-evaluate-grouping` command
+(`tf_mtl.cli.evaluate_grouping`)."""
 
 from absl import app
 

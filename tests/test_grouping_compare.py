@@ -39,9 +39,9 @@ def test_tag_recovers_the_planted_groups_and_beats_random(comparison):
 def test_a_killed_comparison_resumes_without_retraining_finished_networks(
         comparison, monkeypatch):
     workdir, out = comparison
-    # A comparison killed while training one network leaves that run without results.json.
+    # A comparison killed while training one network leaves that run without network.json.
     killed = os.path.join(workdir, "seed_0", "networks", "t1")
-    os.remove(os.path.join(killed, "results.json"))
+    os.remove(os.path.join(killed, "network.json"))
     trained = []  # Every training, the affinity run's included, goes through experiment.train.
     original = experiment.train
     monkeypatch.setattr(experiment, "train",

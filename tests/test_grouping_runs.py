@@ -1,6 +1,7 @@
 """Pair runs for HOA/ESA, per-subset networks (tf_mtl.grouping_runs)."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -73,9 +74,11 @@ def test_run_network_trains_the_subset_at_half_width_and_is_reused(tmp_path, mon
     pred = model.predict(x, verbose=0)
     assert result["test"]["t2"]["loss"] == pytest.approx(
         float(np.mean((pred["t2"] - labels["t2"]) ** 2)), rel=1e-4)
-    assert json.load(open(tmp_path / "results.json"))["seconds"] == result["seconds"]
+    assert json.load(open(tmp_path / "network.json"))["seconds"] == result["seconds"]
     monkeypatch.setattr(grouping_runs, "_train", lambda *a: pytest.fail("retrained"))
-    assert grouping_runs.run_network(config, ["t0", "t2"], str(tmp_path))["reused"]
+    assert grouping_runs.run_network(config, ["t0", "t2"], str(tmp_path), width=0.5)["reused"]
+    with pytest.raises(ValueError, match=r"other settings: .*'epochs': 2.*asked for .*'epochs': 1"):
+        grouping_runs.run_network(config, ["t0", "t2"], str(tmp_path), width=0.5, epochs=1)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -92,3 +95,33 @@ def test_bad_subset_and_width(tmp_path, field, value, message):
         config.task_subset = value
         with pytest.raises(ValueError, match=message):
             experiment.build_dataset(config, "train")
+
+
+def test_pair_runs_shard_over_workers_and_esa_trains_a_fraction(tmp_path, monkeypatch):
+    """Two workers share the directory; the tables appear once every run finished."""
+    config = _tiny_config()   # Tasks t0, t1, t2; 2 epochs, ESA 1 epoch.
+    calls = []
+
+    def fake_run(cfg, tasks, workdir, **overrides):   # Losses that name their run.
+        path = os.path.join(workdir, "network.json")
+        if os.path.exists(path):
+            return {**json.load(open(path)), "reused": True}
+        calls.append((tuple(tasks), overrides))
+        value = {t: float(int(t[1:]) + 10 * len(tasks)) for t in tasks}
+        result = {"validation": value, "seconds": 1.0}
+        os.makedirs(workdir, exist_ok=True)
+        json.dump(result, open(path, "w"))
+        return {**result, "reused": False}
+
+    monkeypatch.setattr(grouping_runs, "run_network", fake_run)
+    first = grouping_runs.pair_runs(config, str(tmp_path), esa=True, shard=(0, 2))
+    assert first["scores"] is None and [c[0] for c in calls] == [("t0",), ("t2",), ("t0", "t2")]
+    assert all(o["epochs"] == 1 and o["early_stopping"] is False for _, o in calls)
+    second = grouping_runs.pair_runs(config, str(tmp_path), esa=True, shard=(1, 2))
+    assert [c[0] for c in calls[3:]] == [("t1",), ("t0", "t1"), ("t1", "t2")]
+    assert (second["trained"], second["reused"], second["seconds"]) == (3, 3, 6.0)
+    table = json.load(open(tmp_path / "hoa.json"))
+    assert table["t2"] == {"t2": 12.0, "t0": 22.0, "t1": 22.0} == second["scores"]["t2"]
+    assert table["t0"]["t0"] == 10.0 and table["t1"]["t0"] == 21.0
+    with pytest.raises(ValueError, match="Received: '2/2'"):
+        grouping_runs.parse_shard("2/2")

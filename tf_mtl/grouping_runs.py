@@ -5,7 +5,7 @@ the pair runs of the Higher-Order and Early-Stopping Approximations (``002`` §3
 returns what grouping needs from it: each task's validation loss (the best
 epoch's, which early stopping restores), its test loss and metrics, the wall
 clock it took and the model's size. The directory is finished once its
-``results.json`` exists (written atomically, last); a finished directory is
+``network.json`` exists (written atomically, last); a finished directory is
 read, never retrained, so an interrupted comparison resumes where it stopped.
 
 ``pair_runs`` trains every single task and every pair, writes the
@@ -135,11 +135,11 @@ def run_network(config, tasks, workdir, **overrides):
     Args:
         config: the experiment's ``ConfigDict``.
         tasks: the task subset this network is trained on.
-        workdir: the run's directory; ``results.json`` marks it finished.
+        workdir: the run's directory; ``network.json`` marks it finished.
         **overrides: ``width``, ``epochs``, ``seed``, ``early_stopping`` (``subset_config``).
 
     Returns:
-        The ``results.json`` dict: ``validation`` ({task: best-epoch val loss}),
+        The ``network.json`` dict: ``validation`` ({task: best-epoch val loss}),
         ``test`` ({task: {"loss": ..., metric: ...}}), ``seconds`` (wall clock of
         the training that produced it), ``parameters``, ``encoder_parameters``,
         and ``reused`` (True when read from an earlier run).
@@ -148,12 +148,19 @@ def run_network(config, tasks, workdir, **overrides):
         >>> r = run_network(config, ["t0", "t3"], "/tmp/g/t0+t3")
         >>> r["test"]["t0"]["loss"], r["seconds"]
     """
-    path = os.path.join(workdir, "results.json")
+    path, tasks = os.path.join(workdir, "network.json"), sorted(tasks)
+    run_config = subset_config(config, tasks, **overrides)
     if os.path.exists(path):
-        return {**read_json(path), "reused": True}
-    tasks = sorted(tasks)
+        stored = read_json(path)
+        wanted = {"tasks": tasks, "width": run_config.model.width, "epochs": run_config.epochs,
+                  "seed": run_config.seed}
+        found = {k: stored.get(k) for k in wanted}
+        if found != wanted:  # E.g. an ESA run where a full one is asked for.
+            raise ValueError(f"{workdir} holds a finished run with other settings: {found}; "
+                             f"asked for {wanted}. Received workdir={workdir!r}")
+        return {**stored, "reused": True}
     keras.backend.clear_session()
-    results = _train(subset_config(config, tasks, **overrides), workdir, tasks)
+    results = _train(run_config, workdir, tasks)
     write_json(path, results)
     return {**results, "reused": False}
 
@@ -185,12 +192,26 @@ def hoa_predictions(scores):
             for r in range(3, len(tasks) + 1) for g in itertools.combinations(tasks, r)}
 
 
-def pair_runs(config, workdir, *, esa=False, seed=None):
+def parse_shard(spec):
+    """``"i/n"`` -> ``(i, n)``: worker ``i`` of ``n`` (``None`` for all runs)."""
+    if not spec:
+        return None
+    index, sep, count = str(spec).partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise ValueError(f"`shard` must look like 'i/n' with 0 <= i < n. Received: {spec!r}")
+    return int(index), int(count)
+
+
+def pair_runs(config, workdir, *, esa=False, seed=None, shard=None):
     """Every single task and every pair trained into ``workdir`` (resumable).
 
     Writes ``hoa.json`` (the ``"hoa"`` objective's input), ``hoa_predictions.json``
     and ``pairs.json`` (seconds spent, counting reused runs at their recorded time).
-    Returns ``{"scores", "predictions", "seconds", "trained", "reused"}``.
+    ``shard=(i, n)`` trains only runs ``i, i + n, ...`` (one of ``n`` workers
+    sharing ``workdir``); the tables are written once every run has finished.
+
+    Returns ``{"scores", "predictions", "seconds", "trained", "reused"}``
+    (``scores`` None while other shards' runs are missing).
 
     Example:
         >>> out = pair_runs(config, "/tmp/pairs")
@@ -199,22 +220,26 @@ def pair_runs(config, workdir, *, esa=False, seed=None):
     opts, tasks = options(config), config_tasks(config)
     epochs = max(1, int(round(opts.esa_fraction * config.epochs))) if esa else None
     common = dict(epochs=epochs, seed=seed, early_stopping=not esa)
-    single, pairs, runs = {}, {}, []
-    for t in tasks:
-        single[t] = run_network(config, [t], os.path.join(workdir, f"single_{t}"),
-                                width=opts.single_width, **common)
-        runs.append(single[t])
-    for pair in itertools.combinations(tasks, 2):
-        pairs[pair] = run_network(config, pair, os.path.join(workdir, "pair_" + network_name(pair)),
-                                  width=opts.pair_width, **common)
-        runs.append(pairs[pair])
-    scores = hoa_scores(single, pairs, tasks)
+    jobs = [((t,), f"single_{t}", opts.single_width) for t in tasks]
+    jobs += [(p, "pair_" + network_name(p), opts.pair_width)
+             for p in itertools.combinations(tasks, 2)]
+    results = {}
+    for j, (group, name, width) in enumerate(jobs):
+        run_dir = os.path.join(workdir, name)
+        mine = shard is None or j % shard[1] == shard[0]
+        if mine or os.path.exists(os.path.join(run_dir, "network.json")):
+            results[group] = run_network(config, group, run_dir, width=width, **common)
+    out = {"trained": sum(not r["reused"] for r in results.values()),
+           "reused": sum(r["reused"] for r in results.values()),
+           "seconds": sum(r["seconds"] for r in results.values())}
+    if len(results) < len(jobs):
+        return {**out, "scores": None, "predictions": None}
+    scores = hoa_scores({g[0]: r for g, r in results.items() if len(g) == 1},
+                        {g: r for g, r in results.items() if len(g) == 2}, tasks)
     predictions = hoa_predictions(scores)
-    seconds = sum(r["seconds"] for r in runs)
     write_json(os.path.join(workdir, "hoa.json"), scores)
     write_json(os.path.join(workdir, "hoa_predictions.json"), predictions)
     write_json(os.path.join(workdir, "pairs.json"), {
-        "esa": esa, "epochs": epochs or config.epochs, "seconds": seconds, "runs": len(runs)})
-    return {"scores": scores, "predictions": predictions, "seconds": seconds,
-            "trained": sum(not r["reused"] for r in runs),
-            "reused": sum(r["reused"] for r in runs)}
+        "esa": esa, "epochs": epochs or config.epochs, "seconds": out["seconds"],
+        "runs": len(jobs)})
+    return {**out, "scores": scores, "predictions": predictions}
