@@ -36,7 +36,10 @@ def test_installed_distribution_ships_only_tf_mtl_and_its_commands(tmp_path):
     entry = [n for n in wheel.namelist() if n.endswith("entry_points.txt")][0]
     scripts = wheel.read(entry).decode()
     for command in ("tf-mtl-train = tf_mtl.cli.train:run", "tf-mtl-group = tf_mtl.cli.group:run",
-                    "tf-mtl-benchmark = tf_mtl.cli.benchmark:run"):
+                    "tf-mtl-benchmark = tf_mtl.cli.benchmark:run",
+                    "tf-mtl-pairs = tf_mtl.cli.pairs:run",
+                    "tf-mtl-evaluate-grouping = tf_mtl.cli.evaluate_grouping:run",
+                    "tf-mtl-compare-groupings = tf_mtl.cli.compare_groupings:run"):
         assert command in scripts
 
 
