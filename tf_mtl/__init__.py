@@ -8,6 +8,7 @@ from tf_mtl import data, distribute, encoders, lookahead, probes, transference, 
 from tf_mtl import callbacks, grouping, metrics, network_selection
 from tf_mtl import partition, task_norm, task_paths
 from tf_mtl.model import FunctionLoss, MultiTaskModel
+from tf_mtl import grouping_compare, grouping_runs, serving  # Task grouping end to end.
 
 __version__ = "0.1.0"
 
@@ -19,11 +20,14 @@ __all__ = [
     "distribute",
     "encoders",
     "grouping",
+    "grouping_compare",
+    "grouping_runs",
     "lookahead",
     "metrics",
     "network_selection",
     "partition",
     "probes",
+    "serving",
     "task_norm",
     "task_paths",
     "transference",
