@@ -306,8 +306,14 @@ def updates(**kwargs):
     return updates_benchmark(**kwargs)
 
 
-BENCHMARKS = {"breakdown": breakdown, "grouping": grouping, "transference": transference,
-              "updates": updates}
+def interference(**kwargs):
+    """``000``'s metrics and the multi-domain step (``tf_mtl.benchmark_interference``)."""
+    from tf_mtl.benchmark_interference import interference_benchmark
+    return interference_benchmark(**kwargs)
+
+
+BENCHMARKS = {"breakdown": breakdown, "grouping": grouping, "interference": interference,
+              "transference": transference, "updates": updates}
 
 
 def format_table(columns, rows):

@@ -192,12 +192,15 @@ def run(config, workdir):
         raise ValueError(f"`config.weightings` must list names of {sorted(WEIGHTINGS)}. "
                          f"Received: {list(config.weightings)}")
     pairings = pairings_of(config, domains)
-    data = {d: domain_data(d, config.domains[d]) for d in domains}
+    # Decoded once, kept in memory: every model of the run reads the same examples
+    # (000's domains at 32x32: ~0.6 GB per 50,000 training images).
+    raw = {d: domain_data(d, config.domains[d]) for d in domains}
+    data = {d: tuple(ds.cache() for ds in raw[d]) for d in domains}
     num_classes = {d: int(config.domains[d].num_classes) for d in domains}
     tests = {d: data[d][1].batch(config.eval_batch_size) for d in domains}
     store = _Models(workdir)
     single_correct, params, features = {}, {}, {}
-    probe = probe_set({d: data[d][1] for d in domains}, config.probe_per_class, num_classes)
+    probe = probe_set({d: raw[d][1] for d in domains}, config.probe_per_class, num_classes)
     for width in config.widths:
         for trial in range(config.trials):
             for d in domains:
