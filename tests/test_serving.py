@@ -46,10 +46,10 @@ def test_served_metric_equals_each_networks_loss_on_its_served_tasks(tmp_path):
 def test_average_error_and_parameters_from_network_results():
     results = {("a", "b"): {"parameters": 10, "test": {"a": {"loss": 0.5, "accuracy": 0.9},
                                                        "b": {"loss": 0.2, "accuracy": 0.6}}},
-               ("b",): {"parameters": 7, "test": {"b": {"loss": 0.1, "accuracy": 0.7}}}}
+               ("b",): {"parameters": 7, "test": {"b": {"loss": 0.1, "error": 0.25}}}}
     out = serving.served_metrics(results, {"a": ("a", "b"), "b": ("b",)})
     assert out["total_test_loss"] == pytest.approx(0.6)
-    assert out["average_error"] == pytest.approx(((1 - 0.9) + (1 - 0.7)) / 2)
+    assert out["average_error"] == pytest.approx(((1 - 0.9) + 0.25) / 2)
     assert (out["encoders"], out["parameters"]) == (2, 17)
 
 

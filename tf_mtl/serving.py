@@ -56,6 +56,9 @@ def check_groups(groups, serving, tasks, source="groups"):
 
 
 def _error(metrics):
+    """A task's test error: its ``error`` metric, else ``1 - accuracy``, else None."""
+    if "error" in metrics:
+        return metrics["error"]
     accuracy = [v for k, v in metrics.items() if "accuracy" in k]
     return 1.0 - accuracy[0] if accuracy else None
 
