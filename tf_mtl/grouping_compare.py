@@ -173,18 +173,28 @@ def format_table(table, metric, splits):
 
 
 def plot(table, metric, path):
-    """``001`` Fig. 4: served metric vs compute hours (log x), one marker per split."""
+    """``001`` Fig. 4: served metric vs compute hours (log x); a colour per method, a
+    marker per split. Methods without measurement (random) sit at a tenth of the
+    cheapest measured compute, labelled so."""
     import matplotlib  # noqa: PLC0415  (the plot extra)
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt  # noqa: PLC0415
     fig, ax = plt.subplots(figsize=(6, 4))
     markers = {1: "*", 2: "o", 3: "s", 4: "^"}
-    for name, row in table.items():
-        for k, e in row.items():
-            label = f"{name}" if name in BASELINES else f"{name} {k}-split"
-            ax.errorbar(max(e["compute_hours"], 1e-6), e["metric"], yerr=e["metric_se"],
-                        marker=markers.get(k, "D") if name not in BASELINES else "x",
-                        linestyle="", label=label)
+    spent = [e["compute_hours"] for r in table.values() for e in r.values() if e["compute_hours"]]
+    floor = min(spent) / 10 if spent else 1e-6
+    for i, (name, row) in enumerate(table.items()):
+        color = f"C{i % 10}"
+        for j, (k, e) in enumerate(row.items()):
+            free = not e["compute_hours"]
+            label = (f"{name} ({k} encoders)" if name in BASELINES else
+                     f"{name}{' (no measurement)' if free else ''}" if j == 0 else None)
+            ax.errorbar(e["compute_hours"] or floor, e["metric"], yerr=e["metric_se"],
+                        color=color, linestyle="", label=label,
+                        marker="x" if name in BASELINES else markers.get(k, "D"))
+    for k, marker in markers.items():
+        if any(k in r for n, r in table.items() if n not in BASELINES):
+            ax.plot([], [], marker=marker, color="gray", linestyle="", label=f"{k}-split")
     ax.set_xscale("log")
     ax.set_xlabel("compute (hours of this machine)")
     ax.set_ylabel(metric)
