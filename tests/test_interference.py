@@ -73,11 +73,11 @@ def _read(path):
 
 def test_runlocal_protocol_writes_every_table_and_figure_and_resumes(tmp_path):
     config = interference_mdl.get_config("runlocal")
-    # Smaller still: one width, two weightings, the two pairings of domain "a", MLP encoder
-    # (same protocol, no tracing: eager steps of a tiny model).
+    # Smaller still: one width, two weightings, the two pairings of domain "a" (the least
+    # that has every table: standard errors, t-tests, a domain in two pairings), 1 epoch.
     config.widths, config.weightings, config.pairings = [0.5], ["uniform", "cov"], "a|b,a|c"
-    config.model.encoder, config.model.units, config.run_eagerly = "mlp", [16], True
-    config.single.epochs, config.multi.epochs = 1, 1
+    config.model.units = [16]
+    config.single.epochs, config.multi.epochs, config.batch_size = 1, 1, 64
     for spec in config.domains.values():
         spec.num_train, spec.num_test = 64, 32
     config.trials, config.figures = 1, False

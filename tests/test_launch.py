@@ -37,6 +37,7 @@ def test_installed_distribution_ships_only_tf_mtl_and_its_commands(tmp_path):
     scripts = wheel.read(entry).decode()
     for command in ("tf-mtl-train = tf_mtl.cli.train:run", "tf-mtl-group = tf_mtl.cli.group:run",
                     "tf-mtl-benchmark = tf_mtl.cli.benchmark:run",
+                    "tf-mtl-interference = tf_mtl.cli.interference:run",
                     "tf-mtl-pairs = tf_mtl.cli.pairs:run",
                     "tf-mtl-evaluate-grouping = tf_mtl.cli.evaluate_grouping:run",
                     "tf-mtl-compare-groupings = tf_mtl.cli.compare_groupings:run"):
