@@ -146,3 +146,27 @@ def test_transference_on_a_multi_domain_model_equals_stepping_a_copy():
             assert row[t] == pytest.approx(1.0 - float(after[t]) / float(before[t]), rel=1e-4,
                                            abs=1e-6)
     assert z["a"]["b"] != pytest.approx(z["b"]["a"], rel=1e-3)
+
+
+def test_itmtl_on_a_multi_domain_model_applies_the_best_candidate_as_a_copy_would():
+    model = _model(tf_mtl.updates.ITMTL(["a", "b", "all"]))
+    batches = list(_domains())
+    model.fit(tf.data.Dataset.from_tensors(batches[0]), epochs=1, verbose=0)   # Momentum state.
+    x, y = batches[1]
+    z = tf_mtl.transference.measure(model, x, y, order=1, method="exact")
+    totals = [sum(z[s].values()) for s in ("a", "b", "a|b")]
+    best = int(np.argmax(totals))
+    clone, opt = copy_model(model, x)
+    with tf.GradientTape(persistent=True) as tape:
+        losses = _separate_losses(clone, x, y, training=True)
+        objective = tf.add_n([clone.loss_weights[t] * losses[t] for t in TASKS])
+        source = tf.add_n([clone.loss_weights[t] * losses[t] for t in ("a", "b", TASKS)[best]])
+    variables = clone.shared_variables + clone.head_variables
+    grads = (tape.gradient(source, clone.shared_variables)
+             + tape.gradient(objective, clone.head_variables))
+    opt.apply(grads, variables)
+    model.train_on_batch(x, y)
+    assert int(model.update.last_choice.numpy()) == best
+    np.testing.assert_allclose(model.update.last_scores.numpy(), totals, rtol=1e-4, atol=1e-6)
+    for got, want in zip(model.shared_variables + model.head_variables, variables):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -207,6 +207,7 @@ def run(config, workdir):
                 name = _name("single", (d,), width, trial)
 
                 def train(d=d, width=width, name=name):
+                    keras.utils.set_random_seed(_seed(config, name))   # Initialization.
                     model = _build(config, width, [d], num_classes)
                     ds = data[d][0].shuffle(config.shuffle_buffer, seed=_seed(config, name))
                     ds = ds.batch(config.batch_size, drop_remainder=True).map(
@@ -223,6 +224,7 @@ def run(config, workdir):
         name = _name("mdl", pairing, width, trial, weighting)
 
         def train(pairing=pairing, width=width, weighting=weighting, name=name):
+            keras.utils.set_random_seed(_seed(config, name))   # Initialization.
             model = _build(config, width, list(pairing), num_classes, weighting)
             ds = data_lib.multi_domain({d: data[d][0] for d in pairing},
                                        config.batch_size // len(pairing),
