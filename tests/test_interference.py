@@ -142,3 +142,27 @@ def test_full_config_keeps_000s_settings():
     assert c.domains.tiny_imagenet.num_classes == 100
     pairs = interference.pairings_of(c, sorted(c.domains))
     assert len(pairs) == 3 and 3 * 4 * 3 * len(pairs) == 108     # 000 §4: 108 MDL models.
+
+
+def test_full_config_domains_reach_their_loaders(tmp_path):
+    """000's domain specs, pointed at mock CIFAR-100 and a tiny folder in Tiny-ImageNet's layout."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+    c = interference_mdl.get_config()
+    for split, n in (("train", 2), ("val", 1)):
+        for wnid, value in (("n01", 30), ("n02", 220)):
+            folder = tmp_path / split / (wnid if split == "train" else "images")
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                tf.io.write_file(str(folder / f"{wnid}_{i}.png"),
+                                 tf.io.encode_png(np.full((64, 64, 3), value, np.uint8)))
+    (tmp_path / "val" / "ann.txt").write_text("n02_0.png n02 0 0 1 1\nn01_0.png n01 0 0 1 1\n")
+    spec = c.domains.tiny_imagenet
+    spec.update(train_root=str(tmp_path / "train"), test_root=str(tmp_path / "val" / "images"),
+                test_labels=str(tmp_path / "val" / "ann.txt"), num_classes=2)
+    train, test = interference.domain_data("tiny_imagenet", spec)
+    assert [int(y) for _, y in train] == [0, 0, 1, 1] and [int(y) for _, y in test] == [0, 1]
+    assert next(iter(test))[0].shape == (32, 32, 3)           # 000: resized to 32x32.
+    with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
+        train, test = interference.domain_data("cifar100", c.domains.cifar100)
+        assert next(iter(train))[0].shape == (32, 32, 3) and len(list(test)) == 4
