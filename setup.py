@@ -25,6 +25,7 @@ setup(
         "tf-mtl-pairs=tf_mtl.cli.pairs:run",
         "tf-mtl-evaluate-grouping=tf_mtl.cli.evaluate_grouping:run",
         "tf-mtl-compare-groupings=tf_mtl.cli.compare_groupings:run",
+        "tf-mtl-compare=tf_mtl.cli.compare:run",
     ]},
     install_requires=[
         "tensorflow>=2.16",

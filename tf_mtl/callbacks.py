@@ -44,15 +44,22 @@ class AffinityLogger(keras.callbacks.Callback):
       skip; ``normalize=True`` divides by self-transference as ``001`` Fig. 6).
 
     With ``tensorboard_dir`` set (use your ``keras.callbacks.TensorBoard``
-    log dir) each epoch's values are also written as TensorBoard scalars.
+    log dir) each epoch's values are also written as TensorBoard scalars, and the
+    epoch's heatmap as an image (needs matplotlib).
+
+    ``initial_epoch`` (a resumed run's ``fit(initial_epoch=...)``) reads the history of
+    the epochs before it back from ``affinity_epochs.json``, so the run mean covers the
+    whole run.
 
     Example:
         >>> model.fit(ds, epochs=5, callbacks=[tf_mtl.callbacks.AffinityLogger("runs/a")])
     """
 
-    def __init__(self, workdir, plot=True, normalize=False, tensorboard_dir=None):
+    def __init__(self, workdir, plot=True, normalize=False, tensorboard_dir=None,
+                 initial_epoch=0):
         super().__init__()
         self.workdir, self.plot, self.normalize = workdir, plot, normalize
+        self.initial_epoch = initial_epoch
         self.tensorboard_dir = tensorboard_dir
         self.history = {}
         self._writer = None
@@ -76,6 +83,11 @@ class AffinityLogger(keras.callbacks.Callback):
         os.makedirs(self.workdir, exist_ok=True)
         for probe in self._probes():
             self.history.setdefault(probe.name, [])
+            path = self._path(probe, "_epochs.json")
+            if self.initial_epoch and not self.history[probe.name] and os.path.exists(path):
+                with open(path) as f:  # Epochs a killed run measured before its checkpoint.
+                    self.history[probe.name] = [e for e in json.load(f)
+                                                if e["epoch"] < self.initial_epoch]
         if self.tensorboard_dir:
             import tensorflow as tf
             self._writer = tf.summary.create_file_writer(
@@ -107,7 +119,17 @@ class AffinityLogger(keras.callbacks.Callback):
                 for target, value in row.items():
                     if value is not None:
                         tf.summary.scalar(f"{name}/{source}>{target}", value, step=epoch)
+            try:
+                from tf_mtl.plots import affinity_image
+                image = affinity_image(scores, self._probe_tasks(name),
+                                       title=f"{name}, epoch {epoch + 1}")
+                tf.summary.image(f"{name}/heatmap", image[None], step=epoch)
+            except ImportError:  # pragma: no cover - matplotlib not installed
+                pass
         self._writer.flush()
+
+    def _probe_tasks(self, name):
+        return next(p.tasks for p in self._probes() if p.name == name)
 
     def on_train_end(self, logs=None):
         self._snapshot = None

@@ -5,6 +5,7 @@ Launchers (``launch/train.py``) only parse flags and call ``train``; configs
 
 Config fields:
     seed, epochs, steps_per_epoch (0 = whole dataset), verbose,
+    seeds ("" = one run; n or "0,3,7": one run per seed, ``tf_mtl.runs``), tensorboard,
     early_stopping_patience (0 = off; else stop on val_loss, restore the best weights)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
           "movielens"), batch_size, and the loader's own arguments
@@ -27,14 +28,17 @@ Config fields:
               affinities at the end (needs transference) and write groups.json
 """
 
+import csv
 import json
 import os
 
 import keras
 import ml_collections
 
+from tf_mtl import checkpointing, encoders, evaluation, grouping
 from tf_mtl import data as data_lib
-from tf_mtl import encoders, grouping
+from tf_mtl import results as results_lib
+from tf_mtl.data import epochs as epoch_data
 from tf_mtl.callbacks import AffinityLogger
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.transference import Transference
@@ -115,16 +119,18 @@ def loader_kwargs(data_config):
     return name, given
 
 
-def build_dataset(config, split):
+def build_dataset(config, split, **overrides):
     """``(dataset, extras)`` for ``split``; extras holds e.g. the planted groups.
-    With ``config.task_subset`` set, only those tasks' labels are kept."""
-    ds, extras = _load(config, split)
+    With ``config.task_subset`` set, only those tasks' labels are kept. ``overrides``
+    replace loader arguments (``shuffle=False``)."""
+    ds, extras = _load(config, split, **overrides)
     subset = config.get("task_subset")
     return (restrict_tasks(ds, subset) if subset else ds), extras
 
 
-def _load(config, split):
+def _load(config, split, **overrides):
     name, kwargs = loader_kwargs(config.data)
+    kwargs.update(overrides)
     loader = DATASETS[name][0]
     if name == "synthetic":
         ds, groups = loader(split, **kwargs)
@@ -230,47 +236,115 @@ def build_optimizer(config, steps_per_epoch):
 
 
 def train(config, workdir):
-    """Trains as ``config`` says; writes config.json, metrics.csv, model.keras
-    (and affinity files when transference is enabled) to ``workdir``.
+    """Trains as ``config`` says into ``workdir``, resumably, then evaluates on the test split.
 
-    Returns ``{"history": {...}, "files": [...], **dataset extras}``.
+    Writes config.json, metrics.csv, checkpoint.npz (after every epoch), model.keras,
+    results.json (the test metrics of ``tf_mtl.evaluation``), tb/ (TensorBoard, unless
+    ``config.tensorboard`` is False) and the affinity files when transference is enabled.
+    Started again on the same ``workdir`` after being killed, it continues from the last
+    completed epoch (``tf_mtl.checkpointing``); on a finished ``workdir`` it trains nothing
+    and returns the saved results; a ``workdir`` of another config is refused.
+
+    Returns ``{"history": {...}, "test": {task: {metric: value}}, "files": [...],
+    **dataset extras}`` (plus ``affinity`` and ``selection`` where enabled).
     """
     os.makedirs(workdir, exist_ok=True)
+    config_dict = json.loads(config.to_json_best_effort())
+    results_lib.check_workdir(workdir, config_dict)
+    files = {name: os.path.join(workdir, name) for name in
+             ("config.json", "metrics.csv", "model.keras", "results.json", "checkpoint.npz")}
+    if not os.path.exists(files["results.json"]):
+        checkpointing.atomic_write_json(files["config.json"], config_dict)
+        _train_and_test(config, workdir, files)
+    return _outputs(config, workdir, files)
+
+
+def _train_and_test(config, workdir, files):
     keras.utils.set_random_seed(config.seed)
-    train_ds, extras = build_dataset(config, "train")
+    train_ds, extras = build_dataset(config, "train", shuffle=False)
     val_ds, _ = build_dataset(config, "validation")
+    test_ds, _ = build_dataset(config, "test")
     steps = config.steps_per_epoch
-    if steps:
-        train_ds, val_ds = train_ds.repeat(), val_ds.take(steps)
-    steps_per_epoch = steps or int(train_ds.cardinality())
-    model = build_model(config, _tasks_of(train_ds), extras.pop("task_spec", None))
-    tasks = model.tasks
-    metrics = {t: [METRICS[n]() if n in METRICS else n
-                   for n in config.metrics.get(t, config.metrics.get("all", []))] for t in tasks}
+    if steps:  # A smoke run also validates and tests on `steps` batches only.
+        val_ds, test_ds = val_ds.take(steps), test_ds.take(steps)
+    task_spec = extras.pop("task_spec", None)
+    model = build_model(config, _tasks_of(train_ds), task_spec)
+    steps_per_epoch = steps or epoch_data.count_batches(train_ds)
     jit_compile = config.get("jit_compile")
     model.compile(optimizer=build_optimizer(config, steps_per_epoch),
-                  metrics={t: m for t, m in metrics.items() if m} or None,
+                  metrics=_compile_metrics(config, model.tasks),
                   jit_compile="auto" if jit_compile is None else jit_compile)
-    files = {name: os.path.join(workdir, name)
-             for name in ("config.json", "metrics.csv", "model.keras")}
-    with open(files["config.json"], "w") as f:
-        f.write(config.to_json_best_effort(indent=1))
-    callbacks = [keras.callbacks.CSVLogger(files["metrics.csv"])]
-    if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience,
-            restore_best_weights=True))
+    model.build_for(train_ds.element_spec[0])
+    model.optimizer.build(model.trainable_variables)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.early_stopping_patience,
+        restore_best_weights=True) if config.early_stopping_patience else None
+    checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.npz"], early_stopping)
+    initial_epoch, done = checkpoint.restore(model)
+    checkpointing.truncate_csv(files["metrics.csv"], initial_epoch)
+    callbacks = [keras.callbacks.CSVLogger(files["metrics.csv"], append=initial_epoch > 0)]
+    callbacks += [early_stopping] if early_stopping else []
+    tb = os.path.join(workdir, "tb") if config.get("tensorboard", True) else None
+    if tb:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=tb, write_graph=False))
     if config.transference.enabled:
-        callbacks.append(AffinityLogger(workdir, plot=config.transference.plot))
+        callbacks.append(AffinityLogger(workdir, plot=config.transference.plot,
+                                        tensorboard_dir=tb, initial_epoch=initial_epoch))
+    callbacks.append(checkpoint)  # Last: it sees the epoch's early-stopping decision.
+    if not done and initial_epoch < config.epochs and not checkpoint.stopped:
+        shuffle = config.data.get("shuffle")
+        stream, steps_per_epoch = epoch_data.epoch_stream(
+            train_ds, batch_size=config.data.batch_size, seed=config.seed,
+            epochs=config.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
+            shuffle=True if shuffle in (None, "") else bool(shuffle))
+        model.fit(stream, validation_data=val_ds, epochs=config.epochs,
+                  steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=config.verbose, shuffle=False)
+    elif not done:  # Killed after the last epoch's checkpoint: only the ending is left.
+        ending = keras.callbacks.CallbackList(callbacks, model=model)
+        ending.on_train_begin()
+        ending.on_train_end()
+    tmp = os.path.join(workdir, f"model.tmp{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, files["model.keras"])
+    kinds = {t: evaluation.kind_of_loss(task_spec[t][1] if task_spec else config.model.loss)
+             for t in model.tasks}
+    metrics = evaluation.resolve_metrics(dataset_key(config), model.tasks)
+    test = evaluation.evaluate(model, test_ds, metrics, kinds)
+    checkpointing.atomic_write_json(files["results.json"], {
+        "seed": config.seed, "epochs_trained": checkpoint.epochs_done, "test": test,
+        "extras": extras})
+
+
+def _compile_metrics(config, tasks):
+    metrics = {t: [METRICS[n]() if n in METRICS else n
+                   for n in config.metrics.get(t, config.metrics.get("all", []))] for t in tasks}
+    return {t: m for t, m in metrics.items() if m} or None
+
+
+def dataset_key(config):
+    """The ``tf_mtl.evaluation.DATASET_METRICS`` key of ``config``'s dataset."""
+    name = config.data.name
+    tasks = config.data.get("tasks", "tag")
+    if name == "celeba" and (tasks == "mr_groups" or not isinstance(tasks, (str, list, tuple))):
+        return "celeba_groups"
+    return name
+
+
+def _outputs(config, workdir, files):
+    with open(files["results.json"]) as f:
+        saved = json.load(f)
+    result = {"history": _read_history(files["metrics.csv"]), "test": saved["test"],
+              **saved.get("extras", {})}
+    if "planted_groups" in result:  # Tuples, as tf_mtl.data.synthetic gives them.
+        result["planted_groups"] = [tuple(g) for g in result["planted_groups"]]
+    if os.path.exists(os.path.join(workdir, "tb")):
+        files["tb"] = os.path.join(workdir, "tb")
+    if config.transference.enabled:
         files.update({n: os.path.join(workdir, n) for n in ("affinity.json",
                                                               "affinity_epochs.json")})
         if config.transference.plot:
             files["affinity.png"] = os.path.join(workdir, "affinity.png")
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                        steps_per_epoch=steps, callbacks=callbacks, verbose=config.verbose)
-    model.save(files["model.keras"])
-    result = {"history": history.history, "model": model, **extras}
-    if config.transference.enabled:
         with open(files["affinity.json"]) as f:
             result["affinity"] = json.load(f)
         if config.grouping.enabled:
@@ -282,12 +356,21 @@ def train(config, workdir):
     return result
 
 
+def _read_history(path):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
+
+
 def base_config():
     """Defaults every config starts from (override what differs)."""
     c = ml_collections.ConfigDict()
     c.seed, c.epochs, c.steps_per_epoch, c.verbose, c.runlocal = 0, 1, 0, 2, False
     c.early_stopping_patience = 0
     c.task_subset = ()  # Train on these tasks only (empty: every task of the dataset).
+    # Repeat the run per seed into DIR/seed_<s>/ (tf_mtl.runs): a count n (seeds seed..seed+n-1)
+    # or a list "0,3,7"; "" = one run in DIR. TensorBoard logs in DIR/tb unless False.
+    c.seeds, c.tensorboard = "", True
     c.metrics = ml_collections.ConfigDict()  # {task or "all": [Keras metric names]}
     c.data = ml_collections.ConfigDict({"name": "synthetic", "batch_size": 64})
     c.model = ml_collections.ConfigDict({

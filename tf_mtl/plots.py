@@ -22,6 +22,25 @@ def affinity_array(scores, tasks, normalize=False):
 
 def plot_affinity(scores, tasks, path, normalize=False, title=None):
     """Writes a heatmap of ``scores[source][target]`` to ``path`` (PNG)."""
+    fig = _heatmap(scores, tasks, normalize, title)
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return path
+
+
+def affinity_image(scores, tasks, normalize=False, title=None, dpi=72):
+    """The heatmap as a ``uint8`` RGB array ``[height, width, 3]`` (for TensorBoard)."""
+    fig = _heatmap(scores, tasks, normalize, title)
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return image
+
+
+def _heatmap(scores, tasks, normalize, title):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -44,6 +63,4 @@ def plot_affinity(scores, tasks, path, normalize=False, title=None):
     fig.colorbar(image, ax=ax)
     ax.set_title(title or ("affinity / |self-affinity|" if normalize else "affinity"))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

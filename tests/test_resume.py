@@ -1,0 +1,127 @@
+"""A run killed (SIGKILL) in the middle of an epoch, started again with the same command,
+ends exactly where the uninterrupted run ends: weights, results.json, affinity files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tf_mtl import experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Quickstart shrunk: 3 tasks, 4 epochs of 8 steps; uncertainty weighting (rule state), the lr
+# halved every epoch (schedule position), transference every step, early stopping with
+# best weights restored (its state).
+FLAGS = ["--config.epochs=4", "--config.data.num_examples=256", "--config.data.batch_size=32",
+         "--config.data.num_tasks=3",
+         "--config.rule.name=uw", "--config.optimizer.halve_every_epochs=1",
+         "--config.transference.every=1", "--config.early_stopping_patience=3",
+         "--config.grouping.enabled=False", "--config.transference.plot=False",
+         "--config.tensorboard=False", "--config.verbose=0"]
+
+# Runs launch.train, but stops in the middle of epoch 2 (after its 4th step) and waits
+# there to be killed: the test knows it kills a run with one unsaved partial epoch.
+DRIVER = r"""
+import os, sys, time
+from tf_mtl import checkpointing
+def on_train_batch_end(self, batch, logs=None):
+    if self.epochs_done == 2 and batch == 3:
+        open(os.environ["MARKER"], "w").close()
+        time.sleep(120)
+checkpointing.EpochCheckpoint.on_train_batch_end = on_train_batch_end
+from absl import app
+from tf_mtl.cli.train import main
+sys.argv = ["train"] + sys.argv[1:]
+app.run(main)
+"""
+
+
+def _config(workdir):
+    from absl import flags
+    from ml_collections import config_flags
+    argv = ["prog", f"--config={ROOT}/configs/quickstart.py"] + FLAGS
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "c", flag_values=values, sys_argv=argv)
+    values(argv)
+    return values.config
+
+
+def _weights(path):
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        return meta, [z[f"v{i}"] for i in range(len(meta["paths"]))]
+
+
+def test_killed_mid_epoch_run_resumes_to_the_uninterrupted_result(tmp_path):
+    killed = tmp_path / "killed"
+    marker = tmp_path / "marker"
+    args = [f"--config={ROOT}/configs/quickstart.py", f"--workdir={killed}"] + FLAGS
+    env = {**os.environ, "MARKER": str(marker), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER] + args, cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while not marker.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("the run never reached epoch 2: " + proc.stderr.read().decode()[-2000:])
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    meta, _ = _weights(killed / "checkpoint.npz")
+    assert (meta["epoch"], meta["done"]) == (2, False)
+    assert not (killed / "results.json").exists()
+    epochs = json.loads((killed / "affinity_epochs.json").read_text())
+    assert [e["epoch"] for e in epochs] == [0, 1]
+
+    resumed = subprocess.run([sys.executable, "-m", "launch.train"] + args, cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    straight = tmp_path / "straight"
+    experiment.train(_config(str(straight)), str(straight))
+
+    meta_a, weights_a = _weights(killed / "checkpoint.npz")
+    meta_b, weights_b = _weights(straight / "checkpoint.npz")
+    best_a, best_b = (m["early_stopping"].pop("best") for m in (meta_a, meta_b))
+    assert meta_a == meta_b and meta_a["done"] and best_a == pytest.approx(best_b, rel=1e-5)
+    for a, b, path in zip(weights_a, weights_b, meta_a["paths"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
+    results_a = json.loads((killed / "results.json").read_text())
+    results_b = json.loads((straight / "results.json").read_text())
+    assert results_a.keys() == results_b.keys() and results_a["epochs_trained"] == 4
+    for task, metrics in results_b["test"].items():
+        for name, value in metrics.items():
+            assert results_a["test"][task][name] == pytest.approx(value, rel=1e-5), (task, name)
+    for name in ("affinity.json", "affinity_epochs.json"):
+        a = json.loads((killed / name).read_text())
+        b = json.loads((straight / name).read_text())
+        np.testing.assert_allclose(_numbers(a), _numbers(b), rtol=1e-5, atol=1e-7)
+        assert _keys(a) == _keys(b)
+    rows_a = (killed / "metrics.csv").read_text().splitlines()
+    assert len(rows_a) == 5 and rows_a[0] == (straight / "metrics.csv").read_text().splitlines()[0]
+    # Finished: a third start trains nothing and returns the same results.
+    again = experiment.train(_config(str(killed)), str(killed))
+    assert again["test"] == results_a["test"]
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        return [x for k in sorted(value) for x in _numbers(value[k])]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    return [np.nan if value is None else float(value)]
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        return {k: _keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_keys(v) for v in value]
+    return None
