@@ -7,15 +7,25 @@ lookahead, and the run ends by selecting 3 groups from the measured affinities
 About a minute on a 2-core laptop CPU:
 
     python -m launch.train --config=configs/quickstart.py --workdir=/tmp/quickstart
+
+The argument picks the update rule (``mtl`` by default, ``uw``, ``pcgrad``) and/or
+``runlocal``: ``configs/quickstart.py:uw,runlocal``.
 """
 
+from configs.multimnist_itmtl import parse_arg
 from tf_mtl.experiment import base_config
+
+VARIANTS = {"mtl": {"name": "equal"}, "uw": {"name": "uw"}, "pcgrad": {"name": "pcgrad"}}
 
 
 def get_config(arg=None):
     """``arg="runlocal"`` (``--config=configs/quickstart.py:runlocal``) shrinks it to a smoke run."""
+    variant, runlocal = parse_arg(arg, "mtl")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant; known: {sorted(VARIANTS)}. Received: {variant!r}")
     c = base_config()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal
+    c.rule.update(VARIANTS[variant])
     c.epochs = 8
     c.data.update(num_tasks=6, num_groups=3, num_examples=4096, input_dim=24,
                   group_rank=4, batch_size=64, seed=0)

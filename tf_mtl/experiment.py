@@ -5,7 +5,7 @@ Launchers (``launch/train.py``) only parse flags and call ``train``; configs
 
 Config fields:
     seed, epochs, steps_per_epoch (0 = whole dataset), verbose,
-    seeds ("" = one run; n or "0,3,7": one run per seed, ``tf_mtl.runs``), tensorboard,
+    seeds (None = one run; n or 0,3,7: one run per seed, ``tf_mtl.runs``), tensorboard,
     early_stopping_patience (0 = off; else stop on val_loss, restore the best weights)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
           "movielens"), batch_size, and the loader's own arguments
@@ -369,8 +369,10 @@ def base_config():
     c.early_stopping_patience = 0
     c.task_subset = ()  # Train on these tasks only (empty: every task of the dataset).
     # Repeat the run per seed into DIR/seed_<s>/ (tf_mtl.runs): a count n (seeds seed..seed+n-1)
-    # or a list "0,3,7"; "" = one run in DIR. TensorBoard logs in DIR/tb unless False.
-    c.seeds, c.tensorboard = "", True
+    # or a list (--config.seeds=0,3,7); None = one run in DIR. An untyped placeholder, so
+    # that both parse. TensorBoard logs in DIR/tb unless False.
+    c.seeds = ml_collections.config_dict.placeholder(object)
+    c.tensorboard = True
     c.metrics = ml_collections.ConfigDict()  # {task or "all": [Keras metric names]}
     c.data = ml_collections.ConfigDict({"name": "synthetic", "batch_size": 64})
     c.model = ml_collections.ConfigDict({

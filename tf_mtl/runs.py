@@ -25,9 +25,10 @@ from tf_mtl import results as results_lib
 
 
 def parse_seeds(seeds, base_seed=0):
-    """The seed list of ``config.seeds``: ``""``/None -> None (one run); an int ``n`` >= 1
-    (or ``"n"``) -> ``base_seed .. base_seed+n-1``; a list/tuple of ints, or ``"0,3,7"`` /
-    ``"[0, 3, 7]"`` -> those seeds. Anything else is a ``ValueError``."""
+    """The seed list of ``config.seeds``: None/``""`` -> None (one run); an int ``n`` >= 1
+    (or ``"n"``) -> ``base_seed .. base_seed+n-1``; a list/tuple of ints (``--config.seeds=0,3,7``
+    parses as a tuple), or ``"0,3,7"`` / ``"[0, 3, 7]"`` -> those seeds. Anything else is a
+    ``ValueError``."""
     received = seeds
     if seeds is None or seeds == "":
         return None
@@ -63,7 +64,7 @@ def run(config, workdir):
     Returns ``experiment.train``'s result for one run; with seeds,
     ``{"seeds": {seed: result}, "files": [...]}``.
     """
-    seeds = parse_seeds(config.get("seeds", ""), config.seed)
+    seeds = parse_seeds(config.get("seeds"), config.seed)
     if seeds is None:
         return experiment.train(config, workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -73,7 +74,7 @@ def run(config, workdir):
     per_seed = {}
     for seed in seeds:
         seed_config = copy.deepcopy(config)
-        seed_config.seed, seed_config.seeds = seed, ""
+        seed_config.seed, seed_config.seeds = seed, None
         per_seed[seed] = experiment.train(seed_config, os.path.join(workdir, f"seed_{seed}"))
     tables = results_lib.write_seed_tables(workdir, {s: r["test"] for s, r in per_seed.items()})
     return {"seeds": per_seed, "files": tables}

@@ -1,0 +1,96 @@
+"""Seeds into DIR/seed_<s>/ with tables, finished seeds skipped, launch.compare's table."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tf_mtl import experiment, runs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = {"transference.enabled": False, "grouping.enabled": False, "tensorboard": False,
+         "verbose": 0, "data.num_examples": 256, "data.num_tasks": 3}
+
+
+def _trained(monkeypatch):
+    calls = []
+    original = experiment._train_and_test
+    monkeypatch.setattr(experiment, "_train_and_test",
+                        lambda config, workdir, files: (calls.append(config.seed),
+                                                        original(config, workdir, files))[1])
+    return calls
+
+
+def _quickstart(arg="runlocal"):
+    config = runs.load_config(f"{ROOT}/configs/quickstart.py:{arg}")
+    for field, value in SMALL.items():
+        *parents, leaf = field.split(".")
+        target = config
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    return config
+
+
+def test_seeds_write_tables_and_finished_seeds_are_skipped(tmp_path, monkeypatch):
+    calls = _trained(monkeypatch)
+    config = _quickstart()
+    config.seeds = 2
+    out = runs.run(config, str(tmp_path))
+    assert calls == [0, 1] and sorted(out["seeds"]) == [0, 1]
+    for s in (0, 1):
+        saved = json.loads((tmp_path / f"seed_{s}" / "results.json").read_text())
+        assert saved["seed"] == s and set(saved["test"]) == {"t0", "t1", "t2"}
+        assert json.loads((tmp_path / f"seed_{s}" / "config.json").read_text())["seed"] == s
+    a, b = (out["seeds"][s]["test"]["t0"]["mse"] for s in (0, 1))
+    assert a != b  # Other seeds, other initial weights.
+    text = (tmp_path / "results.md").read_text()
+    mean, se = (a + b) / 2, abs(a - b) / 2
+    assert f"| t0 | mse | {mean:.4f} ± {se:.4f} |" in text
+    # Three seeds on the same workdir: only the new one trains.
+    config.seeds = "0,1,2"
+    out = runs.run(config, str(tmp_path))
+    assert calls == [0, 1, 2] and out["seeds"][0]["test"]["t0"]["mse"] == a
+    assert "3 seed(s) (0, 1, 2)" in (tmp_path / "results.md").read_text()
+    config.optimizer.learning_rate = 0.5
+    with pytest.raises(ValueError, match="optimizer.learning_rate: 0.02 in the workdir, 0.5 now"):
+        runs.run(config, str(tmp_path))
+
+
+def test_compare_writes_one_table_and_reuses_finished_seeds(tmp_path, monkeypatch):
+    command = [sys.executable, "-m", "launch.compare",
+               "--configs=configs/quickstart.py:mtl,runlocal,configs/quickstart.py:uw,runlocal",
+               "--seeds=2", f"--workdir={tmp_path}"] + [f"--set={k}={v}" for k, v in SMALL.items()]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (tmp_path / "compare.md").read_text().splitlines()
+    assert lines[2].startswith("| method | t0 loss | t0 mse | t1 loss |")
+    assert lines[4].startswith("| quickstart:mtl,runlocal | ")
+    assert lines[5].startswith("| quickstart:uw,runlocal | ")
+    assert sum(row.count("**") for row in lines[4:6]) == 2 * 6  # One best per column.
+    for method in ("quickstart-mtl-runlocal", "quickstart-uw-runlocal"):
+        for s in (0, 1):
+            assert (tmp_path / method / f"seed_{s}" / "results.json").exists()
+    stamp = os.path.getmtime(tmp_path / "quickstart-uw-runlocal" / "seed_1" / "results.json")
+    specs = [f"{ROOT}/configs/quickstart.py:{arg},runlocal" for arg in ("mtl", "uw")]
+    calls = _trained(monkeypatch)
+    runs.compare(specs, 2, str(tmp_path), SMALL)  # The same runs: nothing trains again.
+    assert calls == []
+    assert os.path.getmtime(tmp_path / "quickstart-uw-runlocal" / "seed_1" /
+                            "results.json") == stamp
+    assert (tmp_path / "compare.md").read_text().splitlines() == lines
+
+
+def test_compare_refuses_configs_with_other_tasks(tmp_path):
+    other = tmp_path / "fewer_tasks.py"
+    other.write_text("from configs.quickstart import get_config as base\n"
+                     "def get_config(arg=None):\n"
+                     "    c = base(arg)\n    c.data.num_tasks = 4\n    return c\n")
+    with pytest.raises(ValueError, match=r"same tasks. Received: quickstart:runlocal: "
+                                         r"\['t0', .*'t5'\]; fewer_tasks:runlocal: \['t0', 't1', "
+                                         r"'t2', 't3'\]"):
+        runs.compare([f"{ROOT}/configs/quickstart.py:runlocal", f"{other}:runlocal"], 2,
+                     str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
