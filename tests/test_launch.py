@@ -20,6 +20,24 @@ def test_train_launcher_runs_the_quickstart_smoke_run(tmp_path):
     assert "planted groups" in proc.stdout and "serving:" in proc.stdout
     lines = (workdir / "metrics.csv").read_text().splitlines()
     assert len(lines) == 2 and "t0_loss" in lines[0]
+    import json
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results["test"]) == {f"t{i}" for i in range(6)}
+    assert set(results["test"]["t0"]) == {"loss", "mse"}
+    # TensorBoard: Keras's epoch scalars, and the affinity scalars and heatmap image.
+    tags = _tensorboard_tags(workdir / "tb")
+    assert {"epoch_loss", "epoch_t0_loss"} <= tags["train"] and "epoch_loss" in tags["validation"]
+    assert {"transference/heatmap", "transference/t0>t1"} <= tags["affinity"]
+
+
+def _tensorboard_tags(logdir):
+    import tensorflow as tf
+    tags = {}
+    for run in os.listdir(logdir):
+        for name in os.listdir(logdir / run):
+            for event in tf.compat.v1.train.summary_iterator(str(logdir / run / name)):
+                tags.setdefault(run, set()).update(v.tag for v in event.summary.value)
+    return tags
 
 
 def test_installed_distribution_ships_only_tf_mtl_and_its_commands(tmp_path):

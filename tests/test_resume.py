@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tf_mtl import experiment
+from tf_mtl import checkpointing, experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,9 +53,8 @@ def _config(workdir):
 
 
 def _weights(path):
-    with np.load(path) as z:
-        meta = json.loads(str(z["meta"]))
-        return meta, [z[f"v{i}"] for i in range(len(meta["paths"]))]
+    meta, arrays = checkpointing.read_checkpoint(str(path))
+    return meta, arrays  # The model's and optimizer's variables, then the best weights.
 
 
 def test_killed_mid_epoch_run_resumes_to_the_uninterrupted_result(tmp_path):
@@ -74,7 +73,7 @@ def test_killed_mid_epoch_run_resumes_to_the_uninterrupted_result(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()
-    meta, _ = _weights(killed / "checkpoint.npz")
+    meta, _ = _weights(killed / "checkpoint.bin")
     assert (meta["epoch"], meta["done"]) == (2, False)
     assert not (killed / "results.json").exists()
     epochs = json.loads((killed / "affinity_epochs.json").read_text())
@@ -87,11 +86,12 @@ def test_killed_mid_epoch_run_resumes_to_the_uninterrupted_result(tmp_path):
     straight = tmp_path / "straight"
     experiment.train(_config(str(straight)), str(straight))
 
-    meta_a, weights_a = _weights(killed / "checkpoint.npz")
-    meta_b, weights_b = _weights(straight / "checkpoint.npz")
+    meta_a, weights_a = _weights(killed / "checkpoint.bin")
+    meta_b, weights_b = _weights(straight / "checkpoint.bin")
     best_a, best_b = (m["early_stopping"].pop("best") for m in (meta_a, meta_b))
     assert meta_a == meta_b and meta_a["done"] and best_a == pytest.approx(best_b, rel=1e-5)
-    for a, b, path in zip(weights_a, weights_b, meta_a["paths"]):
+    assert len(weights_a) == len(weights_b) > len(meta_a["paths"])  # Best weights kept too.
+    for a, b, path in zip(weights_a, weights_b, meta_a["paths"] + ["best"] * len(weights_a)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     results_a = json.loads((killed / "results.json").read_text())
     results_b = json.loads((straight / "results.json").read_text())

@@ -312,8 +312,14 @@ def interference(**kwargs):
     return interference_benchmark(**kwargs)
 
 
-BENCHMARKS = {"breakdown": breakdown, "grouping": grouping, "interference": interference,
-              "transference": transference, "updates": updates}
+def checkpoint(**kwargs):
+    """The epoch checkpoint's cost on the quickstart (``tf_mtl.benchmark_checkpoint``)."""
+    from tf_mtl.benchmark_checkpoint import checkpoint_benchmark
+    return checkpoint_benchmark(repeats=kwargs.get("repeats", 3))
+
+
+BENCHMARKS = {"breakdown": breakdown, "checkpoint": checkpoint, "grouping": grouping,
+              "interference": interference, "transference": transference, "updates": updates}
 
 
 def format_table(columns, rows):

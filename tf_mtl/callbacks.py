@@ -45,7 +45,7 @@ class AffinityLogger(keras.callbacks.Callback):
 
     With ``tensorboard_dir`` set (use your ``keras.callbacks.TensorBoard``
     log dir) each epoch's values are also written as TensorBoard scalars, and the
-    epoch's heatmap as an image (needs matplotlib).
+    epoch's heatmap as an image (``tf_mtl.plots.affinity_image``).
 
     ``initial_epoch`` (a resumed run's ``fit(initial_epoch=...)``) reads the history of
     the epochs before it back from ``affinity_epochs.json``, so the run mean covers the
@@ -119,13 +119,11 @@ class AffinityLogger(keras.callbacks.Callback):
                 for target, value in row.items():
                     if value is not None:
                         tf.summary.scalar(f"{name}/{source}>{target}", value, step=epoch)
-            try:
-                from tf_mtl.plots import affinity_image
-                image = affinity_image(scores, self._probe_tasks(name),
-                                       title=f"{name}, epoch {epoch + 1}")
-                tf.summary.image(f"{name}/heatmap", image[None], step=epoch)
-            except ImportError:  # pragma: no cover - matplotlib not installed
-                pass
+            from tf_mtl.plots import affinity_image
+            tasks = self._probe_tasks(name)
+            tf.summary.image(f"{name}/heatmap", affinity_image(scores, tasks)[None], step=epoch,
+                             description=f"rows (sources): {list(scores)}; columns (targets): "
+                                         f"{tasks}; blue > 0 > red, scaled to the largest |value|")
         self._writer.flush()
 
     def _probe_tasks(self, name):

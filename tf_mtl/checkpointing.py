@@ -1,6 +1,6 @@
 """Epoch checkpoints: a run killed at any point continues from its last completed epoch.
 
-What a checkpoint holds (one ``.npz`` file, replaced atomically):
+What a checkpoint holds (one file, replaced atomically; ``read_checkpoint`` reads it):
 
 * every variable of ``model.variables`` — weights, non-trainable state (batch norm),
   the update rule's and probes' variables, routing masks, and the dropout layers'
@@ -19,7 +19,7 @@ would train again. The data order of each epoch is made independent of the proce
 ``tf_mtl.data.epochs.epoch_stream``.
 
 Example:
-    >>> ckpt = EpochCheckpoint("runs/a/checkpoint.npz", early_stopping=es)
+    >>> ckpt = EpochCheckpoint("runs/a/checkpoint.bin", early_stopping=es)
     >>> epoch, done = ckpt.restore(model)      # (0, False) on a fresh run
     >>> if not done:
     ...     model.fit(stream, initial_epoch=epoch, epochs=8, callbacks=[es, ckpt])
@@ -39,14 +39,45 @@ def state_variables(model):
     return list(model.variables) + list(model.optimizer.variables)
 
 
-def atomic_write(path, write, mode="w"):
-    """Calls ``write(file)`` on a temporary file, syncs it, then renames it to ``path``."""
+def atomic_write(path, write, mode="w", sync=False):
+    """Calls ``write(file)`` on a temporary file, then renames it to ``path``: a process killed
+    at any point leaves the old file or the new one, never half of one. ``sync=True`` also
+    flushes it to the disk first (a power loss too; ~10 ms a file on the development disk)."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, mode) as f:
         write(f)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_checkpoint(path, meta, arrays):
+    """One file: an 8-byte header length, a JSON header (``meta`` and each array's dtype,
+    shape and offset), then the arrays' bytes (faster than ``np.savez``'s zip per array)."""
+    arrays = [np.asarray(a, order="C") for a in arrays]  # (ascontiguousarray makes 0-d 1-d)
+    offsets = np.cumsum([0] + [a.nbytes for a in arrays]).tolist()
+    header = json.dumps({"meta": meta, "arrays": [[a.dtype.str, list(a.shape), o]
+                                                  for a, o in zip(arrays, offsets)]}).encode()
+
+    def write(f):
+        f.write(len(header).to_bytes(8, "little"))
+        f.write(header)
+        for a in arrays:
+            f.write(a.tobytes())
+    atomic_write(path, write, mode="wb")
+
+
+def read_checkpoint(path):
+    """``(meta, [arrays])`` of a file ``write_checkpoint`` wrote."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    start = 8 + size
+    arrays = [np.frombuffer(data, np.dtype(dtype), int(np.prod(shape)), start + offset)
+              .reshape(tuple(shape)) for dtype, shape, offset in header["arrays"]]
+    return header["meta"], arrays
 
 
 def atomic_write_json(path, value):
@@ -61,7 +92,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     callback reset itself in ``on_train_begin``.
 
     Args:
-        path: the checkpoint file (``.npz``).
+        path: the checkpoint file (``write_checkpoint``'s format).
         early_stopping: the run's ``keras.callbacks.EarlyStopping``, or None.
     """
 
@@ -78,10 +109,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         """
         if not os.path.exists(self.path):
             return 0, False
-        with np.load(self.path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            values = [z[f"v{i}"] for i in range(len(meta["paths"]))]
-            best = [z[f"best{i}"] for i in range(meta.get("best_count", 0))]
+        meta, arrays = read_checkpoint(self.path)
+        count = len(meta["paths"])
+        values, best = arrays[:count], arrays[count:]
         variables = state_variables(model)
         paths = [v.path for v in variables]
         shapes = [tuple(v.shape) for v in variables]
@@ -115,18 +145,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def save(self, done):
         """Writes the state now (``done``: training is over, weights are final)."""
         variables = state_variables(self.model)
-        arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+        arrays = self._read(variables)
         meta = {"epoch": self.epochs_done, "done": bool(done),
                 "stopped": bool(getattr(self.model, "stop_training", False)),
                 "paths": [v.path for v in variables]}
         es = self.early_stopping
         if es is not None:
             meta["early_stopping"] = {f: _plain(getattr(es, f)) for f in _EARLY_STOPPING_FIELDS}
-            best = es.best_weights or []
-            meta["best_count"] = len(best)
-            arrays.update({f"best{i}": np.asarray(w) for i, w in enumerate(best)})
-        arrays["meta"] = np.array(json.dumps(meta))
-        atomic_write(self.path, lambda f: np.savez(f, **arrays), mode="wb")
+            arrays += [np.asarray(w) for w in es.best_weights or []]
+        write_checkpoint(self.path, meta, arrays)
+
+
+    def _read(self, variables):
+        """Every variable's value as numpy, read in one graph call (one eager read per
+        variable costs ~1 ms each on a busy CPU, more than writing the file)."""
+        key = tuple(id(v) for v in variables)
+        if getattr(self, "_reader_key", None) != key:
+            import tensorflow as tf
+            self._reader = tf.function(lambda: [tf.identity(v.value) for v in variables])
+            self._reader_key = key
+        return [t.numpy() for t in self._reader()]
 
 
 def _plain(value):

@@ -238,7 +238,7 @@ def build_optimizer(config, steps_per_epoch):
 def train(config, workdir):
     """Trains as ``config`` says into ``workdir``, resumably, then evaluates on the test split.
 
-    Writes config.json, metrics.csv, checkpoint.npz (after every epoch), model.keras,
+    Writes config.json, metrics.csv, checkpoint.bin (after every epoch), model.keras,
     results.json (the test metrics of ``tf_mtl.evaluation``), tb/ (TensorBoard, unless
     ``config.tensorboard`` is False) and the affinity files when transference is enabled.
     Started again on the same ``workdir`` after being killed, it continues from the last
@@ -252,7 +252,7 @@ def train(config, workdir):
     config_dict = json.loads(config.to_json_best_effort())
     results_lib.check_workdir(workdir, config_dict)
     files = {name: os.path.join(workdir, name) for name in
-             ("config.json", "metrics.csv", "model.keras", "results.json", "checkpoint.npz")}
+             ("config.json", "metrics.csv", "model.keras", "results.json", "checkpoint.bin")}
     if not os.path.exists(files["results.json"]):
         checkpointing.atomic_write_json(files["config.json"], config_dict)
         _train_and_test(config, workdir, files)
@@ -279,7 +279,7 @@ def _train_and_test(config, workdir, files):
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.early_stopping_patience,
         restore_best_weights=True) if config.early_stopping_patience else None
-    checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.npz"], early_stopping)
+    checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.bin"], early_stopping)
     initial_epoch, done = checkpoint.restore(model)
     checkpointing.truncate_csv(files["metrics.csv"], initial_epoch)
     callbacks = [keras.callbacks.CSVLogger(files["metrics.csv"], append=initial_epoch > 0)]

@@ -3,6 +3,7 @@
     tf-mtl-benchmark --bench=transference [--steps=5 --repeats=3 --reference --xla --nomemory]
     tf-mtl-benchmark --bench=breakdown [--profile_dir=DIR]
     tf-mtl-benchmark --bench=grouping [--time_limit=120]
+    tf-mtl-benchmark --bench=checkpoint      # epoch checkpoint cost, % of a quickstart epoch
     python -m launch.benchmark ...    # the same, from a checkout
 """
 
