@@ -9,6 +9,7 @@ from tf_mtl import callbacks, grouping, metrics, network_selection
 from tf_mtl import partition, task_norm, task_paths
 from tf_mtl.model import FunctionLoss, MultiTaskModel
 from tf_mtl import grouping_compare, grouping_runs, serving  # Task grouping end to end.
+from tf_mtl import checkpointing, evaluation, results, runs  # Experiments: seeds, resuming.
 
 __version__ = "0.1.0"
 
@@ -16,9 +17,11 @@ __all__ = [
     "FunctionLoss",
     "MultiTaskModel",
     "callbacks",
+    "checkpointing",
     "data",
     "distribute",
     "encoders",
+    "evaluation",
     "grouping",
     "grouping_compare",
     "grouping_runs",
@@ -27,6 +30,8 @@ __all__ = [
     "network_selection",
     "partition",
     "probes",
+    "results",
+    "runs",
     "serving",
     "task_norm",
     "task_paths",

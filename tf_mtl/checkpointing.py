@@ -113,14 +113,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
         count = len(meta["paths"])
         values, best = arrays[:count], arrays[count:]
         variables = state_variables(model)
-        paths = [v.path for v in variables]
-        shapes = [tuple(v.shape) for v in variables]
-        if paths != meta["paths"] or shapes != [tuple(v.shape) for v in values]:
+        # Shapes and dtypes, not paths: Keras numbers the names of a process's later models
+        # (dense_3), and a driver may resume a run after building others.
+        have = [(tuple(v.shape), np.dtype(v.dtype).str) for v in variables]
+        saved = [(tuple(a.shape), a.dtype.str) for a in values]
+        if have != saved:
             raise ValueError(
                 f"The checkpoint {self.path} holds other variables than this model and "
-                f"optimizer: it was written by another model. Received: {len(meta['paths'])} "
-                f"saved variables, {len(paths)} in the model; first difference: "
-                + _first_difference(meta["paths"], paths))
+                f"optimizer: it was written by another model. Received: {len(saved)} saved "
+                f"variables, {len(have)} in the model; first difference: "
+                + _first_difference(list(zip(meta["paths"], saved)),
+                                    list(zip([v.path for v in variables], have))))
         for variable, value in zip(variables, values):
             variable.assign(value)
         self._pending = (meta.get("early_stopping"), best)

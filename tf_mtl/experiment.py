@@ -245,7 +245,8 @@ def train(config, workdir):
     completed epoch (``tf_mtl.checkpointing``); on a finished ``workdir`` it trains nothing
     and returns the saved results; a ``workdir`` of another config is refused.
 
-    Returns ``{"history": {...}, "test": {task: {metric: value}}, "files": [...],
+    Returns ``{"history": {...}, "test": {task: {metric: value}}, "model": the trained
+    MultiTaskModel (loaded from model.keras when the run had finished before), "files": [...],
     **dataset extras}`` (plus ``affinity`` and ``selection`` where enabled).
     """
     os.makedirs(workdir, exist_ok=True)
@@ -253,10 +254,34 @@ def train(config, workdir):
     results_lib.check_workdir(workdir, config_dict)
     files = {name: os.path.join(workdir, name) for name in
              ("config.json", "metrics.csv", "model.keras", "results.json", "checkpoint.bin")}
+    model = None
     if not os.path.exists(files["results.json"]):
         checkpointing.atomic_write_json(files["config.json"], config_dict)
-        _train_and_test(config, workdir, files)
-    return _outputs(config, workdir, files)
+        model = _train_and_test(config, workdir, files)
+    result = _outputs(config, workdir, files)
+    result["model"] = model or _finished_model(config, files)
+    return result
+
+
+def _compiled_model(config, dataset, task_spec, steps_per_epoch):
+    """``config``'s model, compiled, with its and the optimizer's variables created."""
+    model = build_model(config, _tasks_of(dataset), task_spec)
+    jit_compile = config.get("jit_compile")
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch),
+                  metrics=_compile_metrics(config, model.tasks),
+                  jit_compile="auto" if jit_compile is None else jit_compile)
+    model.build_for(dataset.element_spec[0])
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _finished_model(config, files):
+    """The model a finished run ended with: built and compiled as in training, its final
+    state read from the last checkpoint (written after the best weights were restored)."""
+    dataset, extras = build_dataset(config, "validation")
+    model = _compiled_model(config, dataset, extras.get("task_spec"), 1)
+    checkpointing.EpochCheckpoint(files["checkpoint.bin"]).restore(model)
+    return model
 
 
 def _train_and_test(config, workdir, files):
@@ -268,14 +293,8 @@ def _train_and_test(config, workdir, files):
     if steps:  # A smoke run also validates and tests on `steps` batches only.
         val_ds, test_ds = val_ds.take(steps), test_ds.take(steps)
     task_spec = extras.pop("task_spec", None)
-    model = build_model(config, _tasks_of(train_ds), task_spec)
-    steps_per_epoch = steps or epoch_data.count_batches(train_ds)
-    jit_compile = config.get("jit_compile")
-    model.compile(optimizer=build_optimizer(config, steps_per_epoch),
-                  metrics=_compile_metrics(config, model.tasks),
-                  jit_compile="auto" if jit_compile is None else jit_compile)
-    model.build_for(train_ds.element_spec[0])
-    model.optimizer.build(model.trainable_variables)
+    model = _compiled_model(config, train_ds, task_spec,
+                            steps or epoch_data.count_batches(train_ds))
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.early_stopping_patience,
         restore_best_weights=True) if config.early_stopping_patience else None
@@ -314,6 +333,7 @@ def _train_and_test(config, workdir, files):
     checkpointing.atomic_write_json(files["results.json"], {
         "seed": config.seed, "epochs_trained": checkpoint.epochs_done, "test": test,
         "extras": extras})
+    return model
 
 
 def _compile_metrics(config, tasks):

@@ -18,8 +18,8 @@ import json
 import math
 import os
 
-import numpy as np
 
+from tf_mtl import stats
 from tf_mtl.checkpointing import atomic_write
 from tf_mtl.evaluation import LOWER_IS_BETTER, PER_ATTRIBUTE
 
@@ -28,13 +28,12 @@ IGNORED_FIELDS = ("verbose", "seeds")  # Fields that do not change what a run co
 
 
 def mean_stderr(values):
-    """``(mean, standard error)``; the error is ``std(ddof=1) / sqrt(n)``, NaN for n = 1."""
-    values = np.asarray(values, np.float64)
-    if values.size == 0:
+    """``(mean, standard error)`` (``tf_mtl.stats.mean_se``: ``std(ddof=1) / sqrt(n)``, NaN
+    for n = 1; non-finite values left out); an empty ``values`` is a ``ValueError``."""
+    if len(values) == 0:
         raise ValueError("`values` must hold at least one value. Received: []")
-    if values.size == 1:
-        return float(values[0]), math.nan
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
+    mean, se, _ = stats.mean_se(values)
+    return mean, se
 
 
 def _columns(per_seed):

@@ -1,5 +1,6 @@
 """Datasets as ``tf.data.Dataset`` of ``(x, {task: y})``, ready for ``MultiTaskModel``."""
 
+from tf_mtl.data import epochs
 from tf_mtl.data.celeba import (CELEBA_ATTRIBUTES, CELEBA_MR_GROUPS, CELEBA_TAG_TASKS, celeba,
                                 celeba_task_spec)
 from tf_mtl.data.domains import cifar100, image_folder, synthetic_domain
@@ -15,6 +16,7 @@ __all__ = [
     "MovieLensEncoder",
     "celeba",
     "celeba_task_spec",
+    "epochs",
     "cifar100",
     "image_folder",
     "movielens",
