@@ -31,8 +31,10 @@ def get_config(arg=None):
     c.optimizer.update(name="sgd", learning_rate=0.02, momentum=0.9)
     c.transference.update(order=1, every=5, method="exact", plot=False)
     c.grouping_runs = grouping_runs.defaults()
-    c.grouping_runs.update(esa_fraction=0.25, seeds=(0, 1, 2), metric="total_test_loss")
+    c.grouping_runs.update(esa_fraction=0.25, metric="total_test_loss")
+    c.seeds = 3  # DIR/seed_0 .. seed_2 (tf_mtl.runs); mean ± s.e. over them.
+    c.tensorboard = False  # Dozens of small runs: metrics.csv and the JSON files suffice.
     if c.runlocal:
         c.epochs, c.data.num_examples, c.transference.every = 5, 2048, 4
-        c.grouping_runs.seeds = (0,)
+        c.seeds = None  # One run, seed 0.
     return c

@@ -39,9 +39,11 @@ def test_tag_recovers_the_planted_groups_and_beats_random(comparison):
 def test_a_killed_comparison_resumes_without_retraining_finished_networks(
         comparison, monkeypatch):
     workdir, out = comparison
-    # A comparison killed while training one network leaves that run without network.json.
+    # A comparison killed while training one network leaves that run without its results
+    # (experiment.train's results.json, then network.json), its epoch checkpoint kept.
     killed = os.path.join(workdir, "seed_0", "networks", "t1")
-    os.remove(os.path.join(killed, "network.json"))
+    for name in ("network.json", "results.json"):
+        os.remove(os.path.join(killed, name))
     trained = []  # Every training, the affinity run's included, goes through experiment.train.
     original = experiment.train
     monkeypatch.setattr(experiment, "train",

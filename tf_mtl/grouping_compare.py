@@ -1,6 +1,7 @@
 """The task-grouping comparison of ``001`` Fig. 4 / ``002`` Table 4 as one call.
 
-For each seed (``config.grouping_runs.seeds``, into ``DIR/seed_<s>/``) and
+For each seed (``config.seeds`` as ``tf_mtl.runs`` reads it, one run when
+empty; into ``DIR/seed_<s>/``) and
 method, ``compare`` runs the measurement the method needs, selects groupings
 for each split count, trains and serves them (``tf_mtl.serving``), and adds
 one MTL model and the single-task models:
@@ -26,7 +27,7 @@ import time
 
 import numpy as np
 
-from tf_mtl import experiment, grouping, grouping_runs, serving
+from tf_mtl import experiment, grouping, grouping_runs, results, runs, serving
 
 METHODS = ("tag", "tag_first_order", "hoa", "esa", "random")
 BASELINES = ("mtl", "single")
@@ -129,11 +130,9 @@ def run_seed(config, seed_dir, seed, splits, methods, tasks, planted=None):
 
 
 def _mean_se(values):
+    """``results.mean_stderr`` (NaN error for one seed) of the values that exist."""
     values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return float(np.mean(values)), se
+    return results.mean_stderr(values) if values else (None, None)
 
 
 def summarize(per_seed, metric):
@@ -157,7 +156,7 @@ def format_table(table, metric, splits):
     """Markdown: one row per method, one column per split, plus the baselines."""
     head = "| method | compute (h) | " + " | ".join(f"{k}-split {metric}" for k in splits)
     lines = [head + " |", "|" + "---|" * (len(splits) + 2)]
-    cell = lambda e: (f"{e['metric']:.4f} ± {e['metric_se']:.4f}"
+    cell = lambda e: (results.format_value(metric, e["metric"], e["metric_se"])
                       + (" (planted ✓)" if e.get("recovered") == 1.0 else
                          f" (planted {e['recovered']:.0%})" if "recovered" in e else ""))
     for name, row in table.items():
@@ -189,7 +188,9 @@ def plot(table, metric, path):
             free = not e["compute_hours"]
             label = (f"{name} ({k} encoders)" if name in BASELINES else
                      f"{name}{' (no measurement)' if free else ''}" if j == 0 else None)
-            ax.errorbar(e["compute_hours"] or floor, e["metric"], yerr=e["metric_se"],
+            se = e["metric_se"]
+            ax.errorbar(e["compute_hours"] or floor, e["metric"],
+                        yerr=None if se is None or np.isnan(se) else se,
                         color=color, linestyle="", label=label,
                         marker="x" if name in BASELINES else markers.get(k, "D"))
     for k, marker in markers.items():
@@ -218,12 +219,13 @@ def compare(config, workdir, splits, methods):
     tasks = grouping_runs.config_tasks(config)
     splits, methods = check_request(tasks, splits, methods)
     planted = experiment.build_dataset(config, "validation")[1].get("planted_groups")
+    seeds = runs.parse_seeds(config.get("seeds"), config.seed) or [config.seed]
     per_seed = [run_seed(config, os.path.join(workdir, f"seed_{s}"), s, splits, methods,
-                         tasks, planted) for s in opts.seeds]
+                         tasks, planted) for s in seeds]
     table = summarize(per_seed, opts.metric)
     files = {n: os.path.join(workdir, n) for n in ("comparison.json", "comparison.md")}
     grouping_runs.write_json(files["comparison.json"], {
-        "metric": opts.metric, "splits": splits, "methods": methods, "seeds": list(opts.seeds),
+        "metric": opts.metric, "splits": splits, "methods": methods, "seeds": seeds,
         "planted_groups": planted, "table": {n: {str(k): e for k, e in r.items()}
                                              for n, r in table.items()}})
     text = format_table(table, opts.metric, splits)

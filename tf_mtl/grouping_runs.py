@@ -19,7 +19,6 @@ Config section ``config.grouping_runs`` (``defaults()``; absent means defaults):
         single-task and pair networks of the pair runs; ``002`` compares pairs
         with half-width single-task networks (0.5) for equal inference cost.
     esa_fraction: fraction of ``config.epochs`` the ESA runs train (at least one).
-    seeds: training seeds of the comparison (``tf_mtl.grouping_compare``).
     metric: the served metric the comparison tabulates: ``"total_test_loss"``
         (``002`` Table 4) or ``"average_error"`` (``001`` Fig. 4 left, needs an
         accuracy metric).
@@ -33,13 +32,13 @@ import time
 import keras
 import ml_collections
 
-from tf_mtl import experiment, grouping
+from tf_mtl import checkpointing, experiment, grouping
 
 
 def defaults():
     """The ``config.grouping_runs`` section with its defaults."""
     return ml_collections.ConfigDict({
-        "single_width": 1.0, "pair_width": 1.0, "esa_fraction": 0.2, "seeds": (0,),
+        "single_width": 1.0, "pair_width": 1.0, "esa_fraction": 0.2,
         "metric": "total_test_loss"})
 
 
@@ -51,12 +50,7 @@ def options(config):
     return out
 
 
-def write_json(path, value):
-    """Writes ``value`` as JSON so that ``path`` is either absent or complete."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)
+write_json = checkpointing.atomic_write_json  # Absent or complete, never half written.
 
 
 def read_json(path):
@@ -101,29 +95,20 @@ def _best_epoch(history, early_stopping):
     return int(min(range(len(losses)), key=losses.__getitem__))
 
 
-def _test_results(model, config, tasks):
-    """Per-task test loss and metrics of ``model`` on ``config``'s test split."""
-    test_ds, _ = experiment.build_dataset(config, "test")
-    logs = model.evaluate(test_ds, verbose=0, return_dict=True)
-    out = {}
-    for t in tasks:
-        prefix = f"{t}_"
-        out[t] = {k[len(prefix):]: float(v) for k, v in logs.items() if k.startswith(prefix)}
-    return out
-
-
 def _train(config, workdir, tasks):
-    """Trains and tests one network; the one place a run is trained."""
+    """Trains and tests one network: ``experiment.train`` (resumable, test metrics
+    from ``tf_mtl.evaluation``), summarized for grouping."""
     start = time.monotonic()
     result = experiment.train(config, workdir)
     seconds = time.monotonic() - start
-    model, history = result["model"], result["history"]
+    history = result["history"]
     best = _best_epoch(history, config.early_stopping_patience)
+    model = result["model"]
     return {
         "tasks": list(tasks), "width": config.model.width, "epochs": config.epochs,
         "seed": config.seed, "seconds": seconds, "epochs_run": len(history.get("loss", [])),
         "validation": {t: float(history[f"val_{t}_loss"][best]) for t in tasks},
-        "test": _test_results(model, config, tasks),
+        "test": result["test"],
         "parameters": int(model.count_params()),
         "encoder_parameters": int(model.encoder.count_params()),
     }
