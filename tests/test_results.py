@@ -63,6 +63,19 @@ def test_parse_seeds(seeds, expected):
     assert runs.parse_seeds(seeds, base_seed=5) == expected
 
 
+def test_seeds_from_flags():
+    import os
+    from absl import flags
+    from ml_collections import config_flags
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for flag, expected in (("10", list(range(10))), ("0,3,7", [0, 3, 7]), ("[4]", [4])):
+        argv = ["prog", f"--config={root}/configs/quickstart.py", f"--config.seeds={flag}"]
+        values = flags.FlagValues()
+        config_flags.DEFINE_config_file("config", None, "c", flag_values=values, sys_argv=argv)
+        values(argv)
+        assert runs.parse_seeds(values.config.seeds, values.config.seed) == expected
+
+
 @pytest.mark.parametrize("seeds, message", [
     (0, "count must be >= 1. Received: seeds=0"), (-2, "Received: seeds=-2"),
     ("abc", "positive int or a list of ints. Received: seeds='abc'"),
