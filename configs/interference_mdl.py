@@ -6,9 +6,13 @@ domains; uniform, uncertainty (log1p form) and CoV loss weighting; 3 trials:
 36 single-domain and 108 multi-domain models. SGD (lr 0.1, momentum 0.9, weight
 decay 1e-4, batch 128: 64 per domain in a multi-domain batch); single-domain
 models 250 epochs with the learning rate x0.1 at 140 and 210, multi-domain 300
-with x0.1 at 150 and 250 (``000`` S1). Keras's SGD decays weights decoupled from
-the gradient (``w -= lr * wd * w``), where ``000``'s PyTorch SGD adds ``wd * w``
-to the gradient before momentum.
+with x0.1 at 150 and 250 (``000`` S1). Weight decay is ``000``'s coupled form
+(PyTorch's SGD): ``wd * w`` is added to every encoder and head weight's gradient
+before momentum, through an L2 term ``wd/2 ||w||^2``
+(``tf_mtl.interference.coupled_weight_decay``), not Keras's decoupled
+``SGD(weight_decay=)``. Each multi-domain batch is an even split, 64 samples of
+each domain, where ``000`` mixes the domains' samples at random (a batch holds
+varying shares, 64 of each on average).
 
 MiniPlaces and Tiny-ImageNet come as downloaded (see README, "Interference and
 transfer"); say where:
@@ -42,7 +46,7 @@ def _image_folder(**kwargs):
 
 def _synthetic(seed, share):
     return {"kind": "synthetic", "seed": seed, "share": share, "num_classes": 4,
-            "num_train": 128, "num_test": 64, "image_size": 8, "noise": 1.5, "shared_seed": 0}
+            "num_train": 128, "num_test": 64, "image_size": 8, "noise": 3.0, "shared_seed": 0}
 
 
 def get_config(arg=None):
@@ -61,7 +65,7 @@ def get_config(arg=None):
     # encoder "resnet_cifar" (depth, norm, activation) or "mlp" (units, scaled by the width).
     c.model = {"encoder": "resnet_cifar", "depth": 32, "norm": "group", "activation": "mish",
                "units": [64]}
-    c.batch_size = 128            # Per step; a multi-domain batch splits it evenly.
+    c.batch_size = 128            # Per step; a multi-domain batch splits it evenly (000: at random).
     c.eval_batch_size = 500
     c.shuffle_buffer = 50_000
     c.steps_per_epoch = 0         # 0 = the whole training set.
@@ -69,6 +73,7 @@ def get_config(arg=None):
     c.run_eagerly = False         # True: no tracing (quicker for a few steps of a tiny model).
     c.single = {"epochs": 250, "boundaries": [140, 210]}
     c.multi = {"epochs": 300, "boundaries": [150, 250]}
+    # weight_decay: coupled, added to the gradient before momentum (000's PyTorch SGD).
     c.optimizer = {"learning_rate": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "decay": 0.1}
     c.probe_per_class = 50
     c.figures = True              # False: tables only (no matplotlib needed).

@@ -109,6 +109,29 @@ def test_image_folder_bad_input(tiny_imagenet, tmp_path):
                                  labels_file=str(tmp_path / "missing.txt"))
 
 
+def test_image_folder_test_split_numbers_the_train_splits_classes(tiny_imagenet, tmp_path):
+    root, values = tiny_imagenet
+    train = tf_mtl.data.image_folder(str(root / "train"))
+    (tmp_path / "val.txt").write_text("val_0.png n03\nval_1.png n01\n")   # No n02 image.
+    labels = str(tmp_path / "val.txt")
+    test = tf_mtl.data.image_folder(str(root / "val" / "images"), labels_file=labels,
+                                    classes=train.class_names)
+    assert test.class_names == ["n01", "n02", "n03"]
+    assert [y for _, y in _examples(test)] == [0, 2]      # Numbered as in train: n03 is 2.
+    for x, y in _examples(test):
+        np.testing.assert_allclose(x[0, 0], values[train.class_names[y]] / 255.0, atol=1e-5)
+    # A listed subset keeps only its classes' images, in the listed numbering.
+    sub = tf_mtl.data.image_folder(str(root / "val" / "images"), labels_file=labels,
+                                   classes=["n03"])
+    assert [y for _, y in _examples(sub)] == [0]
+    with pytest.raises(ValueError, match=r"found: \['n01', 'n02', 'n03'\].*classes=\['n09'\]"):
+        tf_mtl.data.image_folder(str(root / "train"), classes=["n09"])
+    with pytest.raises(ValueError, match=r"distinct.*Received: classes=\['n01', 'n01'\]"):
+        tf_mtl.data.image_folder(str(root / "train"), classes=["n01", "n01"])
+    with pytest.raises(ValueError, match="`classes` or `num_classes`.*num_classes=2"):
+        tf_mtl.data.image_folder(str(root / "train"), classes=["n01"], num_classes=2)
+
+
 def test_synthetic_domains_share_prototypes():
     def class_means(seed, split, share):
         x, y = map(np.stack, zip(*[(a.numpy(), b.numpy()) for a, b in tf_mtl.data.synthetic_domain(

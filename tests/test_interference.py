@@ -166,3 +166,34 @@ def test_full_config_domains_reach_their_loaders(tmp_path):
     with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
         train, test = interference.domain_data("cifar100", c.domains.cifar100)
         assert next(iter(train))[0].shape == (32, 32, 3) and len(list(test)) == 4
+
+
+def _tiny(config):
+    config.widths, config.weightings, config.pairings = [0.5], ["uniform", "cov"], "a|b"
+    config.model.units, config.trials, config.figures = [8], 1, False
+    config.single.epochs, config.multi.epochs, config.batch_size = 1, 1, 32
+    for spec in config.domains.values():
+        spec.num_train, spec.num_test = 32, 16
+    return config
+
+
+def test_weightings_share_an_initialization_and_resume_refuses_other_settings(tmp_path):
+    import keras
+    config = _tiny(interference_mdl.get_config("runlocal"))
+    config.optimizer.learning_rate, config.optimizer.weight_decay = 0.0, 0.0   # Init stays.
+    interference.run(config, str(tmp_path))
+    load = lambda w: keras.models.load_model(str(tmp_path / "models" / f"mdl_a+b_{w}_w0.5_t0.keras"),
+                                             compile=False)
+    uniform, cov = load("uniform"), load("cov")
+    for got, want in zip(cov.shared_variables + cov.head_variables,
+                         uniform.shared_variables + uniform.head_variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    # A saved model is reused only under the settings it was trained with.
+    config.single.epochs = 2
+    with pytest.raises(ValueError, match=r"other settings \(schedule.epochs: saved 1, config 2"):
+        interference.run(config, str(tmp_path))
+    config.single.epochs, config.model.units = 1, [16]
+    with pytest.raises(ValueError, match=r"Received: differing settings \['model.units'\]"):
+        interference.run(config, str(tmp_path))
+    config.model.units = [8]
+    assert len(interference.run(config, str(tmp_path))["loaded"]) == 3 + 2

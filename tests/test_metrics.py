@@ -147,3 +147,20 @@ def test_task_similarity_matrix():
                                                 features), rel=1e-5)
     with pytest.raises(ValueError, match="at least 2 models. Received: 1"):
         metrics.task_similarity([a], probe)
+
+
+def test_task_similarity_diagonal_is_self_cka_and_nan_without_variance():
+    probe = np.random.default_rng(4).normal(size=(10, 4)).astype(np.float32)
+    constant = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        3, kernel_initializer="zeros", bias_initializer="ones")])
+    sim = metrics.task_similarity([_classifier(0), constant], probe)
+    assert sim[0, 0] == pytest.approx(1.0) and np.isnan(sim[1, 1]) and np.isnan(sim[0, 1])
+
+
+def test_representations_refuses_routed_models():
+    from tf_mtl.partition import TaskRouting
+    encoder = keras.Sequential([keras.layers.Dense(6), TaskRouting(2, 0.5, seed=1)])
+    routed = tf_mtl.MultiTaskModel(encoder, {"a": keras.layers.Dense(2),
+                                             "b": keras.layers.Dense(2)}, {"a": "mse", "b": "mse"})
+    with pytest.raises(ValueError, match="routing layers.*Received: model"):
+        metrics.representations(routed, np.zeros((4, 3), np.float32))

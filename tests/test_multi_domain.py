@@ -170,3 +170,60 @@ def test_itmtl_on_a_multi_domain_model_applies_the_best_candidate_as_a_copy_woul
     np.testing.assert_allclose(model.update.last_scores.numpy(), totals, rtol=1e-4, atol=1e-6)
     for got, want in zip(model.shared_variables + model.head_variables, variables):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_dict_inputs_that_are_not_the_tasks_are_refused():
+    model = _model()
+    x, y = next(iter(_domains()))
+    other = {"c": x["a"], "d": x["b"]}     # No key is a task: not a shared input either.
+    with pytest.raises(ValueError, match=r"tasks \['a', 'b'\].*Received: x with keys \['c', 'd'\]"):
+        model(other)
+    with pytest.raises(ValueError, match=r"Received: x with keys \['c', 'd'\]"):
+        _model().fit(tf.data.Dataset.from_tensors((other, y)), verbose=0)
+    # A functional encoder's named inputs are one input shared by the tasks.
+    inputs = {"f1": keras.Input((2,), name="f1"), "f2": keras.Input((3,), name="f2")}
+    encoder = keras.Model(inputs, keras.layers.Concatenate()([inputs["f1"], inputs["f2"]]))
+    shared = tf_mtl.MultiTaskModel(encoder, {"a": keras.layers.Dense(1), "b": keras.layers.Dense(1)},
+                                   {"a": "mse", "b": "mse"})
+    features = {"f1": np.ones((4, 2), np.float32), "f2": np.zeros((4, 3), np.float32)}
+    out = shared(features)
+    np.testing.assert_allclose(out["a"], shared.heads["a"](encoder(features)), rtol=1e-6)
+
+
+def test_resnet_batch_norm_multi_domain_forward_in_training_equals_separate_forwards():
+    keras.utils.set_random_seed(0)
+    encoder = tf_mtl.encoders.ResNetCifar(depth=8, width=0.25, norm="batch", activation="relu")
+    model = tf_mtl.MultiTaskModel(encoder, {"a": keras.layers.Dense(3), "b": keras.layers.Dense(2)},
+                                  {t: "mse" for t in TASKS})
+    rng = np.random.default_rng(1)
+    x = {"a": rng.normal(size=(4, 8, 8, 3)).astype(np.float32),      # Other statistics per
+         "b": (3.0 + 2.0 * rng.normal(size=(5, 8, 8, 3))).astype(np.float32)}  # domain.
+    out = model(x, training=True)
+    for t in TASKS:
+        np.testing.assert_allclose(out[t], model.heads[t](encoder(x[t], training=True)),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_coupled_weight_decay_is_added_to_the_gradient_before_momentum():
+    """PyTorch's SGD (000): b <- mu b + (g + wd w); w <- w - lr b, written out by hand."""
+    from tf_mtl.interference import coupled_weight_decay
+    lr, mu, wd = 0.1, 0.9, 0.05
+    model = _model()
+    batches = list(_domains())
+    coupled_weight_decay(model, batches[0][0], wd)
+    model.compile(optimizer=keras.optimizers.SGD(lr, momentum=mu))
+    variables = model.shared_variables + model.head_variables
+    w = [v.numpy().astype(np.float64) for v in variables]
+    b = [np.zeros_like(v) for v in w]
+    for x, y in batches[:2]:
+        with tf.GradientTape() as tape:   # The loss alone, without any regularization term.
+            losses = _separate_losses(model, x, y, training=True)
+            objective = tf.add_n([model.loss_weights[t] * losses[t] for t in TASKS])
+        grads = tape.gradient(objective, variables)
+        b = [mu * b_i + g.numpy() + wd * w_i for b_i, g, w_i in zip(b, grads, w)]
+        w = [w_i - lr * b_i for w_i, b_i in zip(w, b)]
+        model.train_on_batch(x, y)
+        for got, want in zip(variables, w):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="Received: weight_decay=-1"):
+        coupled_weight_decay(model, batches[0][0], -1)

@@ -247,8 +247,8 @@ class _CifarBlock(_Stack):
 
 
 def _norm(norm, channels):
-    if norm == "batch":
-        return keras.layers.BatchNormalization()
+    if norm == "batch":  # Per-chunk statistics: a multi-domain forward = per-task forwards.
+        return TaskBatchNormalization()
     # 000 S1: min(32, channels / 2) groups.
     return keras.layers.GroupNormalization(groups=min(32, max(1, channels // 2)))
 
@@ -258,7 +258,9 @@ class ResNetCifar(_Stack):
     """The CIFAR ResNets of He et al. 2016 (depth 6n+2: three stages of n basic blocks with
     16, 32, 64 filters, global average pooling) with a width multiplier: ``000``'s
     ResNet-32 at widths 0.25x-2x (29K, 116K, 463K, 1848K parameters), GroupNorm with
-    ``min(32, channels/2)`` groups and Mish (``000`` S1) by default.
+    ``min(32, channels/2)`` groups and Mish (``000`` S1) by default. ``norm="batch"``
+    uses ``TaskBatchNormalization``: in a multi-domain (per-task input) forward each
+    domain's chunk is normalized with its own batch statistics, as separate forwards would.
 
     Example:
         >>> encoder = tf_mtl.encoders.ResNetCifar(depth=32, width=0.5)

@@ -5,9 +5,12 @@
 1. trains one single-domain model per (domain, width, trial) and one
    multi-domain (MDL) model per (width, pairing, weighting, trial) — a
    ``MultiTaskModel`` fed ``tf_mtl.data.multi_domain`` batches — and saves each
-   to ``workdir/models/<name>.keras``. A model already saved there is loaded,
-   not trained again: a run stopped half-way resumes where it stopped (a model
-   is written under a temporary name and renamed once complete);
+   to ``workdir/models/<name>.keras``, with the settings it was trained under
+   (seed, model, optimizer, batch, schedule, its domains' specs, weighting) in
+   ``<name>.json``. A model already saved there is loaded, not trained again: a
+   run stopped half-way resumes where it stopped (a model is written under a
+   temporary name and renamed once complete); a saved model whose settings
+   differ from the config's raises ValueError naming the differing settings;
 2. evaluates each MDL model on each of its domains' test sets against the
    single-domain model of the same domain, width and trial
    (``tf_mtl.metrics.interference_transfer``);
@@ -19,12 +22,24 @@
 Weightings: ``"uniform"`` (``EqualWeights``), ``"uw"`` (``UncertaintyWeights(form="log1p")``,
 ``000`` §3.2) and ``"cov"`` (``CoV``, weights summing to the number of tasks).
 The encoder is ``ResNetCifar`` (ResNet-32 with GroupNorm and Mish, ``000`` S1)
-at each width (or a width-scaled MLP, ``config.model.encoder="mlp"``, for quick runs); SGD with momentum, decoupled weight decay and the learning rate
-multiplied by ``decay`` at the given epochs (``000`` S1). Seeds: each model's
-initialization and shuffling come from ``config.seed``, its trial and its name.
+at each width (or a width-scaled MLP, ``config.model.encoder="mlp"``, for quick
+runs); SGD with momentum and the learning rate multiplied by ``decay`` at the given
+epochs (``000`` S1). Weight decay is coupled, as PyTorch's SGD in ``000``: an L2
+term ``wd/2 ||w||^2`` on every encoder and head weight (``coupled_weight_decay``)
+adds ``wd * w`` to the gradient before momentum (Keras's ``SGD(weight_decay=)``
+would shrink weights decoupled, ``w -= lr * wd * w``). Multi-domain batches split
+``batch_size`` evenly between the domains (``tf_mtl.data.multi_domain``); ``000``
+mixes the domains' samples at random, so its batches hold varying shares.
+
+Seeds: a single-domain model's initialization and shuffling come from
+``config.seed``, its domain, width and trial; a multi-domain model's from
+``config.seed``, its pairing, width and trial only — the same for every
+weighting, so the weightings start from the same weights and see the same
+batches, and the paired t-tests compare weightings from one initialization.
 """
 
 import itertools
+import json
 import os
 import zlib
 
@@ -34,6 +49,7 @@ import tensorflow as tf
 
 from tf_mtl import data as data_lib
 from tf_mtl import metrics
+from tf_mtl.grouping_runs import read_json, write_json
 from tf_mtl.encoders import MLP, ResNetCifar
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.updates import CoV, EqualWeights, UncertaintyWeights
@@ -61,7 +77,9 @@ def domain_data(name, spec):
                                       or None, per_class=spec.get("train_per_class") or None,
                                       **common)
         test = data_lib.image_folder(spec["test_root"], labels_file=spec.get("test_labels")
-                                     or None, **common)
+                                     or None, classes=train.class_names,
+                                     **{k: v for k, v in common.items()
+                                        if k not in ("num_classes", "class_seed")})
         return train, test
     if kind == "synthetic":
         kw = {k: spec[k] for k in ("num_classes", "image_size", "share", "shared_seed", "noise")
@@ -98,7 +116,25 @@ def _optimizer(config, steps_per_epoch, boundaries):
     lr = (keras.optimizers.schedules.PiecewiseConstantDecay(
         [int(b * steps_per_epoch) for b in boundaries], values) if boundaries
         else o.learning_rate)
-    return keras.optimizers.SGD(lr, momentum=o.momentum, weight_decay=o.weight_decay or None)
+    return keras.optimizers.SGD(lr, momentum=o.momentum)
+
+
+def coupled_weight_decay(model, x, weight_decay):
+    """Sets an L2 regularizer ``weight_decay / 2 * ||w||^2`` on every encoder and head
+    weight of ``model`` (built for inputs like ``x``): the train step adds its gradient
+    ``weight_decay * w`` to the loss gradient before the optimizer, as PyTorch's
+    ``SGD(weight_decay=)`` does (``000``). The update rule's own variables are not decayed.
+
+    Example:
+        >>> coupled_weight_decay(model, x_batch, 1e-4)
+    """
+    if not weight_decay:
+        return
+    if weight_decay < 0:
+        raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay!r}")
+    model.build_for(x)
+    for v in model.shared_variables + model.head_variables:
+        v.regularizer = keras.regularizers.L2(weight_decay / 2.0)
 
 
 def encoder_of(model_config, width):
@@ -129,6 +165,9 @@ def _fit(config, model, ds, schedule, seed):
                          f"{int(ds.cardinality())} batches")
     if config.steps_per_epoch:
         ds = ds.repeat()
+    coupled_weight_decay(model, tf.nest.map_structure(
+        lambda s: tf.zeros([1] + list(s.shape[1:]), s.dtype), ds.element_spec[0]),
+        config.optimizer.weight_decay)
     model.compile(optimizer=_optimizer(config, steps, list(schedule.boundaries)),
                   jit_compile=bool(config.get("jit_compile", False)),
                   run_eagerly=bool(config.get("run_eagerly", False)))
@@ -137,22 +176,54 @@ def _fit(config, model, ds, schedule, seed):
               verbose=config.verbose)
 
 
+def training_settings(config, kind, domains, weighting=None):
+    """What a saved model's training depended on: ``kind`` ``"single"`` or ``"mdl"``."""
+    c = config
+    out = {"seed": c.seed, "model": c.model.to_dict(), "optimizer": c.optimizer.to_dict(),
+           "batch_size": c.batch_size, "shuffle_buffer": c.shuffle_buffer,
+           "steps_per_epoch": c.steps_per_epoch,
+           "schedule": (c.single if kind == "single" else c.multi).to_dict(),
+           "domains": {d: c.domains[d].to_dict() for d in domains}, "weighting": weighting}
+    return json.loads(json.dumps(out))   # JSON's types, as read back.
+
+
+def _flat(value, prefix=""):
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out = {}
+    for k, v in value.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 class _Models:
-    """Saved models of ``workdir/models``: trained once, loaded after."""
+    """Saved models of ``workdir/models``: trained once, loaded after (same settings only)."""
 
     def __init__(self, workdir):
         self.dir = os.path.join(workdir, "models")
         os.makedirs(self.dir, exist_ok=True)
         self.trained, self.loaded = [], []
 
-    def get(self, name, train):
+    def get(self, name, train, settings):
         path = os.path.join(self.dir, name + ".keras")
+        meta = os.path.join(self.dir, name + ".json")
         if os.path.exists(path):
+            stored = _flat(read_json(meta)) if os.path.exists(meta) else {}
+            wanted = _flat(settings)
+            diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+            if diff:
+                shown = "; ".join(f"{k}: saved {stored.get(k, 'unrecorded')!r}, config "
+                                  f"{wanted.get(k, 'unset')!r}" for k in diff[:8])
+                raise ValueError(
+                    f"{path} was trained under other settings ({shown}"
+                    f"{'; ...' if len(diff) > 8 else ''}): use another workdir, or delete the "
+                    f"model to train it again. Received: differing settings {diff}")
             self.loaded.append(name)
             return keras.models.load_model(path, compile=False)
         model = train()
         partial = os.path.join(self.dir, name + ".partial.keras")
         model.save(partial)
+        write_json(meta, settings)
         os.replace(partial, path)
         self.trained.append(name)
         return model
@@ -214,7 +285,7 @@ def run(config, workdir):
                         lambda x, y, d=d: (x, {d: y}))
                     _fit(config, model, ds, config.single, _seed(config, name))
                     return model
-                model = store.get(name, train)
+                model = store.get(name, train, training_settings(config, "single", [d]))
                 single_correct[(d, width, trial)] = metrics.correct_predictions(model, tests[d], d)
                 features[(d, width, trial)] = metrics.representations(model, probe)
                 params[width] = int(sum(np.prod(v.shape) for v in model.encoder.trainable_variables))
@@ -222,16 +293,18 @@ def run(config, workdir):
     for width, pairing, weighting, trial in itertools.product(
             config.widths, pairings, config.weightings, range(config.trials)):
         name = _name("mdl", pairing, width, trial, weighting)
+        # Not the weighting: the weightings of one (pairing, width, trial) share it.
+        seed = _seed(config, _name("mdl", pairing, width, trial))
 
-        def train(pairing=pairing, width=width, weighting=weighting, name=name):
-            keras.utils.set_random_seed(_seed(config, name))   # Initialization.
+        def train(pairing=pairing, width=width, weighting=weighting, seed=seed):
+            keras.utils.set_random_seed(seed)   # Initialization.
             model = _build(config, width, list(pairing), num_classes, weighting)
             ds = data_lib.multi_domain({d: data[d][0] for d in pairing},
                                        config.batch_size // len(pairing),
-                                       shuffle=config.shuffle_buffer, seed=_seed(config, name))
-            _fit(config, model, ds, config.multi, _seed(config, name))
+                                       shuffle=config.shuffle_buffer, seed=seed)
+            _fit(config, model, ds, config.multi, seed)
             return model
-        model = store.get(name, train)
+        model = store.get(name, train, training_settings(config, "mdl", pairing, weighting))
         for d in pairing:
             multi = metrics.correct_predictions(model, tests[d], d)
             single = single_correct[(d, width, trial)]

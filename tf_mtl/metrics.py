@@ -34,6 +34,8 @@ has no defined CKA: ``UNDEFINED``.
 import numpy as np
 import tensorflow as tf
 
+from tf_mtl import task_paths
+
 UNDEFINED = float("nan")
 
 
@@ -205,7 +207,20 @@ def representations(model, data):
     A ``MultiTaskModel`` (or any model with ``forward(x) -> (features, outputs)``)
     gives its shared encoder's output — the features the heads read; another
     Keras model gives its output. Inference mode; trailing dimensions flattened.
+    A ``MultiTaskModel`` with routing layers (task-specific paths: one
+    representation per task, not one per input) raises ValueError, as does a
+    forward whose features are a list of per-task outputs: compare one task's
+    path by probing a single-task model instead.
+
+    Example:
+        >>> feats = tf_mtl.metrics.representations(single_model, probe_images)  # [N, F]
     """
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None and task_paths.routing_layers(encoder):
+        raise ValueError("`representations` needs one representation per input: the "
+                         "model's encoder has routing layers (one path per task). "
+                         f"Received: model {model.name!r} with routing layers "
+                         f"{[l.name for l in task_paths.routing_layers(encoder)]}")
     forward = getattr(model, "forward", None)
     fn = (lambda x: forward(x, training=False)[0]) if forward else (
         lambda x: model(x, training=False))
@@ -213,6 +228,10 @@ def representations(model, data):
     for batch in _batches(data, "probe_set", inputs_only=True):
         x = batch[0] if isinstance(batch, tuple) else batch
         features = fn(x)
+        if isinstance(features, (list, tuple, dict)):
+            raise ValueError("`representations` needs one feature tensor per batch. "
+                             f"Received: features as a {type(features).__name__} of "
+                             f"{len(features)} per-task outputs")
         out.append(tf.reshape(features, [tf.shape(features)[0], -1]).numpy())
     return np.concatenate(out)
 
@@ -220,7 +239,9 @@ def representations(model, data):
 def task_similarity(models, probe_set):
     """``[T, T]`` linear CKA between the representations of ``models`` on ``probe_set``
     (``000``: each single-task model's features on 50 test samples per class of every
-    domain). ``models`` is a list or a dict (rows and columns in its order).
+    domain). ``models`` is a list or a dict (rows and columns in its order). The
+    diagonal is each model's CKA with itself: 1, or ``UNDEFINED`` where its
+    representation has no variance.
 
     Example:
         >>> sim = tf_mtl.metrics.task_similarity({"a": model_a, "b": model_b}, probe_ds)
@@ -231,8 +252,8 @@ def task_similarity(models, probe_set):
         raise ValueError(f"`models` must hold at least 2 models. Received: {len(models)}")
     features = [representations(m, probe_set) for m in models]
     n = len(models)
-    matrix = np.ones((n, n))
+    matrix = np.empty((n, n))
     for i in range(n):
-        for j in range(i + 1, n):
+        for j in range(i, n):
             matrix[i, j] = matrix[j, i] = linear_cka(features[i], features[j])
     return matrix

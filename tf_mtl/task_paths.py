@@ -162,17 +162,30 @@ def after_step(model):
             hook(model.optimizer.iterations)
 
 
-def per_task_inputs(tasks, x):
+def _input_names(encoder):
+    """The names of a functional encoder's inputs (empty when it has none)."""
+    try:
+        return {getattr(t, "name", None) for t in encoder.inputs or []}
+    except (AttributeError, ValueError):   # Not a functional model, or not built.
+        return set()
+
+
+def per_task_inputs(tasks, x, encoder=None):
     """``[x_t for t in tasks]`` when ``x`` is ``{task: x_t}``, ``None`` for one shared input.
 
-    A dict none of whose keys is a task is one input (e.g. a dict of features).
+    A dict is one shared input only when its keys are exactly the names of the
+    inputs of ``encoder`` (a functional model with named inputs); any other
+    dict must have exactly the tasks as keys (ValueError otherwise).
     """
-    if not isinstance(x, dict) or not set(x) & set(tasks):
+    if not isinstance(x, dict):
+        return None
+    if encoder is not None and set(x) != set(tasks) and set(x) == _input_names(encoder):
         return None
     if set(x) != set(tasks):
         raise ValueError(
             f"Per-task inputs `x` must be a dict with exactly the model's tasks {sorted(tasks)} "
-            "as keys (one sub-batch per task), not a mix of per-task and shared inputs. "
+            "as keys (one sub-batch per task), not a mix of per-task and shared inputs (a "
+            "dict shared by all tasks must have exactly the encoder's named inputs as keys). "
             f"Received: x with keys {sorted(map(str, x))}")
     return [x[t] for t in tasks]
 
@@ -199,7 +212,8 @@ def _same_features(inputs):
 
 def is_batched(model, x):
     """Whether ``forward`` runs ``x`` as a chunked per-task forward."""
-    return per_task_inputs(model.tasks, x) is not None or bool(routing_layers(model.encoder))
+    return (per_task_inputs(model.tasks, x, model.encoder) is not None
+            or bool(routing_layers(model.encoder)))
 
 
 def forward(model, x, training=None):
@@ -210,7 +224,7 @@ def forward(model, x, training=None):
     per-task inputs differ in feature shape.
     """
     tasks = model.tasks
-    inputs = per_task_inputs(tasks, x)
+    inputs = per_task_inputs(tasks, x, model.encoder)
     if inputs is None and not routing_layers(model.encoder):
         features = model.encoder(x, training=training)
         return features, {t: model._apply_head(t, features, training) for t in tasks}

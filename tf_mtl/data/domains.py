@@ -19,10 +19,12 @@ indices, ready for ``tf_mtl.data.multi_domain`` (training) or ``.batch(n)``
 
   Classes are sorted (numerically when they are all integers) and numbered
   in that order; ``num_classes`` draws a fixed subset with ``class_seed``
-  (``000``: 100 of Tiny-ImageNet's 200; draw the same subset for train and
-  test by giving both the same seed) and ``per_class`` a fixed subset of
+  (``000``: 100 of Tiny-ImageNet's 200) and ``per_class`` a fixed subset of
   images per class (``000``: 500 per MiniPlaces class). Images are resized
-  with bicubic interpolation (``000`` resizes to 32x32 so).
+  with bicubic interpolation (``000`` resizes to 32x32 so). Read a test
+  split with ``classes=train.class_names``: its labels then number the train
+  split's classes (a split lacking a class, or holding others, would otherwise
+  number them differently).
 * ``synthetic_domain`` — tiny planted domains for ``:runlocal`` runs and tests:
   class prototypes that mix a component shared by all domains of one
   ``shared_seed`` with the domain's own, so that a larger ``share`` makes two
@@ -114,7 +116,7 @@ def _from_labels_file(root, labels_file):
 
 
 def image_folder(root, *, labels_file=None, num_classes=None, class_seed=0, per_class=None,
-                 seed=0, image_size=32):
+                 seed=0, image_size=32, classes=None):
     """Images in class subfolders of ``root`` (or listed in ``labels_file``) as examples.
 
     Args:
@@ -125,6 +127,11 @@ def image_folder(root, *, labels_file=None, num_classes=None, class_seed=0, per_
             (default: all).
         per_class: keep at most this many images per class, drawn with ``seed``.
         image_size: side of the output image (bicubic resize).
+        classes: the class names, in label order, to read (a test split's
+            ``classes=train.class_names``, so that label ``i`` is the same class
+            in both); images of other classes are left out, a listed class
+            without images keeps its label (no example has it). ValueError when no
+            listed class has an image. Excludes ``num_classes``.
 
     Returns:
         An unbatched dataset of ``(float32 image, int32 label)``, in a fixed
@@ -132,8 +139,9 @@ def image_folder(root, *, labels_file=None, num_classes=None, class_seed=0, per_
 
     Example:
         >>> train = tf_mtl.data.image_folder("tiny-imagenet-200/train", num_classes=100)
-        >>> test = tf_mtl.data.image_folder("tiny-imagenet-200/val/images", num_classes=100,
-        ...     labels_file="tiny-imagenet-200/val/val_annotations.txt")
+        >>> test = tf_mtl.data.image_folder("tiny-imagenet-200/val/images",
+        ...     labels_file="tiny-imagenet-200/val/val_annotations.txt",
+        ...     classes=train.class_names)
     """
     _check_size(image_size)
     if not os.path.isdir(root):
@@ -146,7 +154,19 @@ def image_folder(root, *, labels_file=None, num_classes=None, class_seed=0, per_
         raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in class subfolders "
                          f"of `root`{' or the labels file' if labels_file else ''}. "
                          f"Received: root={root!r}")
-    classes = _sort_classes(paths)
+    if classes is not None:
+        if num_classes is not None:
+            raise ValueError("Give `classes` or `num_classes`, not both. Received: "
+                             f"num_classes={num_classes!r} and {len(classes)} classes")
+        classes = [str(c) for c in classes]
+        found = [c for c in classes if c in paths]
+        if not found or len(set(classes)) != len(classes):
+            raise ValueError(f"`classes` must be distinct class names, some of them found under "
+                             f"`root`{' or in the labels file' if labels_file else ''} (found: "
+                             f"{sorted(paths)[:10]}). Received: classes={classes[:10]}"
+                             f"{'...' if len(classes) > 10 else ''}")
+    else:
+        classes = _sort_classes(paths)
     if num_classes is not None:
         if not isinstance(num_classes, int) or not 1 <= num_classes <= len(classes):
             raise ValueError(f"`num_classes` must be an int in [1, {len(classes)}] (the classes "
@@ -159,7 +179,7 @@ def image_folder(root, *, labels_file=None, num_classes=None, class_seed=0, per_
     rng = np.random.default_rng(seed)
     files, labels = [], []
     for index, name in enumerate(classes):
-        mine = sorted(paths[name])
+        mine = sorted(paths.get(name, []))
         if per_class is not None and len(mine) > per_class:
             mine = [mine[i] for i in sorted(rng.choice(len(mine), per_class, replace=False))]
         files += mine
