@@ -48,8 +48,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_mtl import data as data_lib
-from tf_mtl import metrics
-from tf_mtl.grouping_runs import read_json, write_json
+from tf_mtl import metrics, results
+from tf_mtl.checkpointing import atomic_write_json
 from tf_mtl.encoders import MLP, ResNetCifar
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.updates import CoV, EqualWeights, UncertaintyWeights
@@ -187,13 +187,9 @@ def training_settings(config, kind, domains, weighting=None):
     return json.loads(json.dumps(out))   # JSON's types, as read back.
 
 
-def _flat(value, prefix=""):
-    if not isinstance(value, dict):
-        return {prefix: value}
-    out = {}
-    for k, v in value.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 class _Models:
@@ -208,22 +204,21 @@ class _Models:
         path = os.path.join(self.dir, name + ".keras")
         meta = os.path.join(self.dir, name + ".json")
         if os.path.exists(path):
-            stored = _flat(read_json(meta)) if os.path.exists(meta) else {}
-            wanted = _flat(settings)
-            diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+            stored = _read_json(meta) if os.path.exists(meta) else {}
+            diff = results.config_differences(stored, settings, ignored=())
             if diff:
-                shown = "; ".join(f"{k}: saved {stored.get(k, 'unrecorded')!r}, config "
-                                  f"{wanted.get(k, 'unset')!r}" for k in diff[:8])
+                shown = "; ".join(f"{k}: saved {a!r}, config {b!r}" for k, a, b in diff[:8])
                 raise ValueError(
                     f"{path} was trained under other settings ({shown}"
                     f"{'; ...' if len(diff) > 8 else ''}): use another workdir, or delete the "
-                    f"model to train it again. Received: differing settings {diff}")
+                    f"model to train it again. Received: differing settings "
+                    f"{[k for k, _, _ in diff]}")
             self.loaded.append(name)
             return keras.models.load_model(path, compile=False)
         model = train()
         partial = os.path.join(self.dir, name + ".partial.keras")
         model.save(partial)
-        write_json(meta, settings)
+        atomic_write_json(meta, settings)   # Absent or complete.
         os.replace(partial, path)
         self.trained.append(name)
         return model
