@@ -15,7 +15,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute, keras_internals, lookahead, task_paths
+from tf_mtl import distribute, keras_internals, lookahead, step_schedule, task_paths
 from tf_mtl.gradients import PER_TASK_METHODS, record_step
 from tf_mtl.updates.base import Update
 from tf_mtl.updates.equal_weights import EqualWeights
@@ -256,28 +256,8 @@ class MultiTaskModel(keras.Model):
         self.check_labels(y)
         self._build_for_step(x)
         own_vars = self.head_variables + list(self.update.trainable_variables)
-        always = [p for p in self.probes if p.every == 1]
-        scheduled = [p for p in self.probes if p.every > 1]
-        if scheduled:
-            if distribute.num_replicas() > 1:
-                raise ValueError(
-                    "Under a multi-replica tf.distribute strategy probes must measure "
-                    "every step: a cross-replica reduction inside a conditional branch is "
-                    "not supported by MirroredStrategy. Received: probes with every="
-                    f"{[p.every for p in self.probes]}; use every=1.")
-            # The whole forward/backward runs inside one branch per set of due
-            # probes. A tf.cond around only the probe would capture the forward
-            # pass's tensors into the branch, which measured ~40% slower on CPU.
-            iteration = self.optimizer.iterations
-            index = tf.add_n([p.due(iteration) * (2 ** i) for i, p in enumerate(scheduled)])
-            branches = [
-                functools.partial(self._gradients, x, y, sw, own_vars,
-                                  always + [p for i, p in enumerate(scheduled) if k >> i & 1])
-                for k in range(2 ** len(scheduled))
-            ]
-            out = tf.switch_case(index, branches)
-        else:  # No probe, or every probe measures every step: no branch.
-            out = self._gradients(x, y, sw, own_vars, always)
+        out = step_schedule.run_step(  # With the probes due on this step (step_schedule).
+            self, functools.partial(self._gradients, x, y, sw, own_vars))
         y_pred, losses, objective, grads, rule_logs, done = out
         with tf.control_dependencies([done]):  # No weight changes before lookaheads ran.
             distribute.apply_global(self.optimizer, grads, self.shared_variables + own_vars)
@@ -286,6 +266,9 @@ class MultiTaskModel(keras.Model):
         logs = self._logs(x, y, y_pred, sw, include_probes=True)
         logs.update(rule_logs)
         return logs
+
+    def make_train_function(self, force=False):
+        return step_schedule.make_train_function(self, force)
 
     def build_for(self, x):
         """Creates every variable for inputs like ``x`` with a symbolic call:

@@ -1,13 +1,13 @@
 """The probe interface: measurements that run inside the train step and change nothing.
 
 A probe is a Keras layer owned by ``MultiTaskModel(probes=[...])``. Every
-``every`` optimizer steps (counted with ``optimizer.iterations``, a variable,
-so there is no re-trace and no Python work per step) the model runs the
-step's forward and backward pass in the ``tf.switch_case`` branch that calls
-``measure`` — before the optimizer applies the step, so the probe sees exactly
-the weights and optimizer state the update is computed from. Results
-accumulate in the probe's own Keras metrics: Keras resets them at every epoch
-and their ``result()`` lands in the training logs.
+``every`` optimizer steps (counted with ``optimizer.iterations``) the model runs
+the step that calls ``measure`` — chosen on the host among one compiled step per
+set of due probes (``tf_mtl.step_schedule``), so there is no re-trace and no
+branch in the graph, under any ``tf.distribute`` strategy — before the optimizer
+applies the step, so the probe sees exactly the weights and optimizer state the
+update is computed from. Results accumulate in the probe's own Keras metrics:
+Keras resets them at every epoch and their ``result()`` lands in the training logs.
 """
 
 import keras
