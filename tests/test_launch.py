@@ -76,3 +76,21 @@ def test_group_console_script(tmp_path):
                           cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "a, b" in proc.stdout and (tmp_path / "groups.json").exists()
+
+
+def test_train_launcher_runs_the_quickstart_under_mirrored_on_two_logical_cpus(tmp_path):
+    """--strategy overrides config.strategy; --logical_cpus=2 gives MirroredStrategy two
+    replicas on a CPU-only machine; the probe measures every 2 steps under it."""
+    workdir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "launch.train", "--config=configs/quickstart.py:runlocal",
+         f"--workdir={workdir}", "--strategy=mirrored", "--logical_cpus=2",
+         "--config.transference.every=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "strategy: MirroredStrategy, 2 replicas" in proc.stdout
+    assert '"strategy": "mirrored"' in (workdir / "config.json").read_text()
+    for name in ("metrics.csv", "model.keras", "affinity.json", "groups.json"):
+        assert (workdir / name).exists(), name
+    header, row = (workdir / "metrics.csv").read_text().splitlines()
+    assert dict(zip(header.split(","), row.split(",")))["transference/steps"] == "2.0"

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from tf_mtl import distribute
 from tf_mtl.transference import Transference
 
 
@@ -43,6 +44,9 @@ class AffinityLogger(keras.callbacks.Callback):
     * ``affinity.png`` — a heatmap at the end of training (``plot=False`` to
       skip; ``normalize=True`` divides by self-transference as ``001`` Fig. 6).
 
+    In a multi-worker run only the chief (``tf_mtl.distribute.is_chief``) writes; every
+    worker keeps ``history``.
+
     With ``tensorboard_dir`` set (use your ``keras.callbacks.TensorBoard``
     log dir) each epoch's values are also written as TensorBoard scalars, and the
     epoch's heatmap as an image (``tf_mtl.plots.affinity_image``).
@@ -64,6 +68,7 @@ class AffinityLogger(keras.callbacks.Callback):
         self.history = {}
         self._writer = None
         self._snapshot = None
+        self._chief = True
 
     def _probes(self):
         probes = [p for p in getattr(self.model, "probes", []) if isinstance(p, Transference)]
@@ -80,7 +85,7 @@ class AffinityLogger(keras.callbacks.Callback):
         return os.path.join(self.workdir, stem + suffix)
 
     def on_train_begin(self, logs=None):
-        os.makedirs(self.workdir, exist_ok=True)
+        self._chief = distribute.is_chief(self.model.distribute_strategy)
         for probe in self._probes():
             self.history.setdefault(probe.name, [])
             path = self._path(probe, "_epochs.json")
@@ -88,7 +93,9 @@ class AffinityLogger(keras.callbacks.Callback):
                 with open(path) as f:  # Epochs a killed run measured before its checkpoint.
                     self.history[probe.name] = [e for e in json.load(f)
                                                 if e["epoch"] < self.initial_epoch]
-        if self.tensorboard_dir:
+        if self._chief:
+            os.makedirs(self.workdir, exist_ok=True)
+        if self.tensorboard_dir and self._chief:
             import tensorflow as tf
             self._writer = tf.summary.create_file_writer(
                 os.path.join(self.tensorboard_dir, "affinity"))
@@ -107,6 +114,8 @@ class AffinityLogger(keras.callbacks.Callback):
             scores = (self._snapshot or {}).get(probe.name) or probe.scores()
             epochs = self.history[probe.name]
             epochs.append({"epoch": int(epoch), "scores": scores})
+            if not self._chief:
+                continue
             _write_json(self._path(probe, "_epochs.json"), epochs)
             _write_json(self._path(probe, ".json"), run_mean([e["scores"] for e in epochs]))
             if self._writer is not None:
@@ -131,7 +140,7 @@ class AffinityLogger(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._snapshot = None
-        if not self.plot:
+        if not self.plot or not self._chief:
             return
         from tf_mtl.plots import plot_affinity
         for probe in self._probes():

@@ -75,3 +75,92 @@ def apply_global(optimizer, grads, variables):
         first = tf.equal(ctx.replica_id_in_sync_group, 0)
         grads = [tf.where(first, g, tf.zeros_like(g)) for g in grads]
     optimizer.apply(grads, variables)
+
+
+def _multi_worker(strategy):
+    """Whether ``strategy`` spans several workers (processes)."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices))
+
+
+def step_logs(logs):
+    """The train/test step's logs as Keras can reduce them across workers.
+
+    Across several workers Keras averages each log with ``strategy.reduce("MEAN", v,
+    axis=0)``, which fails on a scalar ("Invalid reduction dimension 0", TensorFlow issue
+    #72388): there each scalar becomes shape ``[1]`` (the mean over axis 0 of all
+    replicas' values is then the scalar Keras averages elsewhere). Elsewhere, unchanged.
+    """
+    if not _multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return tf.nest.map_structure(
+        lambda v: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v, logs)
+
+
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+
+
+def get_strategy(name="default", tpu=""):
+    """The ``tf.distribute`` strategy ``name`` names; build the model in its ``scope()``.
+
+    * ``"default"``: TensorFlow's default strategy (one device, no replicas).
+    * ``"mirrored"``: ``MirroredStrategy`` over every GPU, or, without a GPU, over
+      every logical CPU device (two after ``set_logical_cpus(2)``).
+    * ``"multiworker"``: ``MultiWorkerMirroredStrategy``; the cluster and this
+      process's task come from the ``TF_CONFIG`` environment variable. Create it
+      before TensorFlow runs anything else in the process.
+    * ``"tpu"``: ``TPUStrategy`` on ``TPUClusterResolver(tpu=tpu)`` (``""``: the
+      TPU of this VM / the ``TPU_NAME`` environment).
+
+    Batch sizes stay global: Keras splits each batch of the dataset over the replicas.
+
+    Example:
+        >>> strategy = tf_mtl.distribute.get_strategy("mirrored")
+        >>> with strategy.scope():
+        ...     model = tf_mtl.MultiTaskModel(...); model.compile(optimizer="sgd")
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")])
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+
+
+def set_logical_cpus(count):
+    """Splits the CPU into ``count`` logical devices (``"mirrored"`` then has ``count``
+    replicas on a CPU-only machine). Must run before TensorFlow initialises its devices
+    (before the first op); raises ``RuntimeError`` after."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"`count` must be an integer >= 1. Received: count={count!r}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def is_chief(strategy=None):
+    """Whether this process writes the run's files: always, except on the non-chief
+    workers of a multi-worker run (``TF_CONFIG``'s ``chief``, else worker 0, writes).
+
+    ``strategy`` defaults to the current one."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def write_dir(workdir, strategy=None):
+    """``workdir`` on the chief; a fresh temporary directory on other workers, for the
+    writes every worker must make (``model.save`` reads variables collectively) but
+    only the chief keeps. Delete it with ``shutil.rmtree`` when done."""
+    if is_chief(strategy):
+        return workdir
+    import tempfile
+    return tempfile.mkdtemp(prefix="tf_mtl_worker_")

@@ -5,6 +5,8 @@ Launchers (``launch/train.py``) only parse flags and call ``train``; configs
 
 Config fields:
     seed, epochs, steps_per_epoch (0 = whole dataset), verbose,
+    strategy ("default" | "mirrored" | "multiworker" | "tpu": ``distribute.get_strategy``;
+              batch sizes are global; in multi-worker runs only the chief writes files)
     seeds (None = one run; n or 0,3,7: one run per seed, ``tf_mtl.runs``), tensorboard,
     early_stopping_patience (0 = off; else stop on val_loss, restore the best weights)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
@@ -31,11 +33,12 @@ Config fields:
 import csv
 import json
 import os
+import shutil
 
 import keras
 import ml_collections
 
-from tf_mtl import checkpointing, encoders, evaluation, grouping
+from tf_mtl import checkpointing, distribute, encoders, evaluation, grouping
 from tf_mtl import data as data_lib
 from tf_mtl import results as results_lib
 from tf_mtl.data import epochs as epoch_data
@@ -247,8 +250,23 @@ def train(config, workdir):
 
     Returns ``{"history": {...}, "test": {task: {metric: value}}, "model": the trained
     MultiTaskModel (loaded from model.keras when the run had finished before), "files": [...],
-    **dataset extras}`` (plus ``affinity`` and ``selection`` where enabled).
+    "strategy": a description, **dataset extras}`` (plus ``affinity`` and ``selection`` where
+    enabled). Under ``config.strategy`` the model, optimizer and rule state are built in its
+    scope; a non-chief worker of a multi-worker run writes to a temporary directory it
+    removes, and returns no files (multi-worker runs do not resume: only the chief's
+    directory keeps checkpoints).
     """
+    strategy = distribute.get_strategy(config.get("strategy", "default"))  # Before any op.
+    with strategy.scope():
+        result = _train_in(config, distribute.write_dir(workdir, strategy))
+    result["strategy"] = f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replicas"
+    if not distribute.is_chief(strategy):  # Its files were for the collective saves only.
+        shutil.rmtree(os.path.dirname(result["files"][0]), ignore_errors=True)
+        result["files"] = []
+    return result
+
+
+def _train_in(config, workdir):
     os.makedirs(workdir, exist_ok=True)
     config_dict = json.loads(config.to_json_best_effort())
     results_lib.check_workdir(workdir, config_dict)
@@ -386,6 +404,7 @@ def base_config():
     """Defaults every config starts from (override what differs)."""
     c = ml_collections.ConfigDict()
     c.seed, c.epochs, c.steps_per_epoch, c.verbose, c.runlocal = 0, 1, 0, 2, False
+    c.strategy = "default"  # default|mirrored|multiworker|tpu (--strategy overrides it)
     c.early_stopping_patience = 0
     c.task_subset = ()  # Train on these tasks only (empty: every task of the dataset).
     # Repeat the run per seed into DIR/seed_<s>/ (tf_mtl.runs): a count n (seeds seed..seed+n-1)

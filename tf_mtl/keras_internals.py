@@ -47,3 +47,33 @@ def synchronized_layers(model):
 def nested_layers(layer):
     """``layer`` and every layer nested in it, at any depth."""
     return _internal(layer, "_flatten_layers", "nested layers")()
+
+
+
+def maybe_symbolic_build(model, iterator=None, data_batch=None):
+    """Keras's symbolic build before ``fit``/``evaluate`` (``Trainer._maybe_symbolic_build``),
+    from the dataset's element spec instead of its first batch.
+
+    Under a strategy Keras reads the first batch of a fresh pass over the training
+    data, reduced across replicas (``strategy.reduce("MEAN", batch)``), to learn its
+    shapes. That pass costs an iteration of the dataset — one that reshuffles each
+    iteration then trains on another order than one device — and the reduce fails
+    under ``MultiWorkerMirroredStrategy`` for nested data such as ``(x, {task: y})``
+    (TensorFlow's reduce takes no nest there). The build reads shapes and dtypes only:
+    the element spec of the distributed dataset (first replica's) has them.
+    """
+    import keras
+    import tensorflow as tf
+    build = _internal(keras.Model, "_maybe_symbolic_build", "the symbolic build before fit")
+    if iterator is not None and data_batch is None and \
+            model.distribute_strategy.num_replicas_in_sync > 1:
+        dataset = _internal(iterator, "_distributed_dataset", "the dataset fit distributes")
+        data_batch = tf.nest.map_structure(_first_replica_spec, dataset.element_spec)
+        iterator = None
+    return build(model, iterator=iterator, data_batch=data_batch)
+
+
+def _first_replica_spec(spec):
+    """The first replica's ``TensorSpec`` of a per-replica spec (itself otherwise)."""
+    specs = getattr(spec, "_value_specs", None)
+    return specs[0] if specs else spec

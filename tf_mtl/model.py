@@ -264,8 +264,12 @@ class MultiTaskModel(keras.Model):
         task_paths.after_step(self)  # e.g. Maximum Roaming's plan, on its schedule
         self._track_losses(losses, objective)
         logs = self._logs(x, y, y_pred, sw, include_probes=True)
-        logs.update(rule_logs)
+        logs.update(distribute.step_logs(rule_logs))
         return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's own reduces a nested batch across replicas: MultiWorkerMirroredStrategy fails.
+        return keras_internals.maybe_symbolic_build(self, iterator, data_batch)
 
     def make_train_function(self, force=False):
         return step_schedule.make_train_function(self, force)
@@ -331,7 +335,7 @@ class MultiTaskModel(keras.Model):
         if not include_probes:
             for key in [k for p in self.probes for k in p.log_names()] + self.update.log_names():
                 logs.pop(key, None)
-        return logs
+        return distribute.step_logs(logs)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
