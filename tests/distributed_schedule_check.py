@@ -40,10 +40,9 @@ def mr_encoder():
 CASES = {  # name: (rule, probes, encoder)
     "equal_probe_every3": (updates.EqualWeights, lambda: [
         Transference(every=3, update_heads=True, log_pairs=True, name="exact"),
-        Transference(every=2, method="first_order", name="first_order"),
-        Transference(every=1, method="cosine", name="cosine")], encoder),
+        Transference(every=1, method="first_order", name="first_order")], encoder),
     "itmtl": (lambda: updates.ITMTL(["t0", "t1|t2", "all", updates.PCGrad(seed=1)]),
-              lambda: [Transference(every=3)], encoder),
+              list, encoder),
     "uncertainty": (updates.UncertaintyWeights, lambda: [Transference(every=2)], encoder),
     "pcgrad": (lambda: updates.PCGrad(seed=3), list, encoder),
 }
@@ -101,33 +100,35 @@ def check(case, strategy, x, y):
                                        err_msg=f"{case}: step {i}: {key}")
     for a, b in zip(state(mirrored), state(single)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=case)
-    return mirrored, h_single, s_single
+    return mirrored, single, h_single, s_single
 
 
-def check_roaming_masks(mirrored, single_masks):
-    """Each replica holds the same masks, equal to one device's."""
-    layer = mirrored.encoder.layers[1]
-    for v in layer.variables:
-        if v.trainable:
-            continue
-        copies = [c.numpy() for c in mirrored.distribute_strategy.experimental_local_results(v)]
-        for c in copies[1:]:
-            np.testing.assert_array_equal(c, copies[0], err_msg=v.name)
-    np.testing.assert_array_equal(
-        np.concatenate([np.ravel(v.numpy()) for v in layer.non_trainable_variables]),
-        single_masks)
+def check_roaming_masks(mirrored, single):
+    """Each replica holds the same masks (and visited sets, counters), equal to one
+    device's, and the plan did move (8 steps, an update every 2)."""
+    layer, reference = mirrored.encoder.layers[1], single.encoder.layers[1]
+    assert int(reference.updates_done.numpy()) == 4   # after steps 2, 4, 6, 8
+    assert not np.array_equal(reference.masks.numpy(), reference.initial_masks)
+    names = [v.name for v in layer.non_trainable_variables]
+    assert "masks" in names and "visited" in names, names
+    for v, r in zip(layer.non_trainable_variables, reference.non_trainable_variables):
+        copies = [c.numpy() for c in
+                  mirrored.distribute_strategy.experimental_local_results(v.value)]
+        assert len(copies) == 2, v.name
+        for c in copies:
+            np.testing.assert_array_equal(c, r.numpy(), err_msg=v.name)
 
 
 def main():
     x, y, _ = tf_mtl.data.synthetic_arrays(num_tasks=3, num_groups=3, num_examples=64)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
-    _, h, steps = check("equal_probe_every3", strategy, x, y)
-    # 4 steps an epoch at iterations 0..7: exact measures at 0, 3 | 6; first order at 0, 2 | 4, 6.
-    assert h["exact/steps"] == [2.0, 1.0] and h["first_order/steps"] == [2.0, 2.0], h
-    assert h["cosine/steps"] == [4.0, 4.0] and "exact/t0|t1|t2>t1" in h
+    _, _, h, steps = check("equal_probe_every3", strategy, x, y)
+    # 4 steps an epoch at iterations 0..7: exact measures at 0, 3 | 6.
+    assert h["exact/steps"] == [2.0, 1.0] and h["first_order/steps"] == [4.0, 4.0], h
+    assert "exact/t0|t1|t2>t1" in h
     print("equal_probe_every3 ok", flush=True)
-    _, h, steps = check("itmtl", strategy, x, y)
+    _, _, h, steps = check("itmtl", strategy, x, y)
     choices = [s["itmtl/choice"] for s in steps]
     assert len(set(choices)) > 1, choices   # a choice that never changes compares little
     print("itmtl ok", choices, flush=True)
@@ -139,12 +140,9 @@ def main():
     except ImportError:
         print("maximum roaming skipped: no tf_mtl.partition", flush=True)
     else:
-        CASES["roaming"] = (updates.EqualWeights, lambda: [Transference(every=2)], mr_encoder)
-        mirrored, _, _ = check("roaming", strategy, x, y)
-        single = make("roaming")
-        train(single, x, y)
-        check_roaming_masks(mirrored, np.concatenate(
-            [np.ravel(v.numpy()) for v in single.encoder.layers[1].non_trainable_variables]))
+        CASES["roaming"] = (updates.EqualWeights, list, mr_encoder)
+        mirrored, single, _, _ = check("roaming", strategy, x, y)
+        check_roaming_masks(mirrored, single)
         print("roaming ok", flush=True)
     # Several steps per call: the due set would change inside the compiled loop.
     with strategy.scope():

@@ -49,7 +49,6 @@ def nested_layers(layer):
     return _internal(layer, "_flatten_layers", "nested layers")()
 
 
-
 def maybe_symbolic_build(model, iterator=None, data_batch=None):
     """Keras's symbolic build before ``fit``/``evaluate`` (``Trainer._maybe_symbolic_build``),
     from the dataset's element spec instead of its first batch.
