@@ -318,8 +318,15 @@ def checkpoint(**kwargs):
     return checkpoint_benchmark(repeats=kwargs.get("repeats", 3))
 
 
-BENCHMARKS = {"breakdown": breakdown, "checkpoint": checkpoint, "grouping": grouping,
-              "interference": interference, "transference": transference, "updates": updates}
+def distribute(**kwargs):
+    """1 vs 2 replicas, plain and probing every 10 steps (``tf_mtl.benchmark_distribute``)."""
+    from tf_mtl.benchmark_distribute import distribute_benchmark
+    return distribute_benchmark(**kwargs)
+
+
+BENCHMARKS = {"breakdown": breakdown, "checkpoint": checkpoint, "distribute": distribute,
+              "grouping": grouping, "interference": interference, "transference": transference,
+              "updates": updates}
 
 
 def format_table(columns, rows):

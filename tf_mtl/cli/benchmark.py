@@ -4,6 +4,7 @@
     tf-mtl-benchmark --bench=breakdown [--profile_dir=DIR]
     tf-mtl-benchmark --bench=grouping [--time_limit=120]
     tf-mtl-benchmark --bench=checkpoint      # epoch checkpoint cost, % of a quickstart epoch
+    tf-mtl-benchmark --bench=distribute [--steps=5 --repeats=3]   # 1 vs 2 replicas
     python -m launch.benchmark ...    # the same, from a checkout
 """
 
