@@ -378,7 +378,7 @@ def _outputs(config, workdir, files):
         result["planted_groups"] = [tuple(g) for g in result["planted_groups"]]
     if os.path.exists(os.path.join(workdir, "tb")):
         files["tb"] = os.path.join(workdir, "tb")
-    if config.transference.enabled:
+    if config.transference.enabled and distribute.is_chief():  # AffinityLogger: chief only
         files.update({n: os.path.join(workdir, n) for n in ("affinity.json",
                                                               "affinity_epochs.json")})
         if config.transference.plot:
