@@ -6,7 +6,7 @@ while a Keras model trains, and act on it.
 
 from tf_mtl import data, distribute, encoders, lookahead, probes, transference, updates
 from tf_mtl import callbacks, grouping, metrics, network_selection
-from tf_mtl import partition, task_norm, task_paths
+from tf_mtl import partition, step_schedule, task_norm, task_paths
 from tf_mtl.model import FunctionLoss, MultiTaskModel
 from tf_mtl import grouping_compare, grouping_runs, serving  # Task grouping end to end.
 from tf_mtl import checkpointing, evaluation, results, runs  # Experiments: seeds, resuming.
@@ -33,6 +33,7 @@ __all__ = [
     "results",
     "runs",
     "serving",
+    "step_schedule",
     "task_norm",
     "task_paths",
     "transference",
