@@ -24,7 +24,7 @@ from tf_mtl.checkpointing import atomic_write
 from tf_mtl.evaluation import LOWER_IS_BETTER, PER_ATTRIBUTE
 
 PERCENT = {"accuracy", "error", *PER_ATTRIBUTE}
-IGNORED_FIELDS = ("verbose", "seeds", "tensorboard")  # Fields that change no number.
+IGNORED_FIELDS = ("verbose", "seeds", "tensorboard", "strategy")  # Fields that change no number.
 
 
 def mean_stderr(values):
