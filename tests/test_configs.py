@@ -4,6 +4,7 @@ import importlib
 import os
 
 import keras
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from absl import flags
@@ -14,7 +15,10 @@ from tf_mtl import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-CONFIGS = ["celeba_tag", "celeba_groups_mtl", "multimnist_mtl", "movielens_mtl"]
+# celeba_task_routing differs from celeba_mr only by the routing kind (checked below): the
+# routed ResNet-18's first step compiles for about a minute on a 2-core CPU.
+CONFIGS = ["celeba_tag", "celeba_groups_mtl", "multimnist_mtl", "movielens_mtl", "celeba_mr",
+           "celeba_etrnlp"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -114,3 +118,27 @@ def test_lookahead_execution_and_jit_compile_from_flags(tmp_path, monkeypatch):
     assert model.lookahead_execution == "sequential"
     assert result["history"]["loss"]
     assert experiment.base_config().jit_compile is None  # Keras's "auto" unless set.
+
+
+def test_routed_celeba_configs_keep_003s_settings():
+    mr = importlib.import_module("configs.celeba_mr").get_config()
+    assert mr.optimizer.name == "adam" and mr.optimizer.learning_rate == 1e-4
+    assert mr.data.batch_size == 256 and mr.data.image_size == 64 and mr.data.tasks == "mr_groups"
+    routing = mr.model.encoder_kwargs.routing.to_dict()
+    assert routing["sharing_ratio"] == 0.8 and routing["update_every_epochs"] == 0.1
+    assert routing["completion"] == 1.0
+    # Δ = 0.1 epoch of 636 steps (CelebA train at batch 256) is 64 steps.
+    kwargs = experiment.routed_encoder_kwargs(mr.model.encoder_kwargs, "resnet18", 8,
+                                               steps_per_epoch=636)
+    assert kwargs["routing"]["update_every"] == 64 and kwargs["routing"]["num_tasks"] == 8
+    assert "update_every_epochs" not in kwargs["routing"]
+    for name in ("precision_logits", "recall_logits", "fscore_logits"):
+        assert name in mr.metrics.all and name in experiment.METRICS
+    with pytest.raises(ValueError, match="steps_per_epoch=None"):
+        experiment.routed_encoder_kwargs(mr.model.encoder_kwargs, "resnet18", 8)
+    tr = importlib.import_module("configs.celeba_task_routing").get_config("runlocal")
+    model = experiment.build_model(tr, ["a", "b"], {"a": (2, "mse"), "b": (2, "mse")})
+    model.build_for(np.zeros((1, 32, 32, 3), "float32"))  # shortcut projections' masks
+    layers = tf_mtl.task_paths.routing_layers(model.encoder)
+    assert len(layers) == 20 and all(type(l) is tf_mtl.partition.TaskRouting for l in layers)
+    assert {l.num_tasks for l in layers} == {2} and {l.sharing_ratio for l in layers} == {0.8}

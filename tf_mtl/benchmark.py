@@ -324,9 +324,15 @@ def distribute(**kwargs):
     return distribute_benchmark(**kwargs)
 
 
+def partition(**kwargs):
+    """Maximum Roaming's step, batched and as a per-task loop (``tf_mtl.benchmark_partition``)."""
+    from tf_mtl.benchmark_partition import partition as run
+    return run(**kwargs)
+
+
 BENCHMARKS = {"breakdown": breakdown, "checkpoint": checkpoint, "distribute": distribute,
-              "grouping": grouping, "interference": interference, "transference": transference,
-              "updates": updates}
+              "grouping": grouping, "interference": interference, "partition": partition,
+              "transference": transference, "updates": updates}
 
 
 def format_table(columns, rows):

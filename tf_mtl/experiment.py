@@ -42,6 +42,7 @@ from tf_mtl import checkpointing, distribute, encoders, evaluation, grouping
 from tf_mtl import data as data_lib
 from tf_mtl import results as results_lib
 from tf_mtl.data import epochs as epoch_data
+from tf_mtl.attribute_metrics import AttributeScore
 from tf_mtl.callbacks import AffinityLogger
 from tf_mtl.model import MultiTaskModel
 from tf_mtl.transference import Transference
@@ -49,7 +50,7 @@ from tf_mtl.updates import build_update
 from tf_mtl.updates.build import DEFAULTS as UPDATE_DEFAULTS
 
 ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
-            "resnet18": encoders.ResNet18, "lenet": encoders.LeNet,
+            "resnet18": encoders.ResNet18, "lenet": encoders.LeNet, "etrnlp": encoders.ETRNLPNet,
             "movielens": data_lib.MovieLensEncoder}
 LOSSES = {  # Names configs use for losses that need arguments.
     "categorical_crossentropy_logits":
@@ -60,6 +61,10 @@ LOSSES = {  # Names configs use for losses that need arguments.
 }
 METRICS = {  # Names configs use for metrics that need arguments.
     "binary_accuracy_logits": lambda: keras.metrics.BinaryAccuracy(threshold=0.0),
+    # Macro over a group's attributes, from logits (003/004's CelebA scores).
+    "precision_logits": lambda: AttributeScore("precision"),
+    "recall_logits": lambda: AttributeScore("recall"),
+    "fscore_logits": lambda: AttributeScore("fscore"),
 }
 # The argument that sets each encoder's size, scaled by ``config.model.width``
 # (``002`` §3.1 compares pairs with half-sized single-task networks).
@@ -185,7 +190,26 @@ def _tasks_of(dataset):
     return sorted(dataset.element_spec[1])
 
 
-def build_model(config, tasks, task_spec=None):
+def routed_encoder_kwargs(kwargs, encoder, num_tasks, steps_per_epoch=None):
+    """The encoder's arguments ``kwargs`` with ``num_tasks`` filled in where routing needs
+    it (``routing`` option, ``"etrnlp"``), and ``routing.update_every_epochs`` (Δ in
+    epochs, as ``003`` gives it) converted to ``update_every`` training steps."""
+    kwargs = dict(kwargs)
+    if encoder == "etrnlp":
+        kwargs.setdefault("num_tasks", num_tasks)
+    if kwargs.get("routing"):
+        routing = {"num_tasks": num_tasks, **dict(kwargs["routing"])}
+        epochs = routing.pop("update_every_epochs", None)
+        if epochs is not None:
+            if not steps_per_epoch:
+                raise ValueError("routing.update_every_epochs needs the number of steps per "
+                                 f"epoch. Received: steps_per_epoch={steps_per_epoch!r}")
+            routing["update_every"] = max(1, int(round(epochs * steps_per_epoch)))
+        kwargs["routing"] = routing
+    return kwargs
+
+
+def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
     """The ``MultiTaskModel`` of ``config``; ``task_spec`` ({task: (units, loss)})
     comes from the dataset where it fixes the heads' shape and loss."""
     m = config.model
@@ -200,7 +224,8 @@ def build_model(config, tasks, task_spec=None):
                                    scale_by_lr=t.scale_by_lr, update_heads=t.update_heads,
                                    log_pairs=t.log_pairs, chunk_size=t.chunk_size))
     return MultiTaskModel(
-        encoder=ENCODERS[m.encoder](**encoder_kwargs(m)),
+        encoder=ENCODERS[m.encoder](**routed_encoder_kwargs(
+            encoder_kwargs(m), m.encoder, len(tasks), steps_per_epoch)),
         heads={t: keras.layers.Dense(spec[t][0], name=f"head_{t}") for t in tasks},
         losses={t: make_loss(spec[t][1]) for t in tasks},
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
@@ -283,7 +308,8 @@ def _train_in(config, workdir):
 
 def _compiled_model(config, dataset, task_spec, steps_per_epoch):
     """``config``'s model, compiled, with its and the optimizer's variables created."""
-    model = build_model(config, _tasks_of(dataset), task_spec)
+    model = build_model(config, _tasks_of(dataset), task_spec,
+                        steps_per_epoch=steps_per_epoch)
     jit_compile = config.get("jit_compile")
     model.compile(optimizer=build_optimizer(config, steps_per_epoch),
                   metrics=_compile_metrics(config, model.tasks),

@@ -77,9 +77,16 @@ class _TaskMasks(RoutingLayer):
                 f"{type(self).__name__} '{self.name}' was built for {self.channels} channels; "
                 "a routing layer's channel count cannot change after build. Received: input "
                 f"with {inputs.shape[-1]} channels (shape {tuple(inputs.shape)})")
-        rows = self.layout().expand(tf.convert_to_tensor(self.masks), inputs)
-        rows = tf.reshape(rows, [-1] + [1] * (len(inputs.shape) - 2) + [self.channels])
-        return inputs * tf.cast(rows, inputs.dtype)
+        layout = self.layout()
+        masks = tf.cast(tf.convert_to_tensor(self.masks), inputs.dtype)
+        ones = [1] * (len(inputs.shape) - 2)
+        if layout.equal_chunks:  # [K, rows, ..., S] times chunk k's mask
+            k = layout.num_chunks
+            grouped = tf.reshape(inputs, tf.concat([[k, -1], tf.shape(inputs)[1:]], 0))
+            per_chunk = tf.reshape(tf.gather(masks, layout.tasks), [k, 1] + ones + [self.channels])
+            return tf.reshape(grouped * per_chunk, tf.shape(inputs))
+        rows = layout.expand(masks, inputs)
+        return inputs * tf.reshape(rows, [-1] + ones + [self.channels])
 
     def get_config(self):
         return {**super().get_config(), "sharing_ratio": self.sharing_ratio, "seed": self.seed}
@@ -186,20 +193,16 @@ class MaximumRoaming(_TaskMasks):
         leave_score, enter_score = self._scores(masks, count, kernel)
         lowest = tf.constant(-np.inf, tf.float32)
 
-        def move(t, m, v):
-            row, seen = m[t], v[t]
+        for t in range(self.num_tasks):  # in order: task t sees the earlier tasks' moves
+            row, seen = masks[t], visited[t]
             enter = tf.argmax(tf.where(seen > 0, lowest, enter_score[t]), output_type=tf.int32)
-            safe = (row > 0) & (tf.reduce_sum(m, axis=0) >= 2)
+            safe = (row > 0) & (tf.reduce_sum(masks, axis=0) >= 2)
             leave = tf.argmax(tf.where(safe, leave_score[t], lowest), output_type=tf.int32)
             moves = go & tf.reduce_any(seen == 0) & tf.reduce_any(safe)
             hot_in = tf.one_hot(enter, self.channels)
-            new_row = tf.where(moves, row - tf.one_hot(leave, self.channels) + hot_in, row)
-            new_seen = tf.where(moves, tf.maximum(seen, hot_in), seen)
-            return (t + 1, tf.tensor_scatter_nd_update(m, [[t]], new_row[None]),
-                    tf.tensor_scatter_nd_update(v, [[t]], new_seen[None]))
-
-        _, masks, visited = tf.while_loop(lambda t, m, v: t < self.num_tasks, move,
-                                          (tf.constant(0), masks, visited))
+            step = tf.one_hot(t, self.num_tasks)[:, None] * tf.cast(moves, tf.float32)
+            masks = masks + step * (hot_in - tf.one_hot(leave, self.channels))[None]
+            visited = tf.maximum(visited, step * hot_in[None])
         self.masks.assign(masks)
         self.visited.assign(visited)
         self.updates_done.assign(tf.where(go, count + 1, count))
