@@ -37,8 +37,11 @@ def _model(num_tasks, routing):
 
 
 def loop_step(model):
-    """One train step as ``T`` per-task forwards in a Python loop (the reference's way)."""
+    """One train step as ``T`` per-task forwards in a Python loop (the reference's way).
+    ``model`` must be built."""
     variables = model.trainable_variables
+    if not variables:
+        raise ValueError("loop_step needs a built model. Received: a model without variables")
 
     @tf.function(autograph=False)
     def step(x, y):
@@ -64,8 +67,8 @@ def partition(steps=3, repeats=2, batch_size=16, image_size=64, num_tasks=8, **_
                "update_every": 2}
     plain, batched, looped = _model(num_tasks, None), _model(num_tasks, routing), \
         _model(num_tasks, routing)
+    looped.build_for(x)      # before loop_step reads the trainable variables
     loop = loop_step(looped)
-    looped.build_for(x)
     runs = {"plain": lambda: plain.train_on_batch(x, y),
             "MR batched": lambda: batched.train_on_batch(x, y),
             "MR loop": lambda: loop(x, y)}
