@@ -98,7 +98,9 @@ def make_train_function(model, force=False):
         current.sync()
         return current
     if not scheduled_probes(model) or model.steps_per_execution > 1:
-        keras.Model.make_train_function(model, force=True)
+        # Keras's cached function unless asked or replacing a schedule: forcing it on
+        # every call re-traced the step at every train_on_batch.
+        keras.Model.make_train_function(model, force=force or isinstance(current, StepSchedule))
         return model.train_function
     model.train_function = StepSchedule(model)
     return model.train_function
