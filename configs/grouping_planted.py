@@ -5,15 +5,17 @@ one-unit ``tanh`` bottleneck (``MLP([64, 1])``): a group's tasks are noisy
 copies of one function, so one unit serves a group well, while a network mixing
 the groups must squeeze two unrelated targets through it. The comparison measures transference (exact
 and first order, one MTL run each), trains every single task and pair for HOA
-and ESA, selects 2-, 3- and 4-split groupings, trains and serves them, and
+(and, short, for ESA-HOA), every task subset briefly for ESA, selects 2-, 3- and
+4-split groupings, trains and serves them, and
 tabulates the served total test loss against the compute each method took,
 with whether each selection recovered the planted groups:
 
     python -m launch.compare_groupings --config=configs/grouping_planted.py:runlocal \\
-        --splits=2,3,4 --methods=tag,tag_first_order,hoa,esa,random --workdir=/tmp/planted
-    python -m launch.pairs --config=configs/grouping_planted.py --workdir=/tmp/pairs
-    python -m launch.evaluate_grouping --config=configs/grouping_planted.py \\
-        --groups=/tmp/pairs/groups.json --workdir=/tmp/pairs
+        --splits=2,3,4 --methods=tag,tag_first_order,hoa,esa,esa_hoa,random --workdir=/tmp/planted
+    # The pair runs and their HOA selection (2 groups unless --splits) in /tmp/pairs/groups.json:
+    python -m launch.pairs --config=configs/grouping_planted.py:runlocal --workdir=/tmp/pairs
+    python -m launch.evaluate_grouping --config=configs/grouping_planted.py:runlocal \\
+        --groups=/tmp/pairs/groups.json --workdir=/tmp/pairs/served
 """
 
 from tf_mtl import grouping_runs

@@ -1,7 +1,9 @@
 """Pair runs for HOA/ESA, per-subset networks (tf_mtl.grouping_runs)."""
 
+import itertools
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -77,8 +79,93 @@ def test_run_network_trains_the_subset_at_half_width_and_is_reused(tmp_path, mon
     assert json.load(open(tmp_path / "network.json"))["seconds"] == result["seconds"]
     monkeypatch.setattr(grouping_runs, "_train", lambda *a: pytest.fail("retrained"))
     assert grouping_runs.run_network(config, ["t0", "t2"], str(tmp_path), width=0.5)["reused"]
-    with pytest.raises(ValueError, match=r"other settings: .*'epochs': 2.*asked for .*'epochs': 1"):
+    with pytest.raises(ValueError, match=r"other settings.*epochs: 2 there, 1 asked"):
         grouping_runs.run_network(config, ["t0", "t2"], str(tmp_path), width=0.5, epochs=1)
+    # Any other training setting is refused too (the whole config is stored and compared).
+    config.optimizer.learning_rate = 0.5
+    with pytest.raises(ValueError, match=r"optimizer.learning_rate: 0.02 there, 0.5 asked"):
+        grouping_runs.run_network(config, ["t0", "t2"], str(tmp_path), width=0.5)
+
+
+def test_a_finished_measurement_of_another_config_is_refused(tmp_path, monkeypatch):
+    from tf_mtl import grouping_compare
+    config = _tiny_config()
+    monkeypatch.setattr(experiment, "train", lambda *a: pytest.fail("trained"))
+    c = grouping_runs.subset_config(config, ["t0", "t1", "t2"], seed=0)
+    c.transference.enabled, c.transference.method, c.transference.plot = True, "exact", False
+    grouping_runs.write_json(str(tmp_path / "measurement.json"), {
+        "scores": {"t0": {"t0": 1.0}}, "seconds": 3.0, "config": grouping_runs.config_dict(c)})
+    assert grouping_compare.affinity_run(config, str(tmp_path), "exact", 0)[1] == 3.0
+    config.optimizer.learning_rate = 0.5
+    with pytest.raises(ValueError, match=r"optimizer.learning_rate: 0.02 there, 0.5 asked"):
+        grouping_compare.affinity_run(config, str(tmp_path), "exact", 0)
+
+
+def test_training_seconds_add_up_over_a_killed_and_resumed_run(tmp_path, monkeypatch):
+    """A call killed after its first epoch checkpoint counts up to that checkpoint."""
+    workdir = str(tmp_path)
+
+    def killed(config, d):
+        time.sleep(0.3)
+        (tmp_path / "checkpoint.bin").write_text("epoch 1")  # The last completed epoch.
+        time.sleep(0.4)                                       # Lost: the partial epoch 2.
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        grouping_runs._timed_train(None, workdir)
+    monkeypatch.setattr(experiment, "train", lambda config, d: time.sleep(0.2) or "done")
+    result, seconds = grouping_runs._timed_train(None, workdir)
+    assert result == "done" and 0.5 <= seconds < 0.5 + 0.3
+    # A finished call adds nothing of the killed one again.
+    _, again = grouping_runs._timed_train(None, workdir)
+    assert 0.7 <= again < 0.8 + 0.3
+
+
+def test_widths_default_to_the_config_and_singles_cost_their_ratio():
+    config = _tiny_config()
+    config.model.width = 0.5
+    assert grouping_runs.subset_config(config, ["t0"]).model.width == 0.5
+    opts = grouping_runs.options(config)
+    assert (opts.single_width, opts.group_width) == (0.5, 0.5)
+    assert grouping_runs.candidate_costs(opts, ["t0", "t1"]) is None
+    config.grouping_runs.group_width = 1.0
+    opts = grouping_runs.options(config)
+    assert grouping_runs.candidate_costs(opts, ["t0", "t1"]) == {("t0",): 0.5, ("t1",): 0.5}
+    assert grouping_runs.selection_widths(config, [("t0",), ("t1", "t2")]) == {
+        ("t0",): 0.5, ("t1", "t2"): 1.0}
+    assert grouping_runs.network_name(("t1", "t0"), 0.5, config) == "t0+t1"
+    assert grouping_runs.network_name(("t1", "t0"), 1.0, config) == "t0+t1@w1"
+
+
+def test_esa_selection_is_the_best_set_of_trained_candidates_by_brute_force():
+    """002 §3.3.1: select among every subset's own (short-run) validation losses."""
+    rng = np.random.default_rng(3)
+    tasks = ["a", "b", "c", "d"]
+    groups = [g for r in range(1, 5) for g in itertools.combinations(tasks, r)]
+    candidates = {g: {t: float(rng.uniform(0.5, 2.0) * (1 + tasks.index(t))) for t in g}
+                  for g in groups}
+    config = _tiny_config()
+    config.grouping_runs.update(single_width=0.5, group_width=1.0)
+    for budget in (1, 2, 3):
+        chosen = grouping_runs.esa_selection(candidates, budget, config)
+        best = np.inf
+        for n in range(1, len(groups) + 1):
+            for pick in itertools.combinations(groups, n):
+                cost = sum(0.5 if len(g) == 1 else 1.0 for g in pick)
+                if cost > budget or {t for g in pick for t in g} != set(tasks):
+                    continue
+                best = min(best, np.mean([min(candidates[g][t] for g in pick if t in g)
+                                          for t in tasks]))
+        assert chosen.value == pytest.approx(best) and chosen.cost <= budget
+        assert chosen.value == pytest.approx(np.mean(
+            [candidates[chosen.serving[t]][t] for t in tasks]))
+
+
+@pytest.mark.parametrize("splits", [[0], [4], [2.7], ["x"], [True]])
+def test_bad_split_counts(splits):
+    with pytest.raises(ValueError, match=r"Received: splits=\["):
+        grouping_runs.check_splits(["t0", "t1", "t2"], splits)
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -26,7 +26,8 @@ def test_served_metric_equals_each_networks_loss_on_its_served_tasks(tmp_path):
     path.write_text(json.dumps({"groups": [list(g) for g in groups],
                                 "serving": {"t0": ["t0", "t1"], "t1": ["t0", "t1"],
                                             "t2": ["t0", "t2"]}}))
-    groups, serving_map = serving.load_groups(str(path), ["t0", "t1", "t2"])
+    groups, serving_map, widths = serving.load_groups(str(path), ["t0", "t1", "t2"])
+    assert widths == {}
     out = serving.evaluate_grouping(config, groups, str(tmp_path), serving=serving_map)
     x, labels, _ = tf_mtl.data.synthetic_arrays("test", **{
         k: v for k, v in config.data.to_dict().items() if k not in ("name", "batch_size")})
@@ -64,3 +65,19 @@ def test_groups_json_whose_tasks_differ_from_the_config(tmp_path, spec, message)
     path.write_text(json.dumps(spec))
     with pytest.raises(ValueError, match=message):
         serving.load_groups(str(path), ["t0", "t1", "t2"])
+
+
+def test_a_half_width_single_is_served_at_half_width(tmp_path):
+    config = _tiny_config()
+    path = tmp_path / "groups.json"
+    path.write_text(json.dumps({"groups": [["t0", "t2"], ["t1"]], "widths": {"t1": 0.5}}))
+    groups, serving_map, widths = serving.load_groups(str(path), ["t0", "t1", "t2"])
+    assert widths == {("t1",): 0.5}
+    out = serving.evaluate_grouping(config, groups, str(tmp_path), serving=serving_map,
+                                    widths=widths)
+    half = json.load(open(tmp_path / "networks" / "t1@w0.5" / "network.json"))
+    full = json.load(open(tmp_path / "networks" / "t0+t2" / "network.json"))
+    # MLP([64, 1]) at half width is MLP([32, 1]); the pair keeps 64 units.
+    assert half["width"] == 0.5 and half["encoder_parameters"] == (24 * 32 + 32) + (32 + 1)
+    assert full["encoder_parameters"] == (24 * 64 + 64) + (64 + 1)
+    assert out["parameters"] == half["parameters"] + full["parameters"]

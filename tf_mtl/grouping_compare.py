@@ -9,10 +9,19 @@ one MTL model and the single-task models:
 * ``tag`` / ``tag_first_order``: one MTL training run measuring transference
   (exact, resp. first order) — ``001`` §5.1; TAG objective.
 * ``hoa``: every single task and pair trained (``grouping_runs.pair_runs``),
-  ``"hoa"`` objective on their validation losses (``002`` §3.3.2).
-* ``esa``: the same runs for ``esa_fraction`` of the epochs (``002`` §3.3.1).
-* ``random``: a uniformly drawn partition into ``k`` non-empty groups (no
-  measurement) — the floor.
+  ``"hoa"`` objective on their validation losses (``002`` §3.3.2); the pair
+  runs live among the served networks, so a chosen pair or single is reused.
+* ``esa``: ``002`` §3.3.1 — every task subset trained for ``esa_fraction`` of
+  the epochs (``grouping_runs.esa_runs``); selection on those networks'
+  validation losses directly.
+* ``esa_hoa``: the singles and pairs trained for ``esa_fraction`` of the epochs,
+  then the HOA average (a cheaper HOA; not in ``002``).
+* ``random``: ``random_draws`` uniformly drawn partitions into ``k`` non-empty
+  groups (no measurement), their served metrics averaged — the floor.
+
+HOA and ESA score single-task networks at ``grouping_runs.single_width`` and
+groups at ``group_width``; the selection counts a single at their ratio of a
+group network's cost, and the chosen networks are trained at those widths.
 
 A method's compute is the wall clock of its measurement on this machine (what
 ``001`` Fig. 4's x axis counts); the MTL model's and the single-task models'
@@ -23,13 +32,11 @@ mean ± s.e. over seeds) and ``fig4.png`` (metric vs compute hours, log x).
 """
 
 import os
-import time
-
 import numpy as np
 
-from tf_mtl import experiment, grouping, grouping_runs, results, runs, serving
+from tf_mtl import evaluation, experiment, grouping, grouping_runs, results, runs, serving
 
-METHODS = ("tag", "tag_first_order", "hoa", "esa", "random")
+METHODS = ("tag", "tag_first_order", "hoa", "esa", "esa_hoa", "random")
 BASELINES = ("mtl", "single")
 _TRANSFERENCE = {"tag": "exact", "tag_first_order": "first_order"}
 
@@ -40,26 +47,39 @@ def check_request(tasks, splits, methods):
     if unknown or not methods:
         raise ValueError(f"Unknown grouping method(s) {unknown}; known: {list(METHODS)}. "
                          f"Received: methods={list(methods)}")
-    bad = [k for k in splits if not 1 <= int(k) <= len(tasks)]
-    if bad or not splits:
-        raise ValueError(f"Split counts must be between 1 and the number of tasks "
-                         f"({len(tasks)}: {tasks}). Received: splits={list(splits)}")
-    return [int(k) for k in splits], list(methods)
+    return grouping_runs.check_splits(tasks, splits), list(methods)
+
+
+def check_metric(config, tasks, metric):
+    """Refuses an unknown metric, or ``average_error`` where some task has no
+    accuracy/error test metric (a regression config) — before any training."""
+    if metric not in ("total_test_loss", "mean_test_loss", "average_error"):
+        raise ValueError("`config.grouping_runs.metric` must be 'total_test_loss', "
+                         f"'mean_test_loss' or 'average_error'. Received: {metric!r}")
+    if metric == "average_error":
+        names = evaluation.resolve_metrics(experiment.dataset_key(config), tasks)
+        lacking = [t for t, m in names.items()
+                   if not any("accuracy" in n or "error" in n for n in m)]
+        if lacking:
+            raise ValueError(f"metric='average_error' needs an accuracy or error test metric for "
+                             f"every task; tasks {lacking} have {[names[t] for t in lacking]}. "
+                             f"Received: config.grouping_runs.metric={metric!r}")
 
 
 def affinity_run(config, workdir, method, seed):
-    """One MTL run measuring transference; ``(scores, seconds)``, resumable."""
+    """One MTL run measuring transference; ``(scores, seconds)``, resumable (a
+    finished measurement of another config is refused)."""
     done = os.path.join(workdir, "measurement.json")
-    if os.path.exists(done):
-        measured = grouping_runs.read_json(done)
-        return measured["scores"], measured["seconds"]
     c = grouping_runs.subset_config(config, grouping_runs.config_tasks(config), seed=seed)
     c.transference.enabled, c.transference.method = True, method
     c.transference.plot = False
-    start = time.monotonic()
-    result = experiment.train(c, workdir)
-    seconds = time.monotonic() - start
-    grouping_runs.write_json(done, {"scores": result["affinity"], "seconds": seconds})
+    if os.path.exists(done):
+        measured = grouping_runs.read_json(done)
+        grouping_runs.check_settings(measured, c, workdir)
+        return measured["scores"], measured["seconds"]
+    result, seconds = grouping_runs._timed_train(c, workdir)
+    grouping_runs.write_json(done, {"scores": result["affinity"], "seconds": seconds,
+                                    "config": grouping_runs.config_dict(c)})
     return result["affinity"], seconds
 
 
@@ -72,55 +92,100 @@ def random_grouping(tasks, k, rng):
     return sorted(groups)
 
 
-def recovered(serving_map, planted):
-    """Whether the tasks each network serves are exactly the planted groups."""
+def partition_recovered(serving_map, planted):
+    """Whether the sets of tasks the networks serve are exactly the planted groups
+    (says nothing about which tasks those networks were trained on)."""
     served = {}
     for t, g in serving_map.items():
-        served.setdefault(tuple(g), set()).add(t)
+        served.setdefault(tuple(sorted(g)), set()).add(t)
     return sorted(map(sorted, served.values())) == sorted(map(sorted, planted))
 
 
-def _measure(config, seed_dir, method, seed):
-    """``(scores, objective, seconds)`` of ``method``'s measurement (None for random)."""
+def recovered(serving_map, planted):
+    """Whether every task of each planted group ``G`` is served by a network trained
+    on exactly ``G`` (so the served tasks form the planted partition too)."""
+    return all(tuple(sorted(serving_map[t])) == tuple(sorted(g)) for g in planted for t in g)
+
+
+def _selector(config, seed_dir, method, seed, tasks):
+    """``(select, seconds)``: ``select(k)`` gives ``(groups, serving, widths)`` of
+    ``method``'s selection after its measurement (``seconds``)."""
+    networks = os.path.join(seed_dir, "networks")
     if method in _TRANSFERENCE:
         scores, seconds = affinity_run(config, os.path.join(seed_dir, f"affinity_{method}"),
                                        _TRANSFERENCE[method], seed)
-        return scores, "tag", seconds
-    if method in ("hoa", "esa"):
+
+        def select_tag(k):
+            chosen = grouping.select_groups(scores, k, "tag")
+            return chosen.groups, chosen.serving, None
+        return select_tag, seconds
+    costs = grouping_runs.candidate_costs(grouping_runs.options(config), tasks)
+    if method in ("hoa", "esa_hoa"):
+        hoa = method == "hoa"
         out = grouping_runs.pair_runs(config, os.path.join(seed_dir, f"pairs_{method}"),
-                                      esa=method == "esa", seed=seed)
-        return out["scores"], "hoa", out["seconds"]
-    return None, None, 0.0
+                                      esa=not hoa, seed=seed, networks_dir=networks if hoa else None)
+        pick = lambda k: grouping.select_groups(out["scores"], None if costs else k, "hoa",
+                                                costs=costs, budget=k if costs else None)
+    else:
+        out = grouping_runs.esa_runs(config, os.path.join(seed_dir, "esa_runs"), seed=seed)
+        pick = lambda k: grouping_runs.esa_selection(out["candidates"], k, config)
+
+    def select(k):
+        chosen = pick(k)
+        return (chosen.groups, chosen.serving,
+                grouping_runs.selection_widths(config, chosen.groups))
+    return select, out["seconds"]
+
+
+def _serve(config, groups, out_dir, serving_map, widths, networks, seed, planted, method, k):
+    """Trains and serves one grouping into ``out_dir``; its served row."""
+    os.makedirs(out_dir, exist_ok=True)
+    served = serving.evaluate_grouping(config, groups, out_dir, serving=serving_map,
+                                       networks_dir=networks, seed=seed, widths=widths)
+    grouping_runs.write_json(os.path.join(out_dir, "groups.json"), {
+        "method": method, "splits": k, "groups": [list(g) for g in groups],
+        "serving": {t: m["group"] for t, m in served["tasks"].items()},
+        "widths": {grouping_runs.network_name(g): w for g, w in (widths or {}).items()}})
+    if planted:
+        chosen = {t: m["group"] for t, m in served["tasks"].items()}
+        served["recovered"] = recovered(chosen, planted)
+        served["partition_recovered"] = partition_recovered(chosen, planted)
+    return served
+
+
+def _mean_rows(rows):
+    """The mean of several served rows (random draws): numbers averaged, ``draws`` kept."""
+    out = {}
+    for key in ("total_test_loss", "mean_test_loss", "average_error", "encoders", "parameters",
+                "seconds", "recovered", "partition_recovered"):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if key in rows[0]:
+            out[key] = float(np.mean(values)) if len(values) == len(rows) else None
+    return {**out, "draws": [{k: r.get(k) for k in out} for r in rows]}
 
 
 def run_seed(config, seed_dir, seed, splits, methods, tasks, planted=None):
     """Every method and baseline for one seed: ``{name: {split or "-": row}}``."""
     networks = os.path.join(seed_dir, "networks")
+    draws = int(grouping_runs.options(config).random_draws)
     rows = {}
     for method in methods:
-        scores, objective, seconds = _measure(config, seed_dir, method, seed)
         rows[method] = {}
-        for k in splits:
-            if scores is None:
+        if method == "random":
+            for k in splits:
                 rng = np.random.default_rng([seed, k])
-                groups = random_grouping(tasks, k, rng)
-                serving_map = None
-            else:
-                selection = grouping.select_groups(scores, k, objective)
-                groups, serving_map = selection.groups, selection.serving
-            out_dir = os.path.join(seed_dir, method, f"split_{k}")
-            os.makedirs(out_dir, exist_ok=True)
-            served = serving.evaluate_grouping(config, groups, out_dir, serving=serving_map,
-                                               networks_dir=networks, seed=seed)
-            grouping_runs.write_json(os.path.join(out_dir, "groups.json"), {
-                "method": method, "splits": k, "groups": [list(g) for g in groups],
-                "serving": {t: list(g) for t, g in served["tasks"].items()
-                            for g in [g["group"]]}})
-            served["compute_seconds"] = seconds
-            if planted:
-                served["recovered"] = recovered(
-                    {t: m["group"] for t, m in served["tasks"].items()}, planted)
-            rows[method][k] = served
+                rows[method][k] = _mean_rows([_serve(
+                    config, random_grouping(tasks, k, rng),
+                    os.path.join(seed_dir, method, f"split_{k}", f"draw_{d}"), None, None,
+                    networks, seed, planted, method, k) for d in range(draws)])
+                rows[method][k]["compute_seconds"] = 0.0
+            continue
+        select, seconds = _selector(config, seed_dir, method, seed, tasks)
+        for k in splits:
+            groups, serving_map, widths = select(k)
+            rows[method][k] = _serve(config, groups, os.path.join(seed_dir, method, f"split_{k}"),
+                                     serving_map, widths, networks, seed, planted, method, k)
+            rows[method][k]["compute_seconds"] = seconds
     for name, groups in (("mtl", [tuple(tasks)]), ("single", [(t,) for t in tasks])):
         served = serving.evaluate_grouping(config, groups, os.path.join(seed_dir, name),
                                            networks_dir=networks, seed=seed)
@@ -145,9 +210,11 @@ def summarize(per_seed, metric):
             mean, se = _mean_se([r[metric] for r in rows])
             hours, hours_se = _mean_se([r["compute_seconds"] / 3600 for r in rows])
             entry = {"metric": mean, "metric_se": se, "compute_hours": hours,
-                     "compute_hours_se": hours_se, "encoders": rows[0]["encoders"]}
-            if "recovered" in rows[0]:
-                entry["recovered"] = float(np.mean([r["recovered"] for r in rows]))
+                     "compute_hours_se": hours_se,
+                     "encoders": float(np.mean([r["encoders"] for r in rows]))}
+            for key in ("recovered", "partition_recovered"):
+                if key in rows[0]:
+                    entry[key] = float(np.mean([r[key] for r in rows]))
             table[name][k] = entry
     return table
 
@@ -156,9 +223,20 @@ def format_table(table, metric, splits):
     """Markdown: one row per method, one column per split, plus the baselines."""
     head = "| method | compute (h) | " + " | ".join(f"{k}-split {metric}" for k in splits)
     lines = [head + " |", "|" + "---|" * (len(splits) + 2)]
-    cell = lambda e: (results.format_value(metric, e["metric"], e["metric_se"])
-                      + (" (planted ✓)" if e.get("recovered") == 1.0 else
-                         f" (planted {e['recovered']:.0%})" if "recovered" in e else ""))
+    def planted(e):
+        if "recovered" not in e:
+            return ""
+        if e["recovered"] == 1.0:
+            return " (planted ✓)"
+        if e["partition_recovered"] == e["recovered"]:
+            return f" (planted {e['recovered']:.0%})"
+        return (f" (planted {e['recovered']:.0%}; partition only "
+                f"{e['partition_recovered'] - e['recovered']:.0%})")
+
+    def cell(e, k=None):
+        used = "" if k is None or e["encoders"] == k else f" [{e['encoders']:g} enc]"
+        return (results.format_value(metric, e["metric"], e["metric_se"]) + used + planted(e))
+
     for name, row in table.items():
         hours = np.mean([e["compute_hours"] for e in row.values()])
         if name in BASELINES:
@@ -167,7 +245,7 @@ def format_table(table, metric, splits):
                          " | ".join(cell(e) for _ in splits) + " |")
         else:
             lines.append(f"| {name} | {hours:.4f} | " +
-                         " | ".join(cell(row[k]) for k in splits) + " |")
+                         " | ".join(cell(row[k], k) for k in splits) + " |")
     return "\n".join(lines)
 
 
@@ -213,11 +291,9 @@ def compare(config, workdir, splits, methods):
         >>> print(format_table(out["table"], "total_test_loss", [2, 3]))
     """
     opts = grouping_runs.options(config)
-    if opts.metric not in ("total_test_loss", "mean_test_loss", "average_error"):
-        raise ValueError("`config.grouping_runs.metric` must be 'total_test_loss', "
-                         f"'mean_test_loss' or 'average_error'. Received: {opts.metric!r}")
     tasks = grouping_runs.config_tasks(config)
     splits, methods = check_request(tasks, splits, methods)
+    check_metric(config, tasks, opts.metric)
     planted = experiment.build_dataset(config, "validation")[1].get("planted_groups")
     seeds = runs.parse_seeds(config.get("seeds"), config.seed) or [config.seed]
     per_seed = [run_seed(config, os.path.join(workdir, f"seed_{s}"), s, splits, methods,

@@ -24,11 +24,20 @@ def _as_group(group):
 def load_groups(path, tasks):
     """``(groups, serving)`` from a ``groups.json``, checked against ``tasks``.
 
-    ``serving`` defaults to each task's first group when the file has none.
+    ``serving`` defaults to each task's first group when the file has none. A
+    ``widths`` entry (``{"t0": 0.5}``, keyed by ``a|b`` or ``a+b`` names; what
+    ``launch.pairs --splits`` writes for half-width singles) is returned as a third
+    item ``{group: width}`` (empty without one): pass it to ``evaluate_grouping``.
     """
     with open(path) as f:
         spec = json.load(f)
-    return check_groups(spec.get("groups"), spec.get("serving"), tasks, source=path)
+    groups, serving = check_groups(spec.get("groups"), spec.get("serving"), tasks, source=path)
+    widths = {_as_group(k.replace("+", "|")): float(v) for k, v in spec.get("widths", {}).items()}
+    unknown = [list(g) for g in widths if g not in groups]
+    if unknown:
+        raise ValueError(f"`widths` in {path} names networks that are not groups: {unknown}. "
+                         f"Received groups: {groups}")
+    return groups, serving, widths
 
 
 def check_groups(groups, serving, tasks, source="groups"):
@@ -96,7 +105,8 @@ def served_metrics(network_results, serving):
     }
 
 
-def evaluate_grouping(config, groups, workdir, *, serving=None, networks_dir=None, seed=None):
+def evaluate_grouping(config, groups, workdir, *, serving=None, networks_dir=None, seed=None,
+                      widths=None):
     """Trains one network per group (resumable), serves each task, writes ``served.json``.
 
     Args:
@@ -107,20 +117,27 @@ def evaluate_grouping(config, groups, workdir, *, serving=None, networks_dir=Non
         networks_dir: where the networks train (default ``workdir/networks``);
             a comparison shares one so a group chosen twice trains once.
         seed: training seed (default ``config.seed``).
+        widths: ``{group: encoder width}`` for networks trained at another width than
+            ``config.model.width`` (a HOA/ESA selection's half-width singles).
 
     Returns:
         ``served_metrics`` plus ``seconds`` (training time of the networks) and
         ``trained`` (how many networks were trained now rather than reused).
 
     Example:
-        >>> groups, serving = load_groups("DIR/groups.json", config_tasks(config))
-        >>> evaluate_grouping(config, groups, "DIR", serving=serving)["total_test_loss"]
+        >>> groups, serving, widths = load_groups("DIR/groups.json", config_tasks(config))
+        >>> evaluate_grouping(config, groups, "DIR", serving=serving,
+        ...                   widths=widths)["total_test_loss"]
     """
     groups, serving = check_groups(groups, serving, grouping_runs.config_tasks(config))
     networks_dir = networks_dir or os.path.join(workdir, "networks")
-    results = {g: grouping_runs.run_network(
-        config, g, os.path.join(networks_dir, grouping_runs.network_name(g)), seed=seed)
-        for g in groups}
+    widths = {_as_group(g): w for g, w in (widths or {}).items()}
+    results = {}
+    for g in groups:
+        width = widths.get(g)
+        results[g] = grouping_runs.run_network(
+            config, g, os.path.join(networks_dir, grouping_runs.network_name(g, width, config)),
+            seed=seed, width=width)
     out = served_metrics(results, serving)
     out["seconds"] = float(sum(r["seconds"] for r in results.values()))
     out["trained"] = sum(not r["reused"] for r in results.values())

@@ -1,7 +1,7 @@
 """Compare task-grouping methods end to end (``001`` Fig. 4, ``002`` Table 4).
 
     tf-mtl-compare-groupings --config=configs/grouping_planted.py:runlocal \
-        --splits=2,3,4 --methods=tag,tag_first_order,hoa,esa,random --workdir=DIR
+        --splits=2,3,4 --methods=tag,tag_first_order,hoa,esa,esa_hoa,random --workdir=DIR
     python -m launch.compare_groupings ...    # the same, from a checkout
 
 Writes ``DIR/comparison.md`` (printed), ``DIR/comparison.json`` and
@@ -23,11 +23,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    try:
-        splits = [int(k) for k in _SPLITS.value]
-    except ValueError as e:
-        raise ValueError(f"--splits must be integers. Received: {_SPLITS.value}") from e
-    out = grouping_compare.compare(_CONFIG.value, _WORKDIR.value, splits, _METHODS.value)
+    # Split counts and methods are checked (grouping_runs.check_splits) before any training.
+    out = grouping_compare.compare(_CONFIG.value, _WORKDIR.value, _SPLITS.value, _METHODS.value)
     print(out["text"])
     print("wrote:")
     for path in out["files"]:

@@ -25,8 +25,10 @@ flags.mark_flags_as_required(["config", "groups", "workdir"])
 def main(argv):
     del argv
     config = _CONFIG.value
-    groups, serving_map = serving.load_groups(_GROUPS.value, grouping_runs.config_tasks(config))
-    out = serving.evaluate_grouping(config, groups, _WORKDIR.value, serving=serving_map)
+    groups, serving_map, widths = serving.load_groups(_GROUPS.value,
+                                                      grouping_runs.config_tasks(config))
+    out = serving.evaluate_grouping(config, groups, _WORKDIR.value, serving=serving_map,
+                                    widths=widths)
     for t, m in out["tasks"].items():
         print(f"  {t} <- {', '.join(m['group'])}: " + json.dumps(
             {k: round(v, 6) for k, v in m.items() if k != "group"}))

@@ -1,13 +1,16 @@
-"""Train every single task and every pair of a config: the HOA (and ESA) table.
+"""Train every single task and every pair of a config: the HOA (and ESA-HOA) table.
 
     tf-mtl-pairs --config=configs/grouping_planted.py --workdir=DIR [--esa] [--splits=3] \
         [--shard=i/n]
     python -m launch.pairs ...    # the same, from a checkout
 
 Writes ``DIR/hoa.json`` (``scores[task][partner]``, the ``hoa`` objective's
-input), ``DIR/hoa_predictions.json`` and, with ``--splits``, ``DIR/groups.json``
-(the HOA selection, ready for ``launch.evaluate_grouping``). Finished runs are
-skipped. ``--esa``: every run trains ``grouping_runs.esa_fraction`` of the epochs.
+input), ``DIR/hoa_predictions.json`` and ``DIR/groups.json``: the HOA selection
+of ``--splits`` groups (default 2), ready for ``launch.evaluate_grouping``, with
+single-task networks costing ``single_width / group_width`` of a group network
+and served at the width they were scored at. Finished runs are skipped.
+``--esa``: every run trains ``grouping_runs.esa_fraction`` of the epochs (the
+``esa_hoa`` approximation; ``002``'s ESA is ``compare_groupings --methods=esa``).
 ``--shard=i/n``: this worker trains runs i, i + n, ... into the shared DIR; the
 tables are written by whichever call finds every run finished.
 """
@@ -21,15 +24,33 @@ from tf_mtl import grouping, grouping_runs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the pair runs.")
-_ESA = flags.DEFINE_bool("esa", False, "Early-Stopping Approximation: a fraction of the epochs.")
-_SPLITS = flags.DEFINE_integer("splits", None, "Also select this many groups (hoa objective).")
+_ESA = flags.DEFINE_bool("esa", False, "ESA-HOA: every run trains a fraction of the epochs.")
+_SPLITS = flags.DEFINE_integer("splits", 2, "Select this many groups (hoa objective).")
 _SHARD = flags.DEFINE_string("shard", None, "'i/n': worker i of n sharing the workdir.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def select(config, scores, splits, workdir):
+    """The HOA selection under the width costs; writes and returns ``groups.json``'s path."""
+    tasks = grouping_runs.config_tasks(config)
+    costs = grouping_runs.candidate_costs(grouping_runs.options(config), tasks)
+    selection = grouping.select_groups(scores, None if costs else splits, "hoa", costs=costs,
+                                       budget=splits if costs else None)
+    widths = grouping_runs.selection_widths(config, selection.groups)
+    path = os.path.join(workdir, "groups.json")
+    grouping_runs.write_json(path, {
+        "objective": "hoa", "splits": splits, "groups": [list(g) for g in selection.groups],
+        "serving": {t: list(g) for t, g in selection.serving.items()},
+        "widths": {grouping_runs.network_name(g): w for g, w in widths.items()},
+        "value": selection.value, "cost": selection.cost})
+    return selection, path
+
+
 def main(argv):
     del argv
-    out = grouping_runs.pair_runs(_CONFIG.value, _WORKDIR.value, esa=_ESA.value,
+    config = _CONFIG.value
+    grouping_runs.check_splits(grouping_runs.config_tasks(config), [_SPLITS.value])
+    out = grouping_runs.pair_runs(config, _WORKDIR.value, esa=_ESA.value,
                                   shard=grouping_runs.parse_shard(_SHARD.value))
     print(f"pair runs: {out['trained']} trained, {out['reused']} reused, "
           f"{out['seconds'] / 3600:.4f} h of training")
@@ -37,11 +58,9 @@ def main(argv):
         print("other shards' runs are not finished yet; run again without --shard to collect")
         return
     print("wrote:", os.path.join(_WORKDIR.value, "hoa.json"))
-    if _SPLITS.value:
-        chosen = grouping.select_groups_from_file(os.path.join(_WORKDIR.value, "hoa.json"),
-                                                  splits=_SPLITS.value, objective="hoa")
-        print(grouping.format_selection(chosen["selection"], "hoa"))
-        print("wrote:", chosen["path"])
+    selection, path = select(config, out["scores"], _SPLITS.value, _WORKDIR.value)
+    print(grouping.format_selection(selection, "hoa"))
+    print("wrote:", path)
 
 
 def run():
