@@ -21,6 +21,49 @@ def test_mean_and_standard_error_by_hand():
         results.mean_stderr([])
 
 
+def test_a_non_finite_seed_is_shown_never_dropped_nor_bold(tmp_path):
+    mean, se = results.mean_stderr([0.9, float("nan"), 0.8])
+    assert math.isnan(mean) and math.isnan(se)
+    per_seed = {0: {"left": {"accuracy": 0.90}}, 1: {"left": {"accuracy": float("nan")}}}
+    md, csv_path = results.write_seed_tables(str(tmp_path), per_seed)
+    assert "| left | accuracy (%) | nan (1/2 finite) |" in open(md).read()
+    assert open(csv_path).read().splitlines()[1] == "left,accuracy,nan,nan,2,1"
+    # The diverged method's NaN (and, for the loss, a NaN that min() would have met first)
+    # is never best: the finite method is bold in both columns.
+    methods = {"diverged": {0: {"t": {"accuracy": float("nan"), "loss": float("nan")}},
+                            1: {"t": {"accuracy": 0.99, "loss": 0.1}}},
+               "fine": {0: {"t": {"accuracy": 0.50, "loss": 0.7}},
+                        1: {"t": {"accuracy": 0.60, "loss": 0.9}}}}
+    md, _ = results.write_comparison(str(tmp_path), methods)
+    lines = open(md).read().splitlines()
+    assert lines[4] == "| diverged | nan (1/2 finite) | nan (1/2 finite) |"
+    assert lines[5] == "| fine | **55.00 ± 5.00** | **0.8000 ± 0.1000** |"
+
+
+def test_std_instead_of_standard_error(tmp_path):
+    mean, std = results.mean_stderr([0.80, 0.90, 0.85, 0.95], spread="std")
+    assert mean == pytest.approx(0.875) and std == pytest.approx(0.0645497, rel=1e-6)
+    with pytest.raises(ValueError, match="Received: spread='var'"):
+        results.mean_stderr([1.0], spread="var")
+    per_seed = {0: {"t": {"accuracy": 0.90}}, 1: {"t": {"accuracy": 0.80}}}
+    md, csv_path = results.write_seed_tables(str(tmp_path), per_seed, spread="std")
+    text = open(md).read()
+    # std of (0.9, 0.8) = 0.1 / sqrt(2) = 0.070711 -> 7.07 %.
+    assert "mean ± standard deviation" in text and "| t | accuracy (%) | 85.00 ± 7.07 |" in text
+    assert open(csv_path).read().splitlines()[0] == "task,metric,mean,std,n,n_finite"
+    md, _ = results.write_comparison(str(tmp_path), {"a": per_seed}, spread="std")
+    assert "mean ± standard deviation" in open(md).read()
+
+
+def test_every_method_tied_with_the_best_shown_value_is_bold(tmp_path):
+    # 0.912340 and 0.912344 both show as 91.23 %: both bold; 0.80 is not.
+    methods = {"a": {0: {"t": {"accuracy": 0.912340}}}, "b": {0: {"t": {"accuracy": 0.80}}},
+               "c": {0: {"t": {"accuracy": 0.912344}}}}
+    md, _ = results.write_comparison(str(tmp_path), methods)
+    assert open(md).read().splitlines()[4:7] == ["| a | **91.23** |", "| b | 80.00 |",
+                                                 "| c | **91.23** |"]
+
+
 def test_seed_tables(tmp_path):
     per_seed = {0: {"left": {"loss": 0.5, "accuracy": 0.90}, "right": {"loss": 0.7, "accuracy": 0.80}},
                 3: {"left": {"loss": 0.3, "accuracy": 0.92}, "right": {"loss": 0.9, "accuracy": 0.84}}}
@@ -31,8 +74,8 @@ def test_seed_tables(tmp_path):
     assert "| right | loss | 0.8000 ± 0.1000 |" in text
     assert "2 seed(s) (0, 3)" in text
     rows = open(csv_path).read().splitlines()
-    assert rows[0] == "task,metric,mean,stderr,n"
-    task, metric, mean, se, n = rows[2].split(",")
+    assert rows[0] == "task,metric,mean,stderr,n,n_finite"
+    task, metric, mean, se, n, _ = rows[2].split(",")
     assert (task, metric, n) == ("left", "accuracy", "2")
     assert float(mean) == pytest.approx(0.91) and float(se) == pytest.approx(0.01)
 
@@ -99,3 +142,13 @@ def test_a_workdir_of_another_config_is_refused(tmp_path):
                                          r"workdir, 0.1 now"):
         results.check_workdir(str(tmp_path), other)
     results.check_workdir(str(tmp_path / "new"), other)  # A new workdir passes.
+    # Where the data is read from, and whether the heatmap is drawn, change no number.
+    saved = dict(saved, data={"seed": 0, "data_dir": "", "download": True},
+                 transference={"plot": True, "every": 10})
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    results.check_workdir(str(tmp_path), dict(
+        saved, data={"seed": 0, "data_dir": "/mnt/d", "download": False, "retries": True,
+                     "verify_checksums": False}, transference={"plot": False, "every": 10}))
+    with pytest.raises(ValueError, match=r"\(1\): data.seed: 0 in the workdir, 1 now"):
+        results.check_workdir(str(tmp_path), dict(saved, data={"seed": 1, "data_dir": "",
+                                                               "download": True}))

@@ -2,14 +2,18 @@
 
 The standard error of ``n`` seeds' values is the sample standard deviation
 (``ddof=1``) divided by ``sqrt(n)`` (what ``001`` Table 2 reports); with one seed it is
-undefined and the tables show the mean alone. Fractions (accuracy, error, precision,
-recall, F-score) are shown in percent, as the papers do; ``results.csv`` keeps them as
-fractions.
+undefined and the tables show the mean alone. ``spread="std"`` shows the standard deviation
+instead (``003`` and ``004`` report mean ± std); the table's first line says which. Fractions
+(accuracy, error, precision, recall, F-score) are shown in percent, as the papers do;
+``results.csv`` keeps them as fractions.
+
+A seed whose value is not finite (a diverged run: NaN or inf) is not left out: the mean of
+that column is NaN, shown as ``nan (k/n finite)``, and a NaN mean is never bold.
 
 Example:
     >>> rows = seed_rows({0: {"left": {"accuracy": 0.9}}, 1: {"left": {"accuracy": 0.8}}})
     >>> rows[0]
-    {'task': 'left', 'metric': 'accuracy', 'mean': 0.85, 'stderr': 0.05, 'n': 2}
+    {'task': 'left', 'metric': 'accuracy', 'mean': 0.85, 'stderr': 0.05, 'n': 2, 'n_finite': 2}
 """
 
 import csv
@@ -19,21 +23,34 @@ import math
 import os
 
 
-from tf_mtl import stats
+import numpy as np
+
 from tf_mtl.checkpointing import atomic_write
 from tf_mtl.evaluation import LOWER_IS_BETTER, PER_ATTRIBUTE
 
 PERCENT = {"accuracy", "error", *PER_ATTRIBUTE}
-IGNORED_FIELDS = ("verbose", "seeds", "tensorboard", "strategy")  # Fields that change no number.
+# Fields that change no number (output, I/O, the strategy, how tables are shown).
+IGNORED_FIELDS = ("verbose", "seeds", "tensorboard", "strategy", "table_spread",
+                  "data.data_dir", "data.download", "data.retries", "data.verify_checksums",
+                  "transference.plot")
+SPREADS = {"se": "standard error", "std": "standard deviation"}
 
 
-def mean_stderr(values):
-    """``(mean, standard error)`` (``tf_mtl.stats.mean_se``: ``std(ddof=1) / sqrt(n)``, NaN
-    for n = 1; non-finite values left out); an empty ``values`` is a ``ValueError``."""
+def mean_stderr(values, spread="se"):
+    """``(mean, standard error)``: ``std(ddof=1) / sqrt(n)``, NaN for n = 1; ``spread="std"``
+    gives ``std(ddof=1)`` instead. Any non-finite value makes both NaN (a diverged seed is
+    not dropped). An empty ``values`` is a ``ValueError``."""
     if len(values) == 0:
         raise ValueError("`values` must hold at least one value. Received: []")
-    mean, se, _ = stats.mean_se(values)
-    return mean, se
+    if spread not in SPREADS:
+        raise ValueError(f"`spread` must be one of {sorted(SPREADS)}. Received: spread={spread!r}")
+    v = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(v)):
+        return float("nan"), float("nan")
+    if v.size < 2:
+        return float(v.mean()), float("nan")
+    std = float(v.std(ddof=1))
+    return float(v.mean()), std if spread == "std" else std / math.sqrt(v.size)
 
 
 def _columns(per_seed):
@@ -41,42 +58,51 @@ def _columns(per_seed):
     return [(task, metric) for task in first for metric in first[task]]
 
 
-def seed_rows(per_seed):
-    """Rows ``{task, metric, mean, stderr, n}`` from ``{seed: {task: {metric: value}}}``."""
+def seed_rows(per_seed, spread="se"):
+    """Rows ``{task, metric, mean, stderr, n, n_finite}`` from ``{seed: {task: {metric:
+    value}}}`` (``stderr`` holds the standard deviation with ``spread="std"``)."""
     rows = []
     for task, metric in _columns(per_seed):
         values = [r[task][metric] for r in per_seed.values()]
-        mean, se = mean_stderr(values)
+        mean, se = mean_stderr(values, spread)
         rows.append({"task": task, "metric": metric, "mean": mean, "stderr": se,
-                     "n": len(values)})
+                     "n": len(values), "n_finite": int(np.sum(np.isfinite(values)))})
     return rows
 
 
-def format_value(metric, mean, se):
+def format_mean(metric, mean):
     scale = 100.0 if metric in PERCENT else 1.0
-    digits = 2 if metric in PERCENT else 4
-    text = f"{mean * scale:.{digits}f}"
-    return text if math.isnan(se) else f"{text} ± {se * scale:.{digits}f}"
+    return f"{mean * scale:.{2 if metric in PERCENT else 4}f}"
+
+
+def format_value(metric, mean, se, n=None, n_finite=None):
+    """``mean ± se`` as shown; a NaN mean with ``n_finite < n`` says ``nan (k/n finite)``."""
+    text = format_mean(metric, mean)
+    if math.isnan(mean) and n is not None and n_finite is not None and n_finite < n:
+        return f"{text} ({n_finite}/{n} finite)"
+    return text if math.isnan(se) else f"{text} ± {format_mean(metric, se)}"
 
 
 def _label(task, metric):
     return f"{task} {metric}" + (" (%)" if metric in PERCENT else "")
 
 
-def write_seed_tables(workdir, per_seed):
-    """Writes ``results.md`` and ``results.csv`` (mean ± s.e. per task metric); returns paths."""
-    rows = seed_rows(per_seed)
+def write_seed_tables(workdir, per_seed, spread="se"):
+    """Writes ``results.md`` and ``results.csv`` (mean ± s.e., or ± std with ``spread="std"``,
+    per task metric); returns their paths."""
+    rows = seed_rows(per_seed, spread)
     seeds = ", ".join(str(s) for s in per_seed)
-    lines = [f"Test results over {len(per_seed)} seed(s) ({seeds}): mean ± standard error.",
-             "", "| task | metric | mean ± s.e. |", "|---|---|---|"]
+    short = "s.e." if spread == "se" else "std"
+    lines = [f"Test results over {len(per_seed)} seed(s) ({seeds}): mean ± {SPREADS[spread]}.",
+             "", f"| task | metric | mean ± {short} |", "|---|---|---|"]
     lines += [f"| {r['task']} | {r['metric']}{' (%)' if r['metric'] in PERCENT else ''} | "
-              f"{format_value(r['metric'], r['mean'], r['stderr'])} |" for r in rows]
+              f"{format_value(r['metric'], r['mean'], r['stderr'], r['n'], r['n_finite'])} |"
+              for r in rows]
+    header = ["task", "metric", "mean", "stderr" if spread == "se" else "std", "n", "n_finite"]
+    keys = ("task", "metric", "mean", "stderr", "n", "n_finite")
     paths = os.path.join(workdir, "results.md"), os.path.join(workdir, "results.csv")
     atomic_write(paths[0], lambda f: f.write("\n".join(lines) + "\n"))
-    atomic_write(paths[1], lambda f: f.write(_csv(["task", "metric", "mean", "stderr", "n"],
-                                                  [[r[k] for k in ("task", "metric", "mean",
-                                                                   "stderr", "n")]
-                                                   for r in rows])))
+    atomic_write(paths[1], lambda f: f.write(_csv(header, [[r[k] for k in keys] for r in rows])))
     return list(paths)
 
 
@@ -88,36 +114,46 @@ def _csv(header, rows):
     return buffer.getvalue()
 
 
-def comparison(methods):
-    """``(columns, {method: {column: (mean, se)}}, {column: best method})`` from
-    ``{method: {seed: {task: {metric: value}}}}``; lower is better for losses, error, MSE."""
+def comparison(methods, spread="se"):
+    """``(columns, {method: {column: row}}, {column: [best methods]})`` from
+    ``{method: {seed: {task: {metric: value}}}}`` (rows as ``seed_rows``); lower is better for
+    losses, error, MSE. Every method whose shown mean equals the best shown mean is best
+    (ties); NaN means are never best."""
     columns = _columns(next(iter(methods.values())))
-    table = {m: {(r["task"], r["metric"]): (r["mean"], r["stderr"]) for r in seed_rows(s)}
+    table = {m: {(r["task"], r["metric"]): r for r in seed_rows(s, spread)}
              for m, s in methods.items()}
     best = {}
     for column in columns:
+        finite = [m for m in methods if math.isfinite(table[m][column]["mean"])]
         pick = min if column[1] in LOWER_IS_BETTER else max
-        best[column] = pick(methods, key=lambda m: table[m][column][0])
+        top = pick(finite, key=lambda m: table[m][column]["mean"]) if finite else None
+        shown = None if top is None else format_mean(column[1], table[top][column]["mean"])
+        best[column] = [m for m in finite
+                        if format_mean(column[1], table[m][column]["mean"]) == shown]
     return columns, table, best
 
 
-def write_comparison(workdir, methods, name="compare"):
+def write_comparison(workdir, methods, name="compare", spread="se"):
     """``001`` Table 2's layout: methods as rows, tasks' metrics as columns, the best mean
-    of each column in bold. Writes ``<name>.md`` and ``<name>.csv``; returns their paths."""
-    columns, table, best = comparison(methods)
+    of each column in bold (every method tied with it as shown, too). Writes ``<name>.md``
+    and ``<name>.csv``; returns their paths. ``spread="std"``: mean ± standard deviation."""
+    columns, table, best = comparison(methods, spread)
     seeds = sorted({len(s) for s in methods.values()})
-    lines = [f"Test results, mean ± standard error over {'/'.join(map(str, seeds))} seed(s); "
-             "best in bold.", "",
+    lines = [f"Test results, mean ± {SPREADS[spread]} over {'/'.join(map(str, seeds))} "
+             "seed(s); best in bold.", "",
              "| method | " + " | ".join(_label(*c) for c in columns) + " |",
              "|---" * (len(columns) + 1) + "|"]
     for m in methods:
         cells = []
         for c in columns:
-            text = format_value(c[1], *table[m][c])
-            cells.append(f"**{text}**" if best[c] == m else text)
+            r = table[m][c]
+            text = format_value(c[1], r["mean"], r["stderr"], r["n"], r["n_finite"])
+            cells.append(f"**{text}**" if m in best[c] else text)
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    header = ["method"] + [f"{t}/{m}/{k}" for t, m in columns for k in ("mean", "stderr")]
-    rows = [[m] + [v for c in columns for v in table[m][c]] for m in methods]
+    kinds = ("mean", "stderr" if spread == "se" else "std", "n_finite")
+    header = ["method"] + [f"{t}/{m}/{k}" for t, m in columns for k in kinds]
+    rows = [[m] + [table[m][c][k] for c in columns for k in ("mean", "stderr", "n_finite")]
+            for m in methods]
     paths = os.path.join(workdir, f"{name}.md"), os.path.join(workdir, f"{name}.csv")
     atomic_write(paths[0], lambda f: f.write("\n".join(lines) + "\n"))
     atomic_write(paths[1], lambda f: f.write(_csv(header, rows)))
@@ -136,7 +172,8 @@ def _flatten(value, prefix=""):
 def config_differences(saved, current, ignored=IGNORED_FIELDS):
     """``[(field, saved value, current value)]`` between two config dicts."""
     a, b = _flatten(saved), _flatten(current)
-    fields = sorted(f for f in set(a) | set(b) if f.split(".")[0] not in ignored)
+    fields = sorted(f for f in set(a) | set(b)
+                    if not any(f == i or f.startswith(i + ".") for i in ignored))
     missing = "<absent>"
     return [(f, a.get(f, missing), b.get(f, missing)) for f in fields
             if a.get(f, missing) != b.get(f, missing)]
