@@ -84,6 +84,28 @@ def test_early_stopping_state_and_best_weights_are_restored(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_stopped_run_resumed_for_its_ending_stays_stopped(tmp_path):
+    path = str(tmp_path / "ckpt.bin")
+    model = _model(seed=1)
+    # mode "max" on a falling loss: epoch 0 stays best, patience 1 stops after epoch 1.
+    stop = keras.callbacks.EarlyStopping(monitor="loss", mode="max", patience=1,
+                                         restore_best_weights=True)
+    model.fit(_data(), epochs=4, verbose=0,
+              callbacks=[stop, checkpointing.EpochCheckpoint(path, stop)])
+    meta, _ = checkpointing.read_checkpoint(path)
+    assert (meta["epoch"], meta["stopped"]) == (2, True)
+    # Killed before results were written: the next start only runs the ending callbacks.
+    resumed = _model(seed=3)
+    fresh = keras.callbacks.EarlyStopping(monitor="loss", mode="max", patience=1)
+    ckpt = checkpointing.EpochCheckpoint(path, fresh)
+    ckpt.restore(resumed)
+    ending = keras.callbacks.CallbackList([fresh, ckpt], model=resumed)
+    ending.on_train_begin()
+    ending.on_train_end()
+    meta, _ = checkpointing.read_checkpoint(path)
+    assert (meta["epoch"], meta["stopped"], meta["done"]) == (2, True, True)
+
+
 def test_another_model_is_refused(tmp_path):
     path = str(tmp_path / "ckpt.bin")
     model = _model(seed=1)

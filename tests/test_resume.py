@@ -17,11 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Quickstart shrunk: 3 tasks, 4 epochs of 8 steps; uncertainty weighting (rule state), the lr
 # halved every epoch (schedule position), transference every step, early stopping with
-# best weights restored (its state).
+# best weights restored (its state). Early stopping watches val_loss with mode "max": epoch 0
+# is its best as the loss falls, so it fires at the end of epoch 2 (patience 2), the epoch
+# the run is killed in, and restores epoch 0's weights: the resumed run must stop there too.
 FLAGS = ["--config.epochs=4", "--config.data.num_examples=256", "--config.data.batch_size=32",
          "--config.data.num_tasks=3",
          "--config.rule.name=uw", "--config.optimizer.halve_every_epochs=1",
-         "--config.transference.every=1", "--config.early_stopping_patience=3",
+         "--config.transference.every=1", "--config.early_stopping_patience=2",
+         "--config.early_stopping_mode=max",
          "--config.grouping.enabled=False", "--config.transference.plot=False",
          "--config.tensorboard=False", "--config.verbose=0"]
 
@@ -91,12 +94,14 @@ def test_killed_mid_epoch_run_resumes_to_the_uninterrupted_result(tmp_path):
     paths = meta_a.pop("paths")  # (Keras numbers a process's later models: names differ.)
     assert len(paths) == len(meta_b.pop("paths"))
     assert meta_a == meta_b and meta_a["done"] and best_a == pytest.approx(best_b, rel=1e-5)
+    assert meta_a["stopped"] and meta_a["epoch"] == 3  # Early stopping fired after epoch 2.
+    assert meta_a["early_stopping"]["best_epoch"] == 0
     assert len(weights_a) == len(weights_b) > len(paths)  # Best weights kept too.
     for a, b, path in zip(weights_a, weights_b, paths + ["best"] * len(weights_a)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     results_a = json.loads((killed / "results.json").read_text())
     results_b = json.loads((straight / "results.json").read_text())
-    assert results_a.keys() == results_b.keys() and results_a["epochs_trained"] == 4
+    assert results_a.keys() == results_b.keys() and results_a["epochs_trained"] == 3
     for task, metrics in results_b["test"].items():
         for name, value in metrics.items():
             assert results_a["test"][task][name] == pytest.approx(value, rel=1e-5), (task, name)
@@ -106,7 +111,7 @@ def test_killed_mid_epoch_run_resumes_to_the_uninterrupted_result(tmp_path):
         np.testing.assert_allclose(_numbers(a), _numbers(b), rtol=1e-5, atol=1e-7)
         assert _keys(a) == _keys(b)
     rows_a = (killed / "metrics.csv").read_text().splitlines()
-    assert len(rows_a) == 5 and rows_a[0] == (straight / "metrics.csv").read_text().splitlines()[0]
+    assert len(rows_a) == 4 and rows_a[0] == (straight / "metrics.csv").read_text().splitlines()[0]
     # Finished: a third start trains nothing and returns the same results.
     again = experiment.train(_config(str(killed)), str(killed))
     assert again["test"] == results_a["test"]

@@ -98,3 +98,84 @@ def test_compare_refuses_configs_with_other_tasks(tmp_path):
         runs.compare([f"{ROOT}/configs/quickstart.py:runlocal", f"{other}:runlocal"], 2,
                      str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_seeds_draw_other_routing_masks_and_rule_seeds_unless_pinned():
+    import numpy as np
+    import tensorflow as tf
+    config = _quickstart()
+    config.model.encoder_kwargs = {"units": [16], "routing": {
+        "kind": "task_routing", "num_tasks": 3, "sharing_ratio": 0.5, "seed": 10}}
+    config.rule.name = "pcgrad"
+
+    def masks(seed, derive=True):
+        config.seed, config.derive_seeds = seed, derive
+        model = experiment.build_model(config, ["t0", "t1", "t2"])
+        model.build_for(tf.TensorSpec([None, 8]))
+        found = [v.numpy() for v in model.encoder.variables if v.path.endswith("masks")]
+        assert len(found) == 1
+        return found[0], model.update.seed
+
+    (m0, r0), (m1, r1), (m1_pinned, r1_pinned) = masks(0), masks(1), masks(1, derive=False)
+    assert not np.array_equal(m0, m1) and (r0, r1) == (0, 1)  # 003: other partitionings.
+    np.testing.assert_array_equal(m0, m1_pinned)
+    assert r1_pinned == 0
+    kwargs, rule = experiment.seeded(config)  # (derive_seeds False from the last call)
+    assert kwargs["routing"]["seed"] == 10 and rule["seed"] == 0
+    config.derive_seeds, config.seed = True, 3
+    kwargs, rule = experiment.seeded(config)
+    assert kwargs["routing"]["seed"] == 13 and rule["seed"] == 3
+    assert config.model.encoder_kwargs.routing.seed == 10  # The config is not changed.
+
+
+def test_finished_run_loads_its_model_lazily_and_needs_its_checkpoint(tmp_path, monkeypatch):
+    config = _quickstart()
+    experiment.train(config, str(tmp_path))
+    loads = []
+    original = experiment._finished_model
+    monkeypatch.setattr(experiment, "_finished_model",
+                        lambda *a: (loads.append(1), original(*a))[1])
+    again = experiment.train(config, str(tmp_path))
+    assert loads == [] and set(again["test"]) == {"t0", "t1", "t2"}
+    assert again["model"].tasks == ["t0", "t1", "t2"] and loads == [1]
+    os.remove(tmp_path / "checkpoint.bin")
+    with pytest.raises(ValueError, match="has results.json but no checkpoint.bin"):
+        experiment.train(config, str(tmp_path))
+
+
+def test_compare_refuses_unknown_set_fields(tmp_path):
+    with pytest.raises(ValueError, match=r"lacks: 'optimizer.learning_rat'. Received: "
+                                         r"--set=optimizer.learning_rat=0.1"):
+        runs.compare([f"{ROOT}/configs/quickstart.py:runlocal"], 2, str(tmp_path / "out"),
+                     {"optimizer.learning_rat": 0.1})
+    with pytest.raises(ValueError, match=r"lacks: 'epoch'"):
+        runs.compare([f"{ROOT}/configs/quickstart.py:runlocal"], 2, str(tmp_path / "out"),
+                     {"epoch": 3})
+    assert not (tmp_path / "out").exists()
+
+
+def test_groups_of_a_finished_run_are_read_back_not_selected_again(tmp_path, monkeypatch):
+    from tf_mtl import checkpointing, grouping
+    scores = {"a": {"a": 1.0, "b": 0.5, "c": -0.2}, "b": {"a": 0.4, "b": 1.0, "c": -0.1},
+              "c": {"a": -0.3, "b": -0.2, "c": 1.0}}
+    (tmp_path / "affinity.json").write_text(json.dumps(scores))
+    (tmp_path / "results.json").write_text(json.dumps({"test": {}}))
+    (tmp_path / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+    written = []
+    original = checkpointing.atomic_write
+    monkeypatch.setattr(checkpointing, "atomic_write",
+                        lambda path, *a, **k: (written.append(os.path.basename(path)),
+                                               original(path, *a, **k))[1])
+    chosen = grouping.select_groups_from_file(str(tmp_path / "affinity.json"), splits=2)
+    assert written == ["groups.json"]  # A temporary name, renamed.
+    config = _quickstart()
+    config.transference.enabled, config.grouping.enabled = True, True
+    config.transference.plot, config.grouping.splits = False, 2
+    monkeypatch.setattr(grouping, "select_groups_from_file",
+                        lambda *a, **k: pytest.fail("selected again"))
+    files = {n: str(tmp_path / n) for n in ("results.json", "metrics.csv")}
+    out = experiment._outputs(config, str(tmp_path), files, finished=True)
+    assert out["selection"] == chosen["selection"]
+    config.grouping.splits = 3  # Another selection than the saved one: selected (again).
+    with pytest.raises(pytest.fail.Exception, match="selected again"):
+        experiment._outputs(config, str(tmp_path), files, finished=True)

@@ -7,14 +7,12 @@ import keras
 import numpy as np
 
 from tf_mtl import distribute
+from tf_mtl.checkpointing import atomic_write_json
 from tf_mtl.transference import Transference
 
 
 def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1, sort_keys=False)
-    os.replace(tmp, path)  # Atomic: a crash never leaves half a file.
+    atomic_write_json(path, value)  # A per-process temporary name, renamed: never half a file.
 
 
 def run_mean(epochs):

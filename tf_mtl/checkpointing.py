@@ -150,7 +150,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         variables = state_variables(self.model)
         arrays = self._read(variables)
         meta = {"epoch": self.epochs_done, "done": bool(done),
-                "stopped": bool(getattr(self.model, "stop_training", False)),
+                # A run resumed after early stopping fired trains no more epochs: still stopped.
+                "stopped": bool(self.stopped or getattr(self.model, "stop_training", False)),
                 "paths": [v.path for v in variables]}
         es = self.early_stopping
         if es is not None:

@@ -8,7 +8,13 @@ Config fields:
     strategy ("default" | "mirrored" | "multiworker" | "tpu": ``distribute.get_strategy``;
               batch sizes are global; in multi-worker runs only the chief writes files)
     seeds (None = one run; n or 0,3,7: one run per seed, ``tf_mtl.runs``), tensorboard,
-    early_stopping_patience (0 = off; else stop on val_loss, restore the best weights)
+    early_stopping_patience (0 = off; else stop on early_stopping_monitor, default
+        "val_loss", in early_stopping_mode "auto" | "min" | "max", restore the best weights)
+    derive_seeds (True: the routing masks' seed, model.encoder_kwargs.routing.seed, the
+        encoder's own model.encoder_kwargs.seed (ETR-NLP) and the rule's seed, rule.seed, are
+        offset by ``seed``, so the runs of ``seeds`` draw other
+        partitions and PCGrad orders; False pins them as written)
+    table_spread ("se" | "std": the seeds tables show mean ± standard error or ± std)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
           "movielens"), batch_size, and the loader's own arguments
           (celeba ``tasks`` may be "tag" or "mr_groups" for the presets).
@@ -214,6 +220,7 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
     comes from the dataset where it fixes the heads' shape and loss."""
     m = config.model
     spec = task_spec or {t: (m.head_units, m.loss) for t in tasks}
+    kwargs, rule = seeded(config)
     if m.encoder not in ENCODERS:
         raise ValueError(f"Unknown encoder. Received: config.model.encoder={m.encoder!r}; "
                          f"known: {sorted(ENCODERS)}")
@@ -225,15 +232,41 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
                                    log_pairs=t.log_pairs, chunk_size=t.chunk_size))
     return MultiTaskModel(
         encoder=ENCODERS[m.encoder](**routed_encoder_kwargs(
-            encoder_kwargs(m), m.encoder, len(tasks), steps_per_epoch)),
+            kwargs, m.encoder, len(tasks), steps_per_epoch)),
         heads={t: keras.layers.Dense(spec[t][0], name=f"head_{t}") for t in tasks},
         losses={t: make_loss(spec[t][1]) for t in tasks},
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
         probes=probes,
         per_task_gradients=m.per_task_gradients,
         lookahead_execution=m.get("lookahead_execution", "auto"),
-        update=build_update(config.rule) if "rule" in config else None,
+        update=build_update(rule) if rule is not None else None,
     )
+
+
+def seeded(config):
+    """``(encoder kwargs, rule config or None)`` of ``config``, the routing masks' seed, an
+    encoder's own ``seed`` (ETR-NLP's fixed primitives) and the rule's seed moved by
+    ``config.seed`` unless ``config.derive_seeds`` is False: runs over seeds then differ in
+    their partitions (``003`` averages over 5 partitionings), fixed primitives and PCGrad
+    orders, not only in weights and data order.
+
+    Example:
+        >>> config.model.encoder_kwargs = {"routing": {"kind": "task_routing", "seed": 10, ...}}
+        >>> config.seed = 3
+        >>> seeded(config)[0]["routing"]["seed"]
+        13
+    """
+    kwargs = encoder_kwargs(config.model)
+    rule = config.rule.to_dict() if "rule" in config else None
+    offset = config.seed if config.get("derive_seeds", True) else 0
+    if offset and isinstance(kwargs.get("seed"), int):  # ETR-NLP's fixed primitives.
+        kwargs["seed"] = kwargs["seed"] + offset
+    if offset and kwargs.get("routing"):
+        routing = dict(kwargs["routing"])
+        kwargs["routing"] = {**routing, "seed": routing.get("seed", 0) + offset}
+    if offset and rule is not None and "seed" in rule:
+        rule["seed"] = rule["seed"] + offset
+    return kwargs, rule
 
 
 def build_optimizer(config, steps_per_epoch):
@@ -285,6 +318,8 @@ def train(config, workdir):
     with strategy.scope():
         result = _train_in(config, distribute.write_dir(workdir, strategy))
     result["strategy"] = f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replicas"
+    if isinstance(result, _FinishedResult):  # Its model, if asked for, is built in the scope.
+        result.loader = _in_scope(strategy, result.loader)
     if not distribute.is_chief(strategy):  # Its files were for the collective saves only.
         shutil.rmtree(os.path.dirname(result["files"][0]), ignore_errors=True)
         result["files"] = []
@@ -297,13 +332,41 @@ def _train_in(config, workdir):
     results_lib.check_workdir(workdir, config_dict)
     files = {name: os.path.join(workdir, name) for name in
              ("config.json", "metrics.csv", "model.keras", "results.json", "checkpoint.bin")}
-    model = None
     if not os.path.exists(files["results.json"]):
         checkpointing.atomic_write_json(files["config.json"], config_dict)
         model = _train_and_test(config, workdir, files)
-    result = _outputs(config, workdir, files)
-    result["model"] = model or _finished_model(config, files)
+        result = _outputs(config, workdir, files, finished=False)
+        result["model"] = model
+        return result
+    if not os.path.exists(files["checkpoint.bin"]):
+        raise ValueError(f"The finished run in {workdir} has results.json but no checkpoint.bin "
+                         "to load its model from. Received: --workdir=" + str(workdir))
+    result = _FinishedResult(_outputs(config, workdir, files, finished=True))
+    result.loader = lambda: _finished_model(config, files)
     return result
+
+
+def _in_scope(strategy, load):
+    def scoped():
+        with strategy.scope():
+            return load()
+    return scoped
+
+
+class _FinishedResult(dict):
+    """``train``'s result for a run that had finished: ``["model"]`` builds the model and
+    reads its final checkpoint only when asked for (skipping a finished seed builds nothing)."""
+
+    loader = None
+
+    def __missing__(self, key):
+        if key != "model":
+            raise KeyError(key)
+        self["model"] = self.loader()
+        return self["model"]
+
+    def get(self, key, default=None):
+        return self[key] if key == "model" else super().get(key, default)
 
 
 def _compiled_model(config, dataset, task_spec, steps_per_epoch):
@@ -340,7 +403,8 @@ def _train_and_test(config, workdir, files):
     model = _compiled_model(config, train_ds, task_spec,
                             steps or epoch_data.count_batches(train_ds))
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.early_stopping_patience,
+        monitor=config.get("early_stopping_monitor", "val_loss"),
+        mode=config.get("early_stopping_mode", "auto"), patience=config.early_stopping_patience,
         restore_best_weights=True) if config.early_stopping_patience else None
     checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.bin"], early_stopping)
     initial_epoch, done = checkpoint.restore(model)
@@ -395,7 +459,7 @@ def dataset_key(config):
     return name
 
 
-def _outputs(config, workdir, files):
+def _outputs(config, workdir, files, finished):
     with open(files["results.json"]) as f:
         saved = json.load(f)
     result = {"history": _read_history(files["metrics.csv"]), "test": saved["test"],
@@ -412,10 +476,17 @@ def _outputs(config, workdir, files):
         with open(files["affinity.json"]) as f:
             result["affinity"] = json.load(f)
         if config.grouping.enabled:
-            chosen = grouping.select_groups_from_file(
-                files["affinity.json"], splits=config.grouping.splits,
-                objective=config.grouping.objective)
-            result["selection"], files["groups.json"] = chosen["selection"], chosen["path"]
+            groups = os.path.join(workdir, "groups.json")
+            g = config.grouping
+            saved = (grouping.read_selection(groups, g.objective, g.splits)
+                     if finished and os.path.exists(groups) else None)
+            if saved is not None:  # Selected when the run finished: not computed again.
+                result["selection"], files["groups.json"] = saved, groups
+            else:
+                chosen = grouping.select_groups_from_file(
+                    files["affinity.json"], splits=config.grouping.splits,
+                    objective=config.grouping.objective)
+                result["selection"], files["groups.json"] = chosen["selection"], chosen["path"]
     result["files"] = sorted(files.values())
     return result
 
@@ -432,6 +503,11 @@ def base_config():
     c.seed, c.epochs, c.steps_per_epoch, c.verbose, c.runlocal = 0, 1, 0, 2, False
     c.strategy = "default"  # default|mirrored|multiworker|tpu (--strategy overrides it)
     c.early_stopping_patience = 0
+    # What early stopping watches (a Keras log name) and whether lower ("min") or higher
+    # ("max") is better; "auto" is Keras's guess from the name.
+    c.early_stopping_monitor, c.early_stopping_mode = "val_loss", "auto"
+    c.derive_seeds = True  # Routing and rule seeds offset by `seed` (see `seeded`).
+    c.table_spread = "se"  # Seeds tables: mean ± "se" (standard error) or "std".
     c.task_subset = ()  # Train on these tasks only (empty: every task of the dataset).
     # Repeat the run per seed into DIR/seed_<s>/ (tf_mtl.runs): a count n (seeds seed..seed+n-1)
     # or a list (--config.seeds=0,3,7); None = one run in DIR. An untyped placeholder, so

@@ -186,11 +186,26 @@ def select_groups_from_file(path, *, splits=None, objective="tag", costs=None, b
         scores = json.load(f)
     selection = select_groups(scores, splits, objective, costs=parse_costs(costs),
                               budget=budget, time_limit=time_limit)
+    from tf_mtl.checkpointing import atomic_write_json  # (Keeps this module free of Keras.)
     out = os.path.join(os.path.dirname(os.path.abspath(path)), "groups.json")
-    with open(out, "w") as f:
-        json.dump({"objective": objective, "splits": splits, "budget": budget,
-                   **dataclasses.asdict(selection)}, f, indent=1)
+    atomic_write_json(out, {"objective": objective, "splits": splits, "budget": budget,
+                            **dataclasses.asdict(selection)})
     return {"selection": selection, "path": out}
+
+
+def read_selection(path, objective, splits):
+    """The ``Selection`` a ``groups.json`` of ``select_groups_from_file`` holds, or None when
+    it was selected with another ``objective`` or ``splits`` (or holds a budget)."""
+    with open(path) as f:
+        saved = json.load(f)
+    if (saved.get("objective"), saved.get("splits"), saved.get("budget")) != (objective, splits,
+                                                                              None):
+        return None
+    fields = {f.name for f in dataclasses.fields(Selection)}
+    saved = {k: v for k, v in saved.items() if k in fields}
+    saved["groups"] = [tuple(g) for g in saved["groups"]]
+    saved["serving"] = {t: tuple(g) for t, g in saved["serving"].items()}
+    return Selection(**saved)
 
 
 def format_selection(selection, objective):

@@ -76,7 +76,8 @@ def run(config, workdir):
         seed_config = copy.deepcopy(config)
         seed_config.seed, seed_config.seeds = seed, None
         per_seed[seed] = experiment.train(seed_config, os.path.join(workdir, f"seed_{seed}"))
-    tables = results_lib.write_seed_tables(workdir, {s: r["test"] for s, r in per_seed.items()})
+    tables = results_lib.write_seed_tables(workdir, {s: r["test"] for s, r in per_seed.items()},
+                                           config.get("table_spread", "se"))
     return {"seeds": per_seed, "files": tables}
 
 
@@ -107,16 +108,13 @@ def _tasks(config):
 def compare(specs, seeds, workdir, overrides=None):
     """Runs every config of ``specs`` for ``seeds`` into ``workdir/<method>/`` and writes
     ``workdir/compare.md`` / ``compare.csv``. ``overrides`` ({field: value}, dotted names)
-    apply to every config. Configs whose tasks differ are refused before training."""
+    apply to every config; a field a config lacks is a ``ValueError``. Configs whose tasks
+    differ are refused before training."""
     configs = {}
     for spec in specs:
         config = load_config(spec)
         for field, value in (overrides or {}).items():
-            target = config
-            *parents, leaf = field.split(".")
-            for p in parents:
-                target = target[p]
-            target[leaf] = value
+            _override(config, field, value, spec)
         config.seeds = seeds
         configs[method_name(spec)] = config
     tasks = {m: _tasks(c) for m, c in configs.items()}
@@ -127,4 +125,20 @@ def compare(specs, seeds, workdir, overrides=None):
     for m, config in configs.items():
         out = run(config, os.path.join(workdir, m.replace(":", "-").replace(",", "-")))
         methods[m] = {s: r["test"] for s, r in out["seeds"].items()}
-    return {"methods": methods, "files": results_lib.write_comparison(workdir, methods)}
+    spread = next(iter(configs.values())).get("table_spread", "se")
+    return {"methods": methods,
+            "files": results_lib.write_comparison(workdir, methods, spread=spread)}
+
+
+def _override(config, field, value, spec):
+    """Sets the dotted ``field`` of ``config`` (one that exists) to ``value``."""
+    target = config
+    *parents, leaf = field.split(".")
+    for depth, name in enumerate(parents + [leaf]):
+        if not hasattr(target, "keys") or name not in target.keys():
+            raise ValueError(f"--set names a field the config {spec!r} lacks: "
+                             f"{'.'.join(parents[:depth] + [name])!r}. Received: --set={field}="
+                             f"{value!r}")
+        if depth < len(parents):
+            target = target[name]
+    target[leaf] = value
