@@ -80,8 +80,20 @@ def test_compare_writes_one_table_and_reuses_finished_seeds(tmp_path, monkeypatc
     stamp = os.path.getmtime(tmp_path / "quickstart-uw-runlocal" / "seed_1" / "results.json")
     specs = [f"{ROOT}/configs/quickstart.py:{arg},runlocal" for arg in ("mtl", "uw")]
     calls = _trained(monkeypatch)
-    runs.compare(specs, 2, str(tmp_path), SMALL)  # The same runs: nothing trains again.
+    out = runs.compare(specs, 2, str(tmp_path), SMALL)  # The same runs: nothing trains again.
     assert calls == []
+    # Which method is bold: the lower seed-mean of each column (all are losses or MSE here),
+    # from the seeds' own results.json files.
+    header = [c.strip() for c in lines[2].strip("|").split("|")][1:]
+    rows = {m: [c.strip() for c in line.strip("|").split("|")][1:]
+            for m, line in zip(out["methods"], lines[4:6])}
+    for i, label in enumerate(header):
+        task, metric = label.split()
+        means = {m: sum(json.loads((tmp_path / m.replace(":", "-").replace(",", "-") /
+                                    f"seed_{s}" / "results.json").read_text())
+                        ["test"][task][metric] for s in (0, 1)) / 2 for m in out["methods"]}
+        best = min(means, key=means.get)
+        assert [m for m in rows if rows[m][i].startswith("**")] == [best], (label, means)
     assert os.path.getmtime(tmp_path / "quickstart-uw-runlocal" / "seed_1" /
                             "results.json") == stamp
     assert (tmp_path / "compare.md").read_text().splitlines() == lines
