@@ -138,6 +138,8 @@ def test_seeds_draw_other_routing_masks_and_rule_seeds_unless_pinned():
     kwargs, rule = experiment.seeded(config)
     assert kwargs["routing"]["seed"] == 13 and rule["seed"] == 3
     assert config.model.encoder_kwargs.routing.seed == 10  # The config is not changed.
+    config.model.encoder, config.model.encoder_kwargs = "etrnlp", {"seed": 5}
+    assert experiment.seeded(config)[0]["seed"] == 8  # ETR-NLP's fixed primitives too.
 
 
 def test_finished_run_loads_its_model_lazily_and_needs_its_checkpoint(tmp_path, monkeypatch):
