@@ -163,7 +163,12 @@ def after_step(model):
 
 
 def _input_names(encoder):
-    """The names of a functional encoder's inputs (empty when it has none)."""
+    """The keys of a dict the encoder takes as one input: its ``shared_input_keys``
+    attribute where it declares one (e.g. ``MovieLensEncoder``'s features), else the
+    names of a functional encoder's inputs (empty when it has none)."""
+    declared = getattr(encoder, "shared_input_keys", None)
+    if declared is not None:
+        return set(declared)
     try:
         return {getattr(t, "name", None) for t in encoder.inputs or []}
     except (AttributeError, ValueError):   # Not a functional model, or not built.
@@ -174,7 +179,8 @@ def per_task_inputs(tasks, x, encoder=None):
     """``[x_t for t in tasks]`` when ``x`` is ``{task: x_t}``, ``None`` for one shared input.
 
     A dict is one shared input only when its keys are exactly the names of the
-    inputs of ``encoder`` (a functional model with named inputs); any other
+    inputs of ``encoder`` (a functional model with named inputs, or a layer that
+    declares them as ``shared_input_keys``); any other
     dict must have exactly the tasks as keys (ValueError otherwise).
     """
     if not isinstance(x, dict):

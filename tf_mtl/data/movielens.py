@@ -198,6 +198,12 @@ class MovieLensEncoder(keras.layers.Layer):
             self.mlp.append(keras.layers.Dense(units, activation=activation, name=f"dense_{i}"))
             self.mlp.append(keras.layers.Dropout(rate, name=f"dropout_{i}"))
 
+    @property
+    def shared_input_keys(self):
+        """The feature dict's keys: ``MultiTaskModel`` reads such a dict as one input
+        shared by the tasks, not as per-task inputs (``tf_mtl.task_paths``)."""
+        return tuple(EMBED)
+
     def build(self, input_shape):
         for k, layer in self.embeddings.items():
             layer.build((None,))
