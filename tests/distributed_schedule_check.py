@@ -51,8 +51,11 @@ CASES = {  # name: (rule, probes, encoder)
 def make(case):
     rule, probes, enc = CASES[case]
     keras.utils.set_random_seed(0)
+    losses = {t: "mse" for t in TASKS}
+    if case == "odd_batch":  # Divides by the sum of the sample weights, not the count.
+        losses["t2"] = keras.losses.MeanSquaredError(reduction="mean_with_sample_weight")
     model = tf_mtl.MultiTaskModel(
-        enc(), {t: keras.layers.Dense(1) for t in TASKS}, {t: "mse" for t in TASKS},
+        enc(), {t: keras.layers.Dense(1) for t in TASKS}, losses,
         loss_weights={"t0": 0.5, "t1": 2.0}, update=rule(), probes=probes())
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     return model
@@ -77,12 +80,15 @@ def state(model):
 
 def train(model, x, y):
     steps = StepLogs()
-    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
-                        callbacks=[steps]).history
+    if isinstance(x, tf.data.Dataset):
+        history = model.fit(x, epochs=2, verbose=0, callbacks=[steps]).history
+    else:
+        history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                            callbacks=[steps]).history
     return history, steps.steps
 
 
-def check(case, strategy, x, y):
+def check(case, strategy, x, y, num_steps=8):
     with strategy.scope():
         mirrored = make(case)
     h_mirrored, s_mirrored = train(mirrored, x, y)
@@ -92,7 +98,7 @@ def check(case, strategy, x, y):
     for key in h_single:
         np.testing.assert_allclose(h_mirrored[key], h_single[key], rtol=2e-4, atol=1e-6,
                                    err_msg=f"{case}: {key}")
-    assert len(s_mirrored) == len(s_single) == 8
+    assert len(s_mirrored) == len(s_single) == num_steps
     for i, (a, b) in enumerate(zip(s_mirrored, s_single)):
         assert set(a) == set(b), (case, i)
         for key in b:
@@ -132,6 +138,15 @@ def main():
     choices = [s["itmtl/choice"] for s in steps]
     assert len(set(choices)) > 1, choices   # a choice that never changes compares little
     print("itmtl ok", choices, flush=True)
+    # A last partial batch splits unevenly (15 examples: 8 and 7 per replica), with
+    # per-task sample weights and one loss dividing by their sum.
+    CASES["odd_batch"] = (updates.EqualWeights, lambda: [
+        Transference(every=2, name="exact"), Transference(method="cosine", name="cos")], encoder)
+    weights = np.linspace(0.2, 2.0, 31).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x[:31], {t: v[:31] for t, v in y.items()}, {
+        "t0": weights, "t1": np.ones(31, "float32"), "t2": weights[::-1].copy()})).batch(16)
+    check("odd_batch", strategy, ds, None, num_steps=4)
+    print("odd_batch ok", flush=True)
     for case in ("uncertainty", "pcgrad"):
         check(case, strategy, x, y)
         print(case, "ok", flush=True)

@@ -25,10 +25,8 @@ def _free_ports(count):
             s.close()
 
 
-def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
-    """Quickstart, 4 global batches of 64, exact transference every 2 steps: both workers
-    end with the same weights and logs as one process on the same global batches;
-    worker 0 (the chief) writes the run's files, worker 1 none."""
+def _run_workers(workdir, out, timeout):
+    """Both workers on ``workdir`` (shared, as on a shared filesystem): [(returncode, output)]."""
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
@@ -38,10 +36,10 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
                 {"cluster": cluster, "task": {"type": "worker", "index": index}})})
             procs.append(subprocess.Popen(
                 [sys.executable, os.path.join(TESTS, "multiworker_check.py"),
-                 str(tmp_path / f"run_{index}"), str(tmp_path)],
+                 str(workdir), str(out)],
                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 text=True))
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + timeout
         outputs = [p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0]
                    for p in procs]
     finally:
@@ -49,8 +47,18 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for index, (p, out) in enumerate(zip(procs, outputs)):
-        assert p.returncode == 0 and f"worker {index} done" in out, out[-4000:]
+    return [(p.returncode, out) for p, out in zip(procs, outputs)]
+
+
+def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
+    """Quickstart, 4 global batches of 64, exact transference every 2 steps: both workers
+    end with the same weights and logs as one process on the same global batches;
+    worker 0 (the chief) writes the run's files, worker 1 none. Launched again on the
+    finished workdir, both workers refuse it alike (no hang)."""
+    workdir = tmp_path / "run"
+    for index, (code, out) in enumerate(_run_workers(workdir, tmp_path, TIMEOUT)):
+        assert code == 0 and f"worker {index} done" in out, out[-4000:]
+    before = sorted(os.listdir(workdir))
 
     sys.path.insert(0, TESTS)
     from multiworker_check import quickstart
@@ -69,8 +77,12 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
             np.testing.assert_allclose(results[i]["history"][key], values, rtol=2e-4,
                                        atol=1e-6, err_msg=f"worker {i}: {key}")
     assert single["history"]["transference/steps"] == [2.0]   # steps 0 and 2 of 4
-    chief_files = sorted(os.listdir(tmp_path / "run_0"))
     assert {"config.json", "metrics.csv", "model.keras", "affinity.json",
-            "groups.json"} <= set(chief_files)
+            "groups.json", "checkpoint.bin"} <= set(before)
     assert results[0]["files"] and results[1]["files"] == []
-    assert not (tmp_path / "run_1").exists() or os.listdir(tmp_path / "run_1") == []
+    assert all(str(workdir) in f for f in results[0]["files"])
+
+    again = _run_workers(workdir, tmp_path, 120)
+    for code, out in again:
+        assert code != 0 and "Multi-worker runs do not resume" in out, out[-4000:]
+    assert sorted(os.listdir(workdir)) == before

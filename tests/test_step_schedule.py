@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import tensorflow as tf
 
 import tf_mtl
 from tf_mtl import step_schedule
@@ -90,6 +91,20 @@ def test_schedule_follows_the_optimizer_iterations_between_fits():
     model.optimizer.iterations.assign(10)
     logs = model.train_on_batch(x[:8], {t: v[:8] for t, v in y.items()}, return_dict=True)
     assert logs["transference/steps"] == 1.0
+
+
+def test_hand_called_train_step_after_fit_follows_the_iterations():
+    """The due set of fit's last step must not leak into a train_step traced later."""
+    x, y = _data()
+    model = _model([Transference(every=2, method="first_order", name="tr")])
+    model.fit(x[:24], {t: v[:24] for t, v in y.items()}, batch_size=8, verbose=0)
+    assert model.train_function.due is None   # fit's last step (iteration 2) was due
+    step = tf.function(model.train_step)
+    batch = (tf.constant(x[:8]), {t: tf.constant(v[:8]) for t, v in y.items()})
+    model.reset_metrics()
+    assert float(step(batch)["tr/steps"]) == 0.0   # iteration 3: not due
+    model.reset_metrics()
+    assert float(step(batch)["tr/steps"]) == 1.0   # iteration 4: due
 
 
 def test_models_without_scheduled_probes_keep_keras_train_function():

@@ -1,10 +1,14 @@
 """Cross-replica reductions: the one place where replicas talk to each other.
 
-Keras losses called inside a replica are already scaled by ``1 / num_replicas``
-(``keras.losses.Loss.__call__`` does it so that the optimizer's all-reduce *sum*
-of gradients yields the global mean), and so are additional losses
-(regularizers): ``replica_share`` applies the same scaling to the terms
-tf_mtl adds itself. Everything that must agree across replicas — per-task
+Keras losses called inside a replica are divided by the replica's own sample
+count and scaled by ``1 / num_replicas`` (``keras.losses.Loss.__call__``), so
+that the optimizer's all-reduce *sum* of gradients yields the global mean, but
+only when the global batch splits evenly. ``global_mean_factors`` rescales each
+task loss to the replica's exact share of the global batch loss (``local sum /
+global count``), so a last partial batch (15 examples on 2 replicas: 8 and 7)
+gives the numbers of one device too. Additional losses (weight regularizers,
+the same on every replica) are scaled by ``1 / num_replicas`` as Keras does:
+``replica_share`` applies that scaling to the terms tf_mtl adds itself. Everything that must agree across replicas — per-task
 gradients fed to a lookahead, losses in a transference ratio, IT-MTL candidate
 scores — is reduced with ``replica_sum`` on values that carry that scaling, and
 logged values are unscaled with ``unscale``.
@@ -44,6 +48,41 @@ def replica_sum(values):
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
+def loss_divisor(loss, y_pred, sample_weight=None):
+    """What ``loss`` (a ``keras.losses.Loss``) divides a replica's batch sum by, up to a
+    factor equal on every replica; ``None`` where it does not divide (``"sum"``).
+
+    ``"sum_over_batch_size"``/``"mean"`` divide by the number of loss values (the
+    batch size times dimensions every replica shares), also with sample weights;
+    ``"mean_with_sample_weight"`` by the sum of the sample weights. (Keras masks on
+    ``y_pred`` are not accounted for: they divide by the valid count.)"""
+    if loss.reduction in (None, "none", "sum"):
+        return None
+    if loss.reduction == "mean_with_sample_weight" and sample_weight is not None:
+        return tf.reduce_sum(tf.cast(sample_weight, tf.float32))
+    return tf.shape(tf.nest.flatten(y_pred)[0])[0]
+
+
+def global_mean_factors(divisors):
+    """``[m]`` factors making the replicas' Keras task losses add up to the global batch loss.
+
+    A replica's Keras loss is ``local sum / local divisor / num_replicas``; times
+    ``num_replicas * local divisor / global divisor`` it is ``local sum / global
+    divisor``, its exact share of the one-device loss on the global batch, also when
+    the batch splits unevenly. ``divisors``: per task, ``loss_divisor``'s value
+    (``None``: factor 1). One all-reduce; call it in replica context, outside loops.
+    Returns ``None`` outside a multi-replica strategy (no rescaling)."""
+    ctx = _replica_context()
+    if ctx is None:
+        return None
+    divided = [d is not None for d in divisors]
+    local = tf.stack([tf.cast(d, tf.float32) if d is not None else tf.ones([])
+                      for d in divisors])
+    total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    factors = tf.cast(ctx.num_replicas_in_sync, tf.float32) * tf.math.divide_no_nan(local, total)
+    return tf.where(tf.constant(divided), factors, tf.ones_like(factors))
+
+
 def replica_share(value):
     """``value / num_replicas``: a replica's share of a term that ``replica_sum``
     (or the optimizer's all-reduce) adds up over replicas."""
@@ -54,7 +93,8 @@ def replica_share(value):
 
 
 def unscale(value):
-    """Undoes the ``1 / num_replicas`` scaling Keras applies to replica losses."""
+    """``value * num_replicas``: a replica's share of a global loss as a value whose
+    mean over the replicas (what a Keras ``Mean`` metric reports) is the global loss."""
     n = num_replicas()
     if n > 1:
         value = value * tf.cast(n, value.dtype)
@@ -77,8 +117,9 @@ def apply_global(optimizer, grads, variables):
     optimizer.apply(grads, variables)
 
 
-def _multi_worker(strategy):
-    """Whether ``strategy`` spans several workers (processes)."""
+def is_multi_worker(strategy=None):
+    """Whether ``strategy`` (default: the current one) spans several workers (processes)."""
+    strategy = strategy or tf.distribute.get_strategy()
     return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices))
 
@@ -91,7 +132,7 @@ def step_logs(logs):
     #72388): there each scalar becomes shape ``[1]`` (the mean over axis 0 of all
     replicas' values is then the scalar Keras averages elsewhere). Elsewhere, unchanged.
     """
-    if not _multi_worker(tf.distribute.get_strategy()):
+    if not is_multi_worker():
         return logs
     return tf.nest.map_structure(
         lambda v: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v, logs)

@@ -311,19 +311,39 @@ def train(config, workdir):
     "strategy": a description, **dataset extras}`` (plus ``affinity`` and ``selection`` where
     enabled). Under ``config.strategy`` the model, optimizer and rule state are built in its
     scope; a non-chief worker of a multi-worker run writes to a temporary directory it
-    removes, and returns no files (multi-worker runs do not resume: only the chief's
-    directory keeps checkpoints).
+    removes, and returns no files. Multi-worker runs do not resume: give every worker the
+    same ``workdir`` (a shared filesystem); each refuses one holding a checkpoint or results.
     """
     strategy = distribute.get_strategy(config.get("strategy", "default"))  # Before any op.
-    with strategy.scope():
-        result = _train_in(config, distribute.write_dir(workdir, strategy))
+    if distribute.is_multi_worker(strategy):
+        _check_multi_worker_workdir(config, workdir)
+    own_dir = distribute.write_dir(workdir, strategy)
+    try:
+        with strategy.scope():
+            result = _train_in(config, own_dir)
+    finally:
+        if own_dir != workdir:  # A non-chief's files were for the collective saves only.
+            shutil.rmtree(own_dir, ignore_errors=True)
     result["strategy"] = f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replicas"
     if isinstance(result, _FinishedResult):  # Its model, if asked for, is built in the scope.
         result.loader = _in_scope(strategy, result.loader)
-    if not distribute.is_chief(strategy):  # Its files were for the collective saves only.
-        shutil.rmtree(os.path.dirname(result["files"][0]), ignore_errors=True)
+    if own_dir != workdir:
         result["files"] = []
     return result
+
+
+def _check_multi_worker_workdir(config, workdir):
+    """Every worker of a multi-worker run reads (never writes) the shared ``workdir`` and
+    decides alike: another config's workdir, or one holding a checkpoint or results
+    (only the chief keeps them, so workers could not resume together), is refused."""
+    results_lib.check_workdir(workdir, json.loads(config.to_json_best_effort()))
+    found = [n for n in ("checkpoint.bin", "results.json")
+             if os.path.exists(os.path.join(workdir, n))]
+    if found:
+        raise ValueError(
+            f"Multi-worker runs do not resume: --workdir={workdir} holds {found} of an "
+            "earlier run. Use a new workdir, or continue this one with strategy='mirrored' "
+            f"or 'default' (same numbers). Received: workdir={workdir!r}")
 
 
 def _train_in(config, workdir):

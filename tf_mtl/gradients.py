@@ -57,7 +57,9 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
         else:
             features, y_pred = model.recorded_forward(x, training=True)
             extra = model.losses
-        task_losses = model.task_loss_list(y, y_pred, sample_weight)
+        # Each replica's exact share of the global batch's losses (distribute.py).
+        factors = model.loss_factors(y_pred, sample_weight)
+        task_losses = model.task_loss_list(y, y_pred, sample_weight, factors)
         losses = tf.stack(task_losses)
         regularization = None
         if extra:  # Regularizers and add_loss terms, scaled per replica as Keras does.
@@ -70,7 +72,7 @@ def record_step(model, x, y, sample_weight=None, objective_fn=None, per_task="lo
         tape, losses, objective, model.shared_variables, per_task=per_task,
         loss_weights=weights, regularization=regularization, x=x, y=y,
         sample_weight=sample_weight, y_pred=y_pred, state=state, features=features,
-        task_losses=task_losses, model=model)
+        task_losses=task_losses, model=model, loss_factors=factors)
 
 
 def _weighted_sum(losses, weights):
@@ -107,11 +109,12 @@ class StepGradients:
     def __init__(self, tape, losses, objective, shared_variables, per_task="loop",
                  loss_weights=None, regularization=None, x=None, y=None,
                  sample_weight=None, y_pred=None, state=None, features=None,
-                 task_losses=None, model=None):
+                 task_losses=None, model=None, loss_factors=None):
         if per_task not in PER_TASK_METHODS:
             raise ValueError(
                 f"`per_task` must be one of {PER_TASK_METHODS}. Received: per_task={per_task!r}")
         self.tape = tape
+        self.loss_factors = loss_factors  # [m] or None: model.loss_factors of the batch
         self.losses = losses
         self.objective = objective
         self.shared_variables = list(shared_variables)

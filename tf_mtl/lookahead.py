@@ -202,7 +202,8 @@ def losses_at(model, shared_weights, x, y, sample_weight=None, head_weights=None
         state = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
     y_pred, _ = model.stateless_call(_substituted(model, shared_weights, head_weights),
                                      list(state), x, training=True)
-    return model.compute_task_losses(y, y_pred, sample_weight)
+    # Keras's values: the factors need an all-reduce, which cannot run in the loops.
+    return model.compute_task_losses(y, y_pred, sample_weight, factors=None)
 
 
 EXECUTIONS = ("sequential", "unrolled", "vectorized")
@@ -288,7 +289,10 @@ def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
     if execution == "unrolled":
         size = min(size, UNROLL_LIMIT)
     _check_collectives(model, execution, size, rows.shape[0])
-    return map_chunks(chunk, rows, size)
+    losses = map_chunks(chunk, rows, size)
+    if step.loss_factors is not None:  # This replica's share of the global batch's losses.
+        losses = losses * step.loss_factors[None, :]
+    return losses
 
 
 def _check_collectives(model, execution, chunk_size, n):

@@ -230,25 +230,43 @@ class MultiTaskModel(keras.Model):
             )
         _check_task_keys("y (labels)", y.keys(), self.tasks)
 
-    def compute_task_losses(self, y, y_pred, sample_weight=None):
+    def compute_task_losses(self, y, y_pred, sample_weight=None, factors="global"):
         """Per-task batch-mean losses stacked as ``[m]`` in ``tasks`` order.
 
         ``sample_weight`` may be one array for all tasks or ``{task: array}``
-        (e.g. MovieLens masks the rating where a movie was not watched).
+        (e.g. MovieLens masks the rating where a movie was not watched);
+        ``factors``: see ``task_loss_list``.
         """
-        return tf.stack(self.task_loss_list(y, y_pred, sample_weight))
+        return tf.stack(self.task_loss_list(y, y_pred, sample_weight, factors))
 
-    def task_loss_list(self, y, y_pred, sample_weight=None):
-        """``compute_task_losses`` as a list of ``m`` scalars (float32)."""
+    def task_loss_list(self, y, y_pred, sample_weight=None, factors="global"):
+        """``compute_task_losses`` as a list of ``m`` scalars (float32).
+
+        Under several replicas each is this replica's share of the global batch's
+        loss: Keras's value times ``factors`` (``"global"``: ``loss_factors``, one
+        all-reduce; a ``[m]`` tensor; ``None``: Keras's value as is)."""
         self.check_labels(y)
         if isinstance(sample_weight, dict):
             _check_task_keys("sample_weight", sample_weight.keys(), self.tasks)
+        if isinstance(factors, str):
+            factors = self.loss_factors(y_pred, sample_weight)
         values = []
-        for t in self.tasks:
+        for i, t in enumerate(self.tasks):
             sw = sample_weight.get(t) if isinstance(sample_weight, dict) else sample_weight
             values.append(tf.cast(self.task_losses[t](y[t], y_pred[t], sample_weight=sw),
                                   tf.float32))
+            if factors is not None:
+                values[-1] = values[-1] * factors[i]
         return values
+
+    def loss_factors(self, y_pred, sample_weight=None):
+        """``distribute.global_mean_factors`` of this batch (``None`` on one replica)."""
+        if distribute.num_replicas() <= 1:
+            return None
+        sw = sample_weight if isinstance(sample_weight, dict) else {
+            t: sample_weight for t in self.tasks}
+        return distribute.global_mean_factors([distribute.loss_divisor(
+            self.task_losses[t], y_pred[t], sw[t]) for t in self.tasks])
 
     # ------------------------------------------------------------------- steps
     def train_step(self, data):

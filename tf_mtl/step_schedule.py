@@ -58,7 +58,7 @@ class StepSchedule:
         self.scheduled = scheduled_probes(model)
         self.functions = {}     # due mask (tuple of bools) -> Keras train function
         self.iteration = None   # host copy of optimizer.iterations; None: read it next call
-        self.due = None         # the due mask of the function running (read while tracing)
+        self.due = None         # the due mask while a call runs (read while tracing); else None
 
     def sync(self):
         """Re-reads ``optimizer.iterations`` before the next step (weights or the
@@ -85,7 +85,10 @@ class StepSchedule:
         mask = self.mask(self.iteration)
         fn = self._function(mask)
         self.due = mask
-        logs = fn(iterator)       # Raises StopIteration at the end of the data: no step.
+        try:
+            logs = fn(iterator)   # Raises StopIteration at the end of the data: no step.
+        finally:
+            self.due = None       # A train_step traced later, by hand, branches in the graph.
         self.iteration += 1
         return logs
 
