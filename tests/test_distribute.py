@@ -32,3 +32,39 @@ def test_step_logs_are_unchanged_outside_multi_worker_runs():
     from tf_mtl import distribute
     logs = {"loss": tf.constant(1.5)}
     assert distribute.step_logs(logs) is logs
+
+
+def test_chief_process_from_tf_config(monkeypatch):
+    import json
+
+    from tf_mtl import distribute
+
+    def chief(cluster, task):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+        return distribute.is_chief_process("multiworker")
+    workers = {"worker": ["localhost:1", "localhost:2"]}
+    assert chief(workers, {"type": "worker", "index": 0})
+    assert not chief(workers, {"type": "worker", "index": 1})
+    with_chief = {"chief": ["localhost:0"], **workers}
+    assert chief(with_chief, {"type": "chief", "index": 0})
+    assert not chief(with_chief, {"type": "worker", "index": 0})
+    assert distribute.is_chief_process("mirrored")   # one process: always
+
+
+def test_every_multi_worker_worker_refuses_a_workdir_to_resume(tmp_path):
+    """Each worker reads the shared workdir (never writes) and decides alike."""
+    import pytest
+
+    from tf_mtl import checkpointing, experiment
+    config = __import__("configs.quickstart", fromlist=["get_config"]).get_config("runlocal")
+    experiment._check_multi_worker_workdir(config, str(tmp_path))   # new: trains
+    checkpointing.atomic_write_json(str(tmp_path / "config.json"),
+                                    __import__("json").loads(config.to_json_best_effort()))
+    experiment._check_multi_worker_workdir(config, str(tmp_path))   # killed before epoch 1
+    for name in ("checkpoint.bin", "results.json"):
+        (tmp_path / name).write_text("")
+        with pytest.raises(ValueError, match="Multi-worker runs do not resume") as e:
+            experiment._check_multi_worker_workdir(config, str(tmp_path))
+        assert name in str(e.value)
+        (tmp_path / name).unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]

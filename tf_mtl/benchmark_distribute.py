@@ -10,7 +10,8 @@ global batch 64), SGD momentum 0.9; the train function ``fit`` uses is called on
 iterator over one repeated in-memory batch (the host schedule picks each step's
 compiled function). Cases: the plain step; exact order-1 transference ``every=10`` (steps
 timed in whole cycles of 10, so one measured step in ten); the same ``every=1``
-(every step measured), for scale.
+(every step measured), for scale. Repeats run in interleaved rounds; medians with
+the min–max spread.
 """
 
 import json
@@ -23,9 +24,11 @@ TASKS, UNITS, BATCH = 4, [256, 256, 128], 64
 CASES = [("plain", None), ("exact order 1, every=10", 10), ("exact order 1, every=1", 1)]
 
 
-def distribute_benchmark(steps=5, repeats=3, **_):
+def distribute_benchmark(steps=5, repeats=7, **_):
     """Runs the cases in a child process with two logical CPUs; returns ``(columns, rows)``;
-    a row is ``(replicas, case, ms per step, ratio to the plain step with as many replicas)``."""
+    a row is ``(replicas, case, median ms per step, min–max over the repeats, ratio of the
+    medians to the plain step with as many replicas)``. The repeats run in rounds, each
+    round timing every case once, so a change of the machine's load hits all cases alike."""
     proc = subprocess.run(
         [sys.executable, "-m", "tf_mtl.benchmark_distribute", str(steps), str(repeats)],
         capture_output=True, text=True, timeout=3600,
@@ -35,16 +38,25 @@ def distribute_benchmark(steps=5, repeats=3, **_):
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = []
     for replicas in (1, 2):
-        plain = results[f"{replicas}|plain"]
+        plain = _median(results[f"{replicas}|plain"])
         for name, _ in CASES:
-            seconds = results[f"{replicas}|{name}"]
-            rows.append((str(replicas), name, f"{seconds * 1e3:.1f}", f"{seconds / plain:.2f}"))
-    return ("replicas", "case", "ms/step", "ratio to plain"), rows
+            times = results[f"{replicas}|{name}"]
+            rows.append((str(replicas), name, f"{_median(times) * 1e3:.1f}",
+                         f"{min(times) * 1e3:.1f}–{max(times) * 1e3:.1f}",
+                         f"{_median(times) / plain:.2f}"))
+    return ("replicas", "case", "ms/step (median)", "min–max", "ratio to plain"), rows
 
 
-def _time_steps(model, strategy, batch, steps, repeats, warmup=10):
-    """Median seconds per step of the model's train function, fed as ``fit`` feeds it
-    (an iterator over the distributed dataset), synchronised on a log at the end."""
+def _median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _stepper(model, strategy, batch, steps, warmup=10):
+    """A function timing ``steps`` steps of the model's train function (seconds per step),
+    fed as ``fit`` feeds it (an iterator over the distributed dataset), synchronised on a
+    log at the end; every compiled variant is traced before."""
     import numpy as np
     import tensorflow as tf
     ds = tf.data.Dataset.from_tensors(batch).repeat()
@@ -54,14 +66,14 @@ def _time_steps(model, strategy, batch, steps, repeats, warmup=10):
     for _ in range(warmup):                          # every compiled variant traced
         logs = train(iterator)
     float(np.asarray(logs["loss"]).ravel()[0])
-    times = []
-    for _ in range(repeats):
+
+    def timed():
         start = time.perf_counter()
         for _ in range(steps):
             logs = train(iterator)
         float(np.asarray(logs["loss"]).ravel()[0])
-        times.append((time.perf_counter() - start) / steps)
-    return float(np.median(times))
+        return (time.perf_counter() - start) / steps
+    return timed
 
 
 def _child(steps, repeats):
@@ -90,14 +102,17 @@ def _child(steps, repeats):
 
     strategies = {1: tf.distribute.get_strategy(),
                   2: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])}
-    out = {}
+    timers = {}
     for replicas, strategy in strategies.items():
         for name, every in CASES:
             with strategy.scope():
                 model = build(every)
             # Whole cycles of 10 steps (one measured step in ten for every=10).
-            out[f"{replicas}|{name}"] = _time_steps(model, strategy, batch, 10 * steps,
-                                                    repeats)
+            timers[f"{replicas}|{name}"] = _stepper(model, strategy, batch, 10 * steps)
+    out = {key: [] for key in timers}
+    for _ in range(repeats):   # Rounds: each case once per round.
+        for key, timed in timers.items():
+            out[key].append(timed())
     print(json.dumps(out))
 
 

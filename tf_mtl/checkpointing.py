@@ -31,6 +31,8 @@ import os
 import keras
 import numpy as np
 
+from tf_mtl import distribute
+
 _EARLY_STOPPING_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
 
 
@@ -157,7 +159,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if es is not None:
             meta["early_stopping"] = {f: _plain(getattr(es, f)) for f in _EARLY_STOPPING_FIELDS}
             arrays += [np.asarray(w) for w in es.best_weights or []]
-        write_checkpoint(self.path, meta, arrays)
+        if distribute.is_chief(self.model.distribute_strategy):  # Every worker reads; one writes.
+            write_checkpoint(self.path, meta, arrays)
 
 
     def _read(self, variables):

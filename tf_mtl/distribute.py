@@ -20,6 +20,9 @@ Outside a strategy (or with one replica) every function is the identity, so
 single-device code pays nothing.
 """
 
+import json
+import os
+
 import tensorflow as tf
 
 
@@ -195,6 +198,19 @@ def is_chief(strategy=None):
     ``strategy`` defaults to the current one."""
     strategy = strategy or tf.distribute.get_strategy()
     return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def is_chief_process(strategy_name):
+    """``is_chief`` before the strategy ``strategy_name`` exists (``get_strategy`` must come
+    first in a process): for ``"multiworker"``, whether ``TF_CONFIG`` names this task the
+    chief (type ``"chief"``, or worker 0 of a cluster without one); else ``True``."""
+    if strategy_name != "multiworker":
+        return True
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    if "chief" in tf_config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
 
 
 def write_dir(workdir, strategy=None):

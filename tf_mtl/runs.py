@@ -20,7 +20,7 @@ import importlib.util
 import json
 import os
 
-from tf_mtl import checkpointing, experiment
+from tf_mtl import checkpointing, distribute, experiment
 from tf_mtl import results as results_lib
 
 
@@ -70,14 +70,16 @@ def run(config, workdir):
     os.makedirs(workdir, exist_ok=True)
     config_dict = json.loads(config.to_json_best_effort())
     results_lib.check_workdir(workdir, config_dict)
-    checkpointing.atomic_write_json(os.path.join(workdir, "config.json"), config_dict)
+    chief = distribute.is_chief_process(config.get("strategy", "default"))  # Writes the files.
+    if chief:
+        checkpointing.atomic_write_json(os.path.join(workdir, "config.json"), config_dict)
     per_seed = {}
     for seed in seeds:
         seed_config = copy.deepcopy(config)
         seed_config.seed, seed_config.seeds = seed, None
         per_seed[seed] = experiment.train(seed_config, os.path.join(workdir, f"seed_{seed}"))
     tables = results_lib.write_seed_tables(workdir, {s: r["test"] for s, r in per_seed.items()},
-                                           config.get("table_spread", "se"))
+                                           config.get("table_spread", "se")) if chief else []
     return {"seeds": per_seed, "files": tables}
 
 
@@ -125,9 +127,11 @@ def compare(specs, seeds, workdir, overrides=None):
     for m, config in configs.items():
         out = run(config, os.path.join(workdir, m.replace(":", "-").replace(",", "-")))
         methods[m] = {s: r["test"] for s, r in out["seeds"].items()}
-    spread = next(iter(configs.values())).get("table_spread", "se")
-    return {"methods": methods,
-            "files": results_lib.write_comparison(workdir, methods, spread=spread)}
+    first = next(iter(configs.values()))
+    if not distribute.is_chief_process(first.get("strategy", "default")):
+        return {"methods": methods, "files": []}
+    return {"methods": methods, "files": results_lib.write_comparison(
+        workdir, methods, spread=first.get("table_spread", "se"))}
 
 
 def _override(config, field, value, spec):
