@@ -8,7 +8,8 @@ task loss to the replica's exact share of the global batch loss (``local sum /
 global count``), so a last partial batch (15 examples on 2 replicas: 8 and 7)
 gives the numbers of one device too. Additional losses (weight regularizers,
 the same on every replica) are scaled by ``1 / num_replicas`` as Keras does:
-``replica_share`` applies that scaling to the terms tf_mtl adds itself. Everything that must agree across replicas — per-task
+``replica_share`` applies that scaling to the terms tf_mtl adds itself.
+Everything that must agree across replicas — per-task
 gradients fed to a lookahead, losses in a transference ratio, IT-MTL candidate
 scores — is reduced with ``replica_sum`` on values that carry that scaling, and
 logged values are unscaled with ``unscale``.
