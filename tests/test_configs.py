@@ -136,6 +136,10 @@ def test_routed_celeba_configs_keep_003s_settings():
         assert name in mr.metrics.all and name in experiment.METRICS
     with pytest.raises(ValueError, match="steps_per_epoch=None"):
         experiment.routed_encoder_kwargs(mr.model.encoder_kwargs, "resnet18", 8)
+    for bad in (0, -0.5):
+        kwargs = {"routing": {**routing, "update_every_epochs": bad}}
+        with pytest.raises(ValueError, match=f"update_every_epochs.*Received: update_every_epochs={bad}"):
+            experiment.routed_encoder_kwargs(kwargs, "resnet18", 8, steps_per_epoch=636)
     tr = importlib.import_module("configs.celeba_task_routing").get_config("runlocal")
     model = experiment.build_model(tr, ["a", "b"], {"a": (2, "mse"), "b": (2, "mse")})
     model.build_for(np.zeros((1, 32, 32, 3), "float32"))  # shortcut projections' masks

@@ -19,13 +19,15 @@ mask layer then follows every shared convolution or dense layer — after its
 BatchNorm, before the activation, as ``003``'s code places it (ResNets: also
 after the shortcut's projection) — and BatchNorm becomes
 ``tf_mtl.task_norm.TaskBatchNormalization`` (each task path's own batch
-statistics). Mask layer ``k`` in build order gets seed ``s + k``.
+statistics, and its own moving statistics for evaluation). Mask layer ``k`` in build order gets seed ``s + k``.
 
 Example:
     >>> encoder = tf_mtl.encoders.ResNet18(routing={
     ...     "kind": "maximum_roaming", "num_tasks": 8, "sharing_ratio": 0.8,
     ...     "update_every": 79})
 """
+
+import functools
 
 import keras
 
@@ -38,7 +40,8 @@ def _routing_parts(routing):
     """``(mask factory or None, BatchNorm class)`` for an encoder's ``routing`` option."""
     if routing is None:
         return None, keras.layers.BatchNormalization
-    return MaskFactory(dict(routing)), TaskBatchNormalization
+    return MaskFactory(dict(routing)), functools.partial(TaskBatchNormalization,
+                                                         num_tasks=routing.get("num_tasks"))
 
 
 def _conv_block(conv, masks, norm=None, activation=None):
@@ -309,10 +312,10 @@ class ETRNLPNet(_Stack):
         self.num_tasks, self.widths, self.shared_ratio = num_tasks, list(widths), shared_ratio
         self.primitives, self.noise_level, self.seed = list(primitives), noise_level, seed
         self.blocks = [keras.layers.Conv2D(self.widths[0], 3, padding="same", use_bias=False),
-                       TaskBatchNormalization(), keras.layers.ReLU()]
+                       TaskBatchNormalization(num_tasks), keras.layers.ReLU()]
         for i, w in enumerate(self.widths):
             self.blocks += [ETRNLP(num_tasks, w, shared_ratio, primitives, noise_level, seed + i),
-                            TaskBatchNormalization(), keras.layers.ReLU(),
+                            TaskBatchNormalization(num_tasks), keras.layers.ReLU(),
                             keras.layers.MaxPooling2D(2)]
         self.blocks.append(keras.layers.GlobalAveragePooling2D())
 

@@ -207,6 +207,9 @@ def routed_encoder_kwargs(kwargs, encoder, num_tasks, steps_per_epoch=None):
         routing = {"num_tasks": num_tasks, **dict(kwargs["routing"])}
         epochs = routing.pop("update_every_epochs", None)
         if epochs is not None:
+            if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs <= 0:
+                raise ValueError("routing.update_every_epochs must be a positive number of "
+                                 f"epochs. Received: update_every_epochs={epochs!r}")
             if not steps_per_epoch:
                 raise ValueError("routing.update_every_epochs needs the number of steps per "
                                  f"epoch. Received: steps_per_epoch={steps_per_epoch!r}")
