@@ -192,3 +192,61 @@ def test_lookahead_forwards_run_each_task_path(execution):
         v.assign(w[0])
     ref = [loss for loss, _ in reference_losses_and_grads(model, [x["a"]] * T, yb)]
     np.testing.assert_allclose(losses[0], ref, rtol=1e-5)
+
+
+class PerTaskStats(keras.layers.Layer):
+    """mask -> conv -> TaskBatchNormalization(num_tasks) -> mask: chunks differ in a
+    tiled forward, so each task's statistics differ."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_in = TaskRouting(T, 0.5, seed=1)
+        self.conv = keras.layers.Conv2D(5, 3, padding="same", use_bias=False)
+        self.bn = TaskBatchNormalization(num_tasks=T, momentum=0.7)
+        self.mask = TaskRouting(T, 0.5, seed=3)
+
+    def build(self, shape):
+        self.mask_in.build(shape)
+        self.conv.build(shape)
+        shape = self.conv.compute_output_shape(shape)
+        self.bn.build(shape)
+        self.mask.build(shape)
+
+    def call(self, x, training=None):
+        h = self.bn(self.conv(self.mask_in(x)), training=training)
+        return tf.reduce_mean(tf.nn.relu(self.mask(h)), axis=[1, 2])
+
+
+def test_per_task_moving_statistics_in_training_and_inference():
+    """Training moves row t with task t's chunk only; inference of the batched forward
+    equals T separate forwards, each normalized with its own task's row."""
+    heads = {t: keras.layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(seed=i))
+             for i, t in enumerate("abc")}
+    model = tf_mtl.MultiTaskModel(PerTaskStats(), heads, {t: "mse" for t in "abc"})
+    x = (np.random.default_rng(0).normal(size=(5, 6, 6, 4)) + np.arange(4)).astype("float32")
+    model.build_for(x)
+    enc = model.encoder
+    m_in, m_out = enc.mask_in.masks.numpy(), enc.mask.masks.numpy()
+    assert len({tuple(r) for r in m_in}) == T, "input masks must differ between tasks"
+    mean, var = np.zeros((T, 5)), np.ones((T, 5))
+    for _ in range(2):
+        model(x, training=True)
+        for i in range(T):  # task i's own forward moves its own row
+            m, v = tf.nn.moments(tf.nn.conv2d(x * m_in[i], enc.conv.kernel, 1, "SAME"), [0, 1, 2])
+            mean[i], var[i] = 0.7 * mean[i] + 0.3 * m.numpy(), 0.7 * var[i] + 0.3 * v.numpy()
+    np.testing.assert_allclose(enc.bn.task_moving_mean, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(enc.bn.task_moving_variance, var, rtol=1e-5, atol=1e-6)
+    preds = model(x, training=False)
+
+    def separate(i, row):
+        h = tf.nn.conv2d(x * m_in[i], enc.conv.kernel, 1, "SAME")
+        h = (h - mean[row]) / np.sqrt(var[row] + enc.bn.epsilon) * enc.bn.gamma + enc.bn.beta
+        return heads["abc"[i]](tf.reduce_mean(tf.nn.relu(h * m_out[i]), axis=[1, 2]))
+
+    for i, t in enumerate("abc"):
+        np.testing.assert_allclose(preds[t], separate(i, i), rtol=1e-4, atol=1e-5)
+        assert not np.allclose(preds[t], separate(i, (i + 1) % T), rtol=1e-3)  # a swapped row
+    clone = TaskBatchNormalization.from_config(enc.bn.get_config())
+    assert clone.num_tasks == T
+    with pytest.raises(ValueError, match="num_tasks=0"):
+        TaskBatchNormalization(num_tasks=0)
