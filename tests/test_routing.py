@@ -47,6 +47,24 @@ def test_primitives_compute_what_table_s1_names():
         np.testing.assert_allclose(h[..., 3 + c], np.maximum(zero[:, i:i + 5, j:j + 6, c], 0))
 
 
+def test_avg_pool_conv_and_noise_primitives_against_numpy():
+    layer = ETRNLP(T, 4, primitives=("avg_pool", "conv", "noise"), seed=4)
+    x = np.random.default_rng(5).normal(size=(2, 5, 6, 3)).astype("float32")
+    layer.build(x.shape)
+    h = layer.primitive_features(x).numpy()
+    nan = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=np.nan)
+    windows = np.stack([nan[:, i:i + 5, j:j + 6] for i in range(3) for j in range(3)])
+    np.testing.assert_allclose(h[..., :3], np.maximum(np.nanmean(windows, axis=0), 0),
+                               rtol=1e-5, atol=1e-6)  # SAME: the mean over in-image pixels
+    kernel = layer.fixed_kernel.numpy()  # [3, 3, 3, 3], fixed: read, not recomputed
+    zero = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    conv = sum(np.einsum("nhwc,cd->nhwd", zero[:, i:i + 5, j:j + 6], kernel[i, j])
+               for i in range(3) for j in range(3))
+    np.testing.assert_allclose(h[..., 3:6], np.maximum(conv, 0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h[..., 6:9], np.maximum(x + layer.noise.numpy()[None], 0),
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize("per_task", [False, True])
 def test_each_chunk_goes_through_its_tasks_branch(per_task):
     layer = ETRNLP(T, 6, shared_ratio=0.5, seed=3)

@@ -9,10 +9,12 @@ compiled train step on an in-memory batch:
 * ``MR loop``: the same model and update written as the reference code's per-task
   forwards — a loop of ``T`` forwards, task ``t``'s path on the batch
   (``tf_mtl.task_paths.path_of``), their summed loss differentiated once and
-  applied — compiled in one ``tf.function``.
+  applied — compiled in one ``tf.function``. This is the single-step equivalent of
+  the summed loss, not the reference code's loop of ``T`` optimizer steps;
+* ``forward``: the same batched and looped inference forwards alone.
 
-Each time is the minimum over rounds that time every variant in turn (load
-from other processes only adds time).
+Each time is the minimum over ``repeats`` rounds that time every variant in
+turn, interleaved (load from other processes only adds time).
 """
 
 import time
@@ -58,6 +60,18 @@ def loop_step(model):
     return step
 
 
+def loop_forward(model):
+    """The inference forward as ``T`` per-task forwards (one ``tf.function``)."""
+    @tf.function(autograph=False)
+    def forward(x):
+        outs = []
+        for i, t in enumerate(model.tasks):
+            with task_paths.path_of(i, len(model.tasks)):
+                outs.append(model.heads[t](model.encoder(x, training=False)))
+        return outs
+    return forward
+
+
 def partition(steps=3, repeats=2, batch_size=16, image_size=64, num_tasks=8, **_):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((batch_size, image_size, image_size, 3), dtype=np.float32))
@@ -69,9 +83,13 @@ def partition(steps=3, repeats=2, batch_size=16, image_size=64, num_tasks=8, **_
         _model(num_tasks, routing)
     looped.build_for(x)      # before loop_step reads the trainable variables
     loop = loop_step(looped)
+    batched_forward = tf.function(lambda x: batched(x, training=False), autograph=False)
+    looped_forward = loop_forward(looped)
     runs = {"plain": lambda: plain.train_on_batch(x, y),
             "MR batched": lambda: batched.train_on_batch(x, y),
-            "MR loop": lambda: loop(x, y)}
+            "MR loop": lambda: loop(x, y),
+            "MR batched forward": lambda: batched_forward(x),
+            "MR loop forward": lambda: looped_forward(x)}
     for fn in runs.values():
         fn()  # compile
         fn()

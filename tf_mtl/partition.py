@@ -147,15 +147,15 @@ class MaximumRoaming(_TaskMasks):
         # The layer whose ``kernel [..., S]`` feeds this mask (cosine selection);
         # the encoder that places the mask sets it. Held in a closure, so Keras
         # does not track that layer a second time as this one's sublayer.
-        self._kernel_of = lambda: None
+        object.__setattr__(self, "_kernel_of", lambda: None)
 
     @property
     def kernel_layer(self):
         return self._kernel_of()
 
-    @kernel_layer.setter
-    def kernel_layer(self, layer):
-        self._kernel_of = lambda: layer
+    def follow(self, layer):
+        """Sets ``kernel_layer``: ``layer``'s ``kernel`` feeds cosine selection."""
+        object.__setattr__(self, "_kernel_of", lambda: layer)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -330,5 +330,5 @@ class MaskFactory:
         layer = KINDS[self.kind](seed=self.seed + self.count, **self.kwargs)
         self.count += 1
         if isinstance(layer, MaximumRoaming):
-            layer.kernel_layer = kernel_layer
+            layer.follow(kernel_layer)
         return layer
