@@ -7,7 +7,7 @@ batch 256, 64x64 images.
     python -m launch.train --config=configs/celeba_groups_mtl.py --workdir=runs/celeba_groups
 """
 
-from tf_mtl.experiment import base_config
+from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):

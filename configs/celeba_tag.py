@@ -11,7 +11,7 @@ selected from the measured affinities at the end (3 splits, TAG objective).
     python -m launch.train --config=configs/celeba_tag.py:runlocal --workdir=/tmp/smoke
 """
 
-from tf_mtl.experiment import base_config
+from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):

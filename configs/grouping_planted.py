@@ -18,8 +18,8 @@ with whether each selection recovered the planted groups:
         --groups=/tmp/pairs/groups.json --workdir=/tmp/pairs/served
 """
 
-from tf_mtl import grouping_runs
-from tf_mtl.experiment import base_config
+from tf_mtl.grouping import pair_runs
+from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):
@@ -32,9 +32,9 @@ def get_config(arg=None):
     c.model.encoder_kwargs = {"units": [64, 1], "activation": "tanh"}
     c.optimizer.update(name="sgd", learning_rate=0.02, momentum=0.9)
     c.transference.update(order=1, every=5, method="exact", plot=False)
-    c.grouping_runs = grouping_runs.defaults()
+    c.grouping_runs = pair_runs.defaults()
     c.grouping_runs.update(esa_fraction=0.25, metric="total_test_loss")
-    c.seeds = 3  # DIR/seed_0 .. seed_2 (tf_mtl.runs); mean ± s.e. over them.
+    c.seeds = 3  # DIR/seed_0 .. seed_2 (tf_mtl.experiments.runs); mean ± s.e. over them.
     c.tensorboard = False  # Dozens of small runs: metrics.csv and the JSON files suffice.
     if c.runlocal:
         c.epochs, c.data.num_examples, c.transference.every = 5, 2048, 4

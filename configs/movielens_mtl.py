@@ -9,7 +9,7 @@ where the movie was not watched.
     python -m launch.train --config=configs/movielens_mtl.py --workdir=runs/movielens
 """
 
-from tf_mtl.experiment import base_config
+from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):

@@ -19,7 +19,7 @@ the chosen loader does not take stops the run with an error naming it.
         --config.data.name=multi_mnist_pickle --config.data.path=/path/to/multi_mnist.pickle
 """
 
-from tf_mtl.experiment import base_config
+from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):

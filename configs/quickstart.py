@@ -13,7 +13,7 @@ The argument picks the update rule (``mtl`` by default, ``uw``, ``pcgrad``) and/
 """
 
 from configs.multimnist_itmtl import parse_arg
-from tf_mtl.experiment import base_config
+from tf_mtl.experiments.experiment import base_config
 
 VARIANTS = {"mtl": {"name": "equal"}, "uw": {"name": "uw"}, "pcgrad": {"name": "pcgrad"}}
 

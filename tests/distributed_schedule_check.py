@@ -29,10 +29,9 @@ def encoder():
 
 
 def mr_encoder():
-    """A Maximum Roaming encoder, where tf_mtl.partition exists (another issue builds it)."""
-    partition = __import__("tf_mtl.partition", fromlist=["MaximumRoaming"])
+    """A Maximum Roaming encoder."""
     return keras.Sequential([keras.layers.Dense(8, activation="relu"),
-                             partition.MaximumRoaming(num_tasks=3, sharing_ratio=0.5,
+                             tf_mtl.routing.MaximumRoaming(num_tasks=3, sharing_ratio=0.5,
                                                       update_every=2),
                              keras.layers.Dense(4, activation="tanh")])
 
@@ -150,15 +149,10 @@ def main():
     for case in ("uncertainty", "pcgrad"):
         check(case, strategy, x, y)
         print(case, "ok", flush=True)
-    try:
-        __import__("tf_mtl.partition")
-    except ImportError:
-        print("maximum roaming skipped: no tf_mtl.partition", flush=True)
-    else:
-        CASES["roaming"] = (updates.EqualWeights, list, mr_encoder)
-        mirrored, single, _, _ = check("roaming", strategy, x, y)
-        check_roaming_masks(mirrored, single)
-        print("roaming ok", flush=True)
+    CASES["roaming"] = (updates.EqualWeights, list, mr_encoder)
+    mirrored, single, _, _ = check("roaming", strategy, x, y)
+    check_roaming_masks(mirrored, single)
+    print("roaming ok", flush=True)
     # Several steps per call: the due set would change inside the compiled loop.
     with strategy.scope():
         model = make("uncertainty")

@@ -14,7 +14,7 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import numpy as np  # noqa: E402
 
-from tf_mtl import experiment  # noqa: E402
+from tf_mtl.experiments import experiment  # noqa: E402
 
 
 def quickstart(strategy):

@@ -1,4 +1,4 @@
-from fresh_process import run_check
+from tests.fresh_process import run_check
 
 
 def test_mirrored_two_replicas_match_single_device():
@@ -55,7 +55,8 @@ def test_every_multi_worker_worker_refuses_a_workdir_to_resume(tmp_path):
     """Each worker reads the shared workdir (never writes) and decides alike."""
     import pytest
 
-    from tf_mtl import checkpointing, experiment
+    from tf_mtl.experiments import checkpointing
+    from tf_mtl.experiments import experiment
     config = __import__("configs.quickstart", fromlist=["get_config"]).get_config("runlocal")
     experiment._check_multi_worker_workdir(config, str(tmp_path))   # new: trains
     checkpointing.atomic_write_json(str(tmp_path / "config.json"),

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from fresh_process import ROOT, TESTS, checkout_env
+from tests.fresh_process import ROOT, TESTS, checkout_env
 
 TIMEOUT = 240  # seconds for both workers together
 
@@ -62,7 +62,7 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
 
     sys.path.insert(0, TESTS)
     from multiworker_check import quickstart
-    from tf_mtl import experiment
+    from tf_mtl.experiments import experiment
     single = experiment.train(quickstart("default"), str(tmp_path / "single"))
     weights = [np.load(tmp_path / f"weights_{i}.npz") for i in range(2)]
     reference = single["model"].get_weights()

@@ -6,7 +6,7 @@ import tf_mtl
 from tf_mtl import step_schedule
 from tf_mtl.transference import Transference
 
-from fresh_process import run_check
+from tests.fresh_process import run_check
 
 TASKS = ["t0", "t1", "t2"]
 
@@ -116,7 +116,7 @@ def test_models_without_scheduled_probes_keep_keras_train_function():
 
 def test_scheduled_probes_and_rules_under_two_replicas_match_one_device():
     """EqualWeights with probes every 3 / 2 / 1, IT-MTL (choices step by step),
-    UncertaintyWeights, PCGrad (and a Maximum Roaming encoder where tf_mtl.partition
+    UncertaintyWeights, PCGrad (and a Maximum Roaming encoder where tf_mtl.routing
     exists) under MirroredStrategy on 2 logical CPUs equal one device;
     steps_per_execution > 1 with a schedule under replicas is refused."""
     proc = run_check("distributed_schedule_check.py")

@@ -1,43 +1,38 @@
 """tf_mtl: multi-task learning research on Keras 3 / TensorFlow 2.
 
 Measure which tasks help each other (transference / inter-task affinity)
-while a Keras model trains, and act on it.
+while a Keras model trains, and act on it. The core (the model, its step's
+per-task gradients, the lookahead, transference, probes, callbacks, encoders)
+sits at the top; each paper's idea has its own package: ``updates`` (update
+rules and IT-MTL), ``routing`` (Maximum Roaming, Task Routing, ETR-NLP),
+``grouping`` (task grouping and network selection), ``interference``
+(``000``'s metrics and protocol), ``experiments`` (training from configs,
+seeds, results, checkpoints), ``data`` and ``benchmarks``.
 """
 
-from tf_mtl import data, distribute, encoders, lookahead, probes, transference, updates
-from tf_mtl import callbacks, grouping, metrics, network_selection
-from tf_mtl import attribute_metrics, partition, routing, step_schedule, task_norm, task_paths
+from tf_mtl import distribute, keras_internals, lookahead, probes, step_schedule, transference
+from tf_mtl import data, encoders, routing, updates
+from tf_mtl import callbacks, experiments, grouping, interference, metrics, plots
 from tf_mtl.model import FunctionLoss, MultiTaskModel
-from tf_mtl import grouping_compare, grouping_runs, serving  # Task grouping end to end.
-from tf_mtl import checkpointing, evaluation, results, runs  # Experiments: seeds, resuming.
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FunctionLoss",
     "MultiTaskModel",
-    "attribute_metrics",
     "callbacks",
-    "checkpointing",
     "data",
     "distribute",
     "encoders",
-    "evaluation",
+    "experiments",
     "grouping",
-    "grouping_compare",
-    "grouping_runs",
+    "interference",
     "lookahead",
     "metrics",
-    "network_selection",
-    "partition",
+    "plots",
     "probes",
-    "results",
     "routing",
-    "runs",
-    "serving",
     "step_schedule",
-    "task_norm",
-    "task_paths",
     "transference",
     "updates",
 ]

@@ -7,11 +7,12 @@ import keras
 import numpy as np
 
 from tf_mtl import distribute
-from tf_mtl.checkpointing import atomic_write_json
 from tf_mtl.transference import Transference
 
 
 def _write_json(path, value):
+    # Imported here: tf_mtl.experiments imports this module.
+    from tf_mtl.experiments.checkpointing import atomic_write_json
     atomic_write_json(path, value)  # A per-process temporary name, renamed: never half a file.
 
 

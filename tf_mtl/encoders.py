@@ -14,11 +14,11 @@
 
 Task routing: every encoder takes ``routing`` (default None: fully shared), a
 dict ``{"kind": "maximum_roaming" | "task_routing", "num_tasks": T,
-"sharing_ratio": p, "seed": s, ...}`` (``tf_mtl.partition.MaskFactory``): a
+"sharing_ratio": p, "seed": s, ...}`` (``tf_mtl.routing.MaskFactory``): a
 mask layer then follows every shared convolution or dense layer — after its
 BatchNorm, before the activation, as ``003``'s code places it (ResNets: also
 after the shortcut's projection) — and BatchNorm becomes
-``tf_mtl.task_norm.TaskBatchNormalization`` (each task path's own batch
+``tf_mtl.routing.task_norm.TaskBatchNormalization`` (each task path's own batch
 statistics, and its own moving statistics for evaluation). Mask layer ``k`` in build order gets seed ``s + k``.
 
 Example:
@@ -31,9 +31,9 @@ import functools
 
 import keras
 
-from tf_mtl.partition import MaskFactory
-from tf_mtl.routing import ETRNLP
-from tf_mtl.task_norm import TaskBatchNormalization
+from tf_mtl.routing.factory import MaskFactory
+from tf_mtl.routing.etr_nlp import ETRNLP
+from tf_mtl.routing.task_norm import TaskBatchNormalization
 
 
 def _routing_parts(routing):

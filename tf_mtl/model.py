@@ -15,7 +15,8 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute, keras_internals, lookahead, step_schedule, task_paths
+from tf_mtl import distribute, keras_internals, lookahead, step_schedule
+from tf_mtl.routing import task_paths
 from tf_mtl.gradients import PER_TASK_METHODS, record_step
 from tf_mtl.updates.base import Update
 from tf_mtl.updates.equal_weights import EqualWeights
@@ -170,7 +171,7 @@ class MultiTaskModel(keras.Model):
 
         ``x`` is one batch for all tasks, or ``{task: x_t}`` (one sub-batch per
         task). With routing layers in the encoder or per-task inputs, this is one
-        batched per-task forward (``tf_mtl.task_paths.forward``).
+        batched per-task forward (``tf_mtl.routing.task_paths.forward``).
         """
         return task_paths.forward(self, x, training=training)
 
@@ -182,7 +183,7 @@ class MultiTaskModel(keras.Model):
         cotangents from the other heads formed and summed): the output is one
         floating-point tensor, no head uses an encoder variable itself, and
         ``call`` is not overridden by a subclass (which then runs as written),
-        and the forward is not a chunked per-task forward (``tf_mtl.task_paths``:
+        and the forward is not a chunked per-task forward (``tf_mtl.routing.task_paths``:
         its features are not one representation every head reads).
         Elsewhere the gradient is taken from the stacked losses.
         """

@@ -10,9 +10,10 @@
 
 from absl import app, flags
 
-from tf_mtl import benchmark
+from tf_mtl import benchmarks
+from tf_mtl.benchmarks.transference import REFERENCE_SCRIPT
 
-_BENCH = flags.DEFINE_enum("bench", None, sorted(benchmark.BENCHMARKS), "Which benchmark.")
+_BENCH = flags.DEFINE_enum("bench", None, sorted(benchmarks.BENCHMARKS), "Which benchmark.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).")
 _PER_TASK = flags.DEFINE_enum("per_task_gradients", "loop", ["loop", "jacobian"],
@@ -23,7 +24,7 @@ _MEMORY = flags.DEFINE_bool("memory", True, "Transference: also the ResNet-18 or
 _XLA = flags.DEFINE_bool("xla", False, "Transference: also rows under jit_compile=True.")
 _REFERENCE = flags.DEFINE_bool("reference", False, "Transference: also the TAG reference "
                                "step's ratio, measured in the same run (needs tf_keras).")
-_REFERENCE_SCRIPT = flags.DEFINE_string("reference_script", benchmark.REFERENCE_SCRIPT,
+_REFERENCE_SCRIPT = flags.DEFINE_string("reference_script", REFERENCE_SCRIPT,
                                         "The reference step script.")
 _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Breakdown: also write a "
                                    "TensorFlow profiler trace of the step here.")
@@ -32,12 +33,13 @@ flags.mark_flag_as_required("bench")
 
 def main(argv):
     del argv
-    columns, rows = benchmark.BENCHMARKS[_BENCH.value](
+    columns, rows = benchmarks.run(
+        _BENCH.value,
         steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,
         time_limit=_TIME_LIMIT.value, memory=_MEMORY.value, xla=_XLA.value,
         reference=_REFERENCE.value, reference_script=_REFERENCE_SCRIPT.value,
         profile_dir=_PROFILE_DIR.value)
-    print(benchmark.format_table(columns, rows))
+    print(benchmarks.format_table(columns, rows))
 
 
 def run():

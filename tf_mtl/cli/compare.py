@@ -12,7 +12,7 @@ import ast
 
 from absl import app, flags
 
-from tf_mtl import runs
+from tf_mtl.experiments import runs
 
 _CONFIGS = flags.DEFINE_list("configs", None, "Config files, each path.py[:arg] "
                              "(':' and ',' inside an arg: give it as path.py:a,b only last).")

@@ -11,20 +11,20 @@ Writes ``DIR/comparison.md`` (printed), ``DIR/comparison.json`` and
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_mtl import grouping_compare
+from tf_mtl.grouping import comparison
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run of the comparison.")
 _SPLITS = flags.DEFINE_list("splits", ["2", "3", "4"], "Split counts (encoders).")
-_METHODS = flags.DEFINE_list("methods", list(grouping_compare.METHODS),
-                             f"Methods among {list(grouping_compare.METHODS)}.")
+_METHODS = flags.DEFINE_list("methods", list(comparison.METHODS),
+                             f"Methods among {list(comparison.METHODS)}.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     del argv
     # Split counts and methods are checked (grouping_runs.check_splits) before any training.
-    out = grouping_compare.compare(_CONFIG.value, _WORKDIR.value, _SPLITS.value, _METHODS.value)
+    out = comparison.compare(_CONFIG.value, _WORKDIR.value, _SPLITS.value, _METHODS.value)
     print(out["text"])
     print("wrote:")
     for path in out["files"]:

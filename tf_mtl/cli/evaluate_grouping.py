@@ -14,7 +14,8 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_mtl import grouping_runs, serving
+from tf_mtl.grouping import pair_runs
+from tf_mtl.grouping import serving
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _GROUPS = flags.DEFINE_string("groups", None, "groups.json (launch.group, launch.pairs).")
@@ -26,7 +27,7 @@ def main(argv):
     del argv
     config = _CONFIG.value
     groups, serving_map, widths = serving.load_groups(_GROUPS.value,
-                                                      grouping_runs.config_tasks(config))
+                                                      pair_runs.config_tasks(config))
     out = serving.evaluate_grouping(config, groups, _WORKDIR.value, serving=serving_map,
                                     widths=widths)
     for t, m in out["tasks"].items():

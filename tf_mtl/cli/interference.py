@@ -7,7 +7,7 @@
 from absl import flags
 from ml_collections import config_flags
 
-from tf_mtl import interference
+from tf_mtl.interference import protocol
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for models, tables and figures; "
@@ -17,7 +17,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    result = interference.run(_CONFIG.value, _WORKDIR.value)
+    result = protocol.run(_CONFIG.value, _WORKDIR.value)
     print(f"trained {len(result['trained'])} models, reused {len(result['loaded'])}; wrote:")
     for path in result["files"]:
         print("  " + path)

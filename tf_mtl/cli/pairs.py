@@ -9,7 +9,7 @@ input), ``DIR/hoa_predictions.json`` and ``DIR/groups.json``: the HOA selection
 of ``--splits`` groups (default 2), ready for ``launch.evaluate_grouping``, with
 single-task networks costing ``single_width / group_width`` of a group network
 and served at the width they were scored at. Finished runs are skipped.
-``--esa``: every run trains ``grouping_runs.esa_fraction`` of the epochs (the
+``--esa``: every run trains ``pair_runs.esa_fraction`` of the epochs (the
 ``esa_hoa`` approximation; ``002``'s ESA is ``compare_groupings --methods=esa``).
 ``--shard=i/n``: this worker trains runs i, i + n, ... into the shared DIR; the
 tables are written by whichever call finds every run finished.
@@ -20,7 +20,8 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_mtl import grouping, grouping_runs
+from tf_mtl import grouping
+from tf_mtl.grouping import pair_runs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the pair runs.")
@@ -32,16 +33,16 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def select(config, scores, splits, workdir):
     """The HOA selection under the width costs; writes and returns ``groups.json``'s path."""
-    tasks = grouping_runs.config_tasks(config)
-    costs = grouping_runs.candidate_costs(grouping_runs.options(config), tasks)
+    tasks = pair_runs.config_tasks(config)
+    costs = pair_runs.candidate_costs(pair_runs.options(config), tasks)
     selection = grouping.select_groups(scores, None if costs else splits, "hoa", costs=costs,
                                        budget=splits if costs else None)
-    widths = grouping_runs.selection_widths(config, selection.groups)
+    widths = pair_runs.selection_widths(config, selection.groups)
     path = os.path.join(workdir, "groups.json")
-    grouping_runs.write_json(path, {
+    pair_runs.write_json(path, {
         "objective": "hoa", "splits": splits, "groups": [list(g) for g in selection.groups],
         "serving": {t: list(g) for t, g in selection.serving.items()},
-        "widths": {grouping_runs.network_name(g): w for g, w in widths.items()},
+        "widths": {pair_runs.network_name(g): w for g, w in widths.items()},
         "value": selection.value, "cost": selection.cost})
     return selection, path
 
@@ -49,9 +50,9 @@ def select(config, scores, splits, workdir):
 def main(argv):
     del argv
     config = _CONFIG.value
-    grouping_runs.check_splits(grouping_runs.config_tasks(config), [_SPLITS.value])
-    out = grouping_runs.pair_runs(config, _WORKDIR.value, esa=_ESA.value,
-                                  shard=grouping_runs.parse_shard(_SHARD.value))
+    pair_runs.check_splits(pair_runs.config_tasks(config), [_SPLITS.value])
+    out = pair_runs.pair_runs(config, _WORKDIR.value, esa=_ESA.value,
+                                  shard=pair_runs.parse_shard(_SHARD.value))
     print(f"pair runs: {out['trained']} trained, {out['reused']} reused, "
           f"{out['seconds'] / 3600:.4f} h of training")
     if out["scores"] is None:

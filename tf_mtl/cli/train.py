@@ -18,7 +18,8 @@ the same cores). Multi-worker: start one process per worker with ``TF_CONFIG`` s
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_mtl import distribute, grouping, runs
+from tf_mtl import distribute, grouping
+from tf_mtl.experiments import runs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the run's files.")

@@ -201,7 +201,7 @@ class MovieLensEncoder(keras.layers.Layer):
     @property
     def shared_input_keys(self):
         """The feature dict's keys: ``MultiTaskModel`` reads such a dict as one input
-        shared by the tasks, not as per-task inputs (``tf_mtl.task_paths``)."""
+        shared by the tasks, not as per-task inputs (``tf_mtl.routing.task_paths``)."""
         return tuple(EMBED)
 
     def build(self, input_shape):
