@@ -10,10 +10,11 @@ rules and IT-MTL), ``routing`` (Maximum Roaming, Task Routing, ETR-NLP),
 seeds, results, checkpoints), ``data`` and ``benchmarks``.
 """
 
-from tf_mtl import distribute, keras_internals, lookahead, probes, step_schedule, transference
+from tf_mtl import distribute, lookahead, probes, step_schedule, transference
 from tf_mtl import data, encoders, routing, updates
-from tf_mtl import callbacks, experiments, grouping, interference, metrics, plots
-from tf_mtl.model import FunctionLoss, MultiTaskModel
+from tf_mtl import callbacks, experiments, losses, grouping, interference, metrics, plots
+from tf_mtl.losses import FunctionLoss
+from tf_mtl.model import MultiTaskModel
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "grouping",
     "interference",
     "lookahead",
+    "losses",
     "metrics",
     "plots",
     "probes",

@@ -18,43 +18,10 @@ import tensorflow as tf
 from tf_mtl import distribute, keras_internals, lookahead, step_schedule
 from tf_mtl.routing import task_paths
 from tf_mtl.gradients import PER_TASK_METHODS, record_step
+from tf_mtl.losses import as_loss
 from tf_mtl.updates.base import Update
 from tf_mtl.updates.equal_weights import EqualWeights
 from tf_mtl.probes import Probe
-
-
-@keras.saving.register_keras_serializable(package="tf_mtl")
-class FunctionLoss(keras.losses.Loss):
-    """A loss given by name (``"mse"``) as a ``Loss`` object, so that it
-    reduces and scales for ``tf.distribute`` like every other Keras loss."""
-
-    def __init__(self, fn, name=None, **kwargs):
-        self.fn_name = fn if isinstance(fn, str) else keras.losses.serialize(fn)
-        self._fn = keras.losses.get(fn)
-        super().__init__(name=name or str(self.fn_name), **kwargs)
-
-    def call(self, y_true, y_pred):
-        return self._fn(y_true, y_pred)
-
-    def get_config(self):
-        return {**super().get_config(), "fn": self.fn_name}
-
-
-def _as_loss(task, identifier):
-    if isinstance(identifier, keras.losses.Loss):
-        return identifier
-    if isinstance(identifier, str) or callable(identifier):
-        try:
-            return FunctionLoss(identifier)
-        except ValueError as e:
-            raise ValueError(
-                f"Unknown loss for task '{task}'. Received: losses[{task!r}]="
-                f"{identifier!r}"
-            ) from e
-    raise TypeError(
-        f"losses[{task!r}] must be a keras.losses.Loss, a loss name or a "
-        f"callable. Received: {identifier!r} of type {type(identifier).__name__}"
-    )
 
 
 def _check_task_keys(name, got, tasks):
@@ -151,7 +118,7 @@ class MultiTaskModel(keras.Model):
         self.tasks = tasks
         self.encoder = encoder
         self.heads = {t: heads[t] for t in tasks}
-        self.task_losses = {t: _as_loss(t, losses[t]) for t in tasks}
+        self.task_losses = {t: as_loss(t, losses[t]) for t in tasks}
         self.loss_weights = {t: float(loss_weights.get(t, 1.0)) for t in tasks}
         self.per_task_gradients = per_task_gradients
         self.lookahead_execution = lookahead_execution
