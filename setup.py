@@ -9,6 +9,7 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     # The lowest versions the whole test suite was run and passed on: TF 2.16.1 with
     # Keras 3.10 and 3.15, tensorflow-datasets 4.9.3, ml_collections 1.0 (Python 3.11).
     # Older Keras gives wrong metrics or losses under tf.distribute (losses unscaled
@@ -41,10 +42,12 @@ setup(
         "numpy",
         "absl-py",
         "ml_collections>=1.0",
+        # TensorBoard logging is on by default (config.tensorboard); TensorFlow 2.21 no
+        # longer installs it, and tf.summary without it fails after the first epoch.
+        "tensorboard",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib", "tensorboard"],
-        "tensorboard": ["tensorboard"],
+        "test": ["pytest", "matplotlib"],
         "plot": ["matplotlib"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },
