@@ -206,7 +206,7 @@ def test_resnet_batch_norm_multi_domain_forward_in_training_equals_separate_forw
 
 def test_coupled_weight_decay_is_added_to_the_gradient_before_momentum():
     """PyTorch's SGD (000): b <- mu b + (g + wd w); w <- w - lr b, written out by hand."""
-    from tf_mtl.interference import coupled_weight_decay
+    from tf_mtl.interference.protocol import coupled_weight_decay
     lr, mu, wd = 0.1, 0.9, 0.05
     model = _model()
     batches = list(_domains())
