@@ -1,8 +1,6 @@
 """`python -m launch.benchmark` from a checkout: the `tf-mtl-benchmark` command (`tf_mtl.cli.benchmark`)."""
 
-from absl import app
-
-from tf_mtl.cli.benchmark import main
+from tf_mtl.cli.benchmark import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,8 +1,6 @@
 """`python -m launch.compare` from a checkout: the `tf-mtl-compare` command (`tf_mtl.cli.compare`)."""
 
-from absl import app
-
-from tf_mtl.cli.compare import main
+from tf_mtl.cli.compare import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

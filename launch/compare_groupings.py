@@ -1,9 +1,7 @@
 """`python -m launch.compare_groupings` from a checkout: the `tf-mtl-compare-groupings` command
 (`tf_mtl.cli.compare_groupings`)."""
 
-from absl import app
-
-from tf_mtl.cli.compare_groupings import main
+from tf_mtl.cli.compare_groupings import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,9 +1,7 @@
 """`python -m launch.evaluate_grouping` from a checkout: the `tf-mtl-evaluate-grouping` command
 (`tf_mtl.cli.evaluate_grouping`)."""
 
-from absl import app
-
-from tf_mtl.cli.evaluate_grouping import main
+from tf_mtl.cli.evaluate_grouping import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,8 +1,6 @@
 """`python -m launch.group` from a checkout: the `tf-mtl-group` command (`tf_mtl.cli.group`)."""
 
-from absl import app
-
-from tf_mtl.cli.group import main
+from tf_mtl.cli.group import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

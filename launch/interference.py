@@ -1,8 +1,6 @@
 """`python -m launch.interference` from a checkout (`tf_mtl.cli.interference`)."""
 
-from absl import app
-
-from tf_mtl.cli.interference import main
+from tf_mtl.cli.interference import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,8 +1,6 @@
 """`python -m launch.train` from a checkout: the `tf-mtl-train` command (`tf_mtl.cli.train`)."""
 
-from absl import app
-
-from tf_mtl.cli.train import main
+from tf_mtl.cli.train import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,6 +1,269 @@
 """Command-line entry points (absl apps): parse flags, call library code.
 
-Installed as console scripts ``tf-mtl-train``, ``tf-mtl-group`` and
-``tf-mtl-benchmark``; from a checkout, ``python -m launch.train`` (and
-``launch.group``, ``launch.benchmark``) run the same ``main``.
+Eight commands, one module each: ``train``, ``group``, ``benchmark``, ``interference``,
+``pairs``, ``evaluate_grouping``, ``compare_groupings``, ``compare``. Each module's
+``run`` is its console script (``tf-mtl-train``, ``tf-mtl-evaluate-grouping``, ...);
+from a checkout, ``python -m launch.<module>`` runs the same. What they share is here,
+in ``run_command(main)``:
+
+* ``--help`` prints the command's module docstring (its usage, with an example) and
+  the flags the command defines, for both entry points.
+* A bad flag, config field or value ends in one line on stderr,
+  ``tf-mtl-train: error: ...``, naming it and what is allowed, and exit status 2, before
+  anything trains: unknown flags, bad enum values, misspelt ``--config.<field>``, a config
+  file that does not exist, an unwritable ``--workdir`` (``writable_dir``), values no run
+  can mean (``tf_mtl.experiments.experiment.check_config``), and every ``ValueError`` or
+  ``TypeError`` the library raises in its own refusal format ("... Received: ...")
+  outside Keras and TensorFlow code. Errors raised while Keras trains keep their
+  traceback.
+* TensorFlow's start-up logs are off unless asked for (``tf_mtl.cli.startup``).
 """
+
+import contextlib
+import difflib
+import functools
+import os
+import re
+import sys
+import tempfile
+import traceback
+
+from absl import app, flags
+
+from tf_mtl.cli import startup
+
+FLAGS = flags.FLAGS
+# Added to every command's --help.
+_HELP_FOOTER = """
+TensorFlow's own start-up logs are dropped unless --verbosity=0 (or higher) or
+TF_CPP_MIN_LOG_LEVEL is given. A bad flag or value ends in one line on stderr and exit
+status 2. --helpfull lists absl's flags too.
+"""
+_CONFIG_HELP = """
+--config=FILE.py[:arg] runs FILE's get_config(arg); --config.<field>=value overrides one of
+its fields (e.g. --config.optimizer.learning_rate=0.01).
+"""
+
+
+class Refusal(Exception):
+    """A command-line input refused: ``run_command`` prints its message as one line and
+    exits with status 2."""
+
+
+def command_name(module):
+    """``tf_mtl.cli.compare_groupings`` -> ``tf-mtl-compare-groupings``."""
+    return "tf-mtl-" + module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def run_command(main, argv=None):
+    """``app.run(main)`` as every command runs: ``main``'s module gives the usage and the
+    flags of ``--help``; refused inputs end in one line and exit status 2 (module doc)."""
+    startup.quiet_tensorflow(argv)   # Too late after `import tf_mtl`: launch/ calls it first.
+    module = sys.modules[main.__module__]
+    command = command_name(module)
+    own = FLAGS.get_key_flags_for_module(module.__name__)
+    _show_in_help(module, own)
+    app.run(functools.partial(_main, main, command),
+            argv=argv, flags_parser=functools.partial(_parse_flags, command=command, own=own))
+
+
+def _show_in_help(module, own):
+    """absl's --help shows ``__main__``'s docstring and the key flags of the module named
+    ``sys.argv[0]``: for a console script or ``python -m launch.x`` that is not the
+    command's module, so its docstring and flags are put there."""
+    text = (module.__doc__ or "").rstrip() + "\n"
+    if _config_flags(own):
+        text += _CONFIG_HELP
+    text += _HELP_FOOTER
+    # absl formats the docstring with '%' (sys.argv[0] for '%s'): keep ours literal.
+    sys.modules["__main__"].__doc__ = text.replace("%", "%%")
+    for flag in own:
+        FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def _exit(command, message):
+    sys.stderr.write(f"{command}: error: {one_line(message)}\n")
+    sys.stderr.flush()
+    sys.exit(2)
+
+
+def one_line(text):
+    """``text`` on one line (its lines joined by spaces)."""
+    return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+
+
+def _main(main, command, argv):
+    if len(argv) > 1:   # No command takes positional arguments.
+        _exit(command, f"unexpected argument(s) {' '.join(argv[1:])!r}: every input is a "
+                       "flag, --name=value (see --help)")
+    try:
+        return main(argv)
+    except Refusal as e:
+        _exit(command, str(e))
+    except (ValueError, TypeError) as e:
+        if not is_refusal(e):
+            raise
+        _exit(command, str(e))
+
+
+def _library_dirs():
+    dirs = []
+    for name in ("keras", "tensorflow", "tf_keras"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            dirs.append(os.path.dirname(os.path.abspath(module.__file__)) + os.sep)
+    return tuple(dirs)
+
+
+def is_refusal(error):
+    """Whether ``error`` is an input refused by tf_mtl (or a config file) rather than a
+    failure: a ``ValueError``/``TypeError`` in the library's format (the message says what
+    was "Received"), raised with no Keras or TensorFlow code on the way (not while
+    training)."""
+    if not isinstance(error, (ValueError, TypeError)) or "Received" not in str(error):
+        return False
+    dirs = _library_dirs()
+    return not any(os.path.abspath(frame.filename).startswith(dirs)
+                   for frame in traceback.extract_tb(error.__traceback__))
+
+
+@contextlib.contextmanager
+def checks():
+    """The block checks inputs before anything runs: a ``ValueError`` or ``TypeError``
+    raised in it is a refusal (one line on stderr, exit status 2)."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        raise Refusal(str(e)) from e
+
+
+def writable_dir(path, flag="workdir"):
+    """Makes directory ``path`` (a flag's value) and checks a file can be written in it;
+    else a ``Refusal`` "cannot write to --workdir=...: <reason>". Returns ``path``."""
+    try:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise Refusal(f"cannot write to --{flag}={path}: it is a file, not a directory")
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise Refusal(f"cannot write to --{flag}={path}: {e.strerror or e}") from e
+    return path
+
+
+def existing_file(path, flag, what="a file"):
+    """``path`` (a flag's value) if it is a file; else a ``Refusal`` naming the flag."""
+    if not os.path.isfile(path):
+        reason = "it is a directory" if os.path.isdir(path) else "no such file"
+        raise Refusal(f"--{flag}={path}: {reason}; give {what}")
+    return path
+
+
+def _flag_values(argv, name):
+    """The values given to ``--name`` in ``argv`` (``--name=v`` or ``--name v``)."""
+    values = []
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "--":
+            break
+        match = re.match(rf"^--?{re.escape(name)}(?:=(.*))?$", arg)
+        if match:
+            value = match.group(1)
+            if value is None and i + 1 < len(argv):
+                value = argv[i + 1]
+            if value is not None:
+                values.append(value)
+    return values
+
+
+def _config_flags(own):
+    """The flags of ``own`` that ``config_flags.DEFINE_config_file`` defined."""
+    return [f for f in own if f.parser.flag_type() == "config object"]
+
+
+def _parse_flags(argv, command, own):
+    """absl's flag parsing, with its errors (and ml_collections') as one line, status 2."""
+    for flag in _config_flags(own):
+        for value in _flag_values(argv, flag.name):
+            path = value.split(":", 1)[0]
+            if not os.path.isfile(path):
+                _exit(command, f"--{flag.name}={value}: no config file {path!r} (give a "
+                               "Python file with get_config(), e.g. configs/quickstart.py)")
+    try:
+        return FLAGS(argv)
+    except flags.UnrecognizedFlagError as e:
+        names = ", ".join(f"--{f.name}" for f in sorted(own, key=lambda f: f.name))
+        guess = difflib.get_close_matches(e.flagname, [f.name for f in own], n=1)
+        _exit(command, f"unknown flag --{e.flagname}"
+                       + (f" (did you mean --{guess[0]}?)" if guess else "")
+                       + f"; {command} takes {names} (see --help)")
+    except flags.Error as e:
+        _exit(command, _flag_error(e))
+    except (AttributeError, KeyError):
+        message = _unknown_field(argv, own)
+        if message is None:
+            raise
+        _exit(command, message)
+
+
+def _root_cause(error):
+    while True:
+        cause = error.__cause__ or error.__context__
+        if cause is None or cause is error:
+            return error
+        error = cause
+
+
+def _flag_error(error):
+    """absl's message for a refused flag value, on one line; for a config file whose
+    ``get_config`` refused its argument, that refusal rather than the traceback
+    ml_collections puts in the message."""
+    message = str(error)
+    if "\n" not in message:
+        return message
+    root = _root_cause(error)
+    if root is not error and "Received" in str(root):
+        head = message.split(": ", 1)[0] if message.startswith("flag --") else "flag"
+        return f"{head}: {root}"
+    return message
+
+
+def _unknown_field(argv, own):
+    """The one-line message for a ``--config.<field>`` the config lacks (ml_collections
+    raises a ``KeyError``/``AttributeError`` with a traceback), or None."""
+    for flag in _config_flags(own):
+        values = _flag_values(argv, flag.name)
+        if not values:
+            continue
+        try:
+            config = flag.parser.parse(values[-1])
+        except Exception:  # noqa: BLE001 - the original error is re-raised instead.
+            return None
+        pattern = re.compile(rf"^--?(?:no)?{re.escape(flag.name)}\.([^=]+)")
+        for arg in argv[1:]:
+            match = pattern.match(arg)
+            if match:
+                message = _missing_field(config, match.group(1), flag.name)
+                if message:
+                    return message
+    return None
+
+
+def _missing_field(config, path, flag_name):
+    node, walked = config, []
+    for part in path.split("."):
+        key = re.sub(r"\[.*\]$", "", part)
+        keys = list(node.keys()) if hasattr(node, "keys") else None
+        if keys is None:
+            return None
+        if key not in keys:
+            field = ".".join(walked + [key])
+            where = f"config.{'.'.join(walked)}" if walked else "the config"
+            guess = difflib.get_close_matches(key, [str(k) for k in keys], n=1)
+            hint = (f"did you mean '{'.'.join(walked + [guess[0]])}'?" if guess else
+                    f"{where} has {', '.join(sorted(str(k) for k in keys))}")
+            return f"--{flag_name}.{path}: unknown config field '{field}' ({hint})"
+        walked.append(key)
+        node = node[key]
+        if part != key:   # An index into a list field: nothing more to check.
+            return None
+    return None

@@ -1,5 +1,9 @@
 """Run a named benchmark and print its table.
 
+Usage:
+    tf-mtl-benchmark --bench=NAME [--steps=N --repeats=N ...]
+
+Examples:
     tf-mtl-benchmark --bench=transference [--steps=5 --repeats=3 --reference --xla --nomemory]
     tf-mtl-benchmark --bench=breakdown [--profile_dir=DIR]
     tf-mtl-benchmark --bench=grouping [--time_limit=120]
@@ -8,17 +12,19 @@
     python -m launch.benchmark ...    # the same, from a checkout
 """
 
-from absl import app, flags
+from absl import flags
 
-from tf_mtl import benchmarks
+from tf_mtl import benchmarks, cli
 from tf_mtl.benchmarks.transference import REFERENCE_SCRIPT
 
 _BENCH = flags.DEFINE_enum("bench", None, sorted(benchmarks.BENCHMARKS), "Which benchmark.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per repeat.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per repeat.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (the median is reported).",
+                                lower_bound=1)
 _PER_TASK = flags.DEFINE_enum("per_task_gradients", "loop", ["loop", "jacobian"],
                               "How per-task gradients are formed.")
-_TIME_LIMIT = flags.DEFINE_float("time_limit", 120.0, "Grouping: seconds per search.")
+_TIME_LIMIT = flags.DEFINE_float("time_limit", 120.0, "Grouping: seconds per search.",
+                                 lower_bound=0)
 _MEMORY = flags.DEFINE_bool("memory", True, "Transference: also the ResNet-18 order=-1 "
                             "peak memory rows (a few minutes).")
 _XLA = flags.DEFINE_bool("xla", False, "Transference: also rows under jit_compile=True.")
@@ -44,4 +50,4 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    cli.run_command(main)

@@ -1,5 +1,10 @@
-"""Run several methods over seeds and write one comparison table (``001`` Table 2's layout).
+r"""Run several methods over seeds and write one comparison table (``001`` Table 2's layout).
 
+Usage:
+    tf-mtl-compare --configs=FILE.py[:arg],FILE.py[:arg],... --workdir=DIR [--seeds=N|0,3,7] \
+        [--set=field=value ...]
+
+Example:
     tf-mtl-compare --configs=configs/multimnist_itmtl.py:mtl,configs/multimnist_itmtl.py:itmtl \
         --seeds=10 --workdir=runs/table2 [--set=epochs=3 --set=optimizer.learning_rate=0.01]
     python -m launch.compare ...    # the same, from a checkout
@@ -10,8 +15,9 @@ and resumes killed ones. The table is DIR/compare.md (and compare.csv).
 
 import ast
 
-from absl import app, flags
+from absl import flags
 
+from tf_mtl import cli
 from tf_mtl.experiments import runs
 
 _CONFIGS = flags.DEFINE_list("configs", None, "Config files, each path.py[:arg] "
@@ -45,11 +51,14 @@ def specs(items):
 def main(argv):
     del argv
     overrides = {}
-    for item in _SET.value:
-        field, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes field=value. Received: --set={item!r}")
-        overrides[field] = _value(value)
+    with cli.checks():
+        for item in _SET.value:
+            field, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set takes field=value. Received: --set={item!r}")
+            overrides[field] = _value(value)
+        runs.compare_configs(specs(_CONFIGS.value), _SEEDS.value, overrides)
+        cli.writable_dir(_WORKDIR.value)
     out = runs.compare(specs(_CONFIGS.value), _SEEDS.value, _WORKDIR.value, overrides)
     with open(out["files"][0]) as f:
         print(f.read())
@@ -58,4 +67,4 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    cli.run_command(main)

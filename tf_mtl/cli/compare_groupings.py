@@ -1,5 +1,10 @@
-"""Compare task-grouping methods end to end (``001`` Fig. 4, ``002`` Table 4).
+r"""Compare task-grouping methods end to end (``001`` Fig. 4, ``002`` Table 4).
 
+Usage:
+    tf-mtl-compare-groupings --config=FILE.py[:arg] --workdir=DIR [--splits=2,3,4] \
+        [--methods=tag,hoa,...]
+
+Example:
     tf-mtl-compare-groupings --config=configs/grouping_planted.py:runlocal \
         --splits=2,3,4 --methods=tag,tag_first_order,hoa,esa,esa_hoa,random --workdir=DIR
     python -m launch.compare_groupings ...    # the same, from a checkout
@@ -8,12 +13,15 @@ Writes ``DIR/comparison.md`` (printed), ``DIR/comparison.json`` and
 ``DIR/fig4.png``; re-running reuses every finished run.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from tf_mtl import cli
+from tf_mtl.experiments import experiment
 from tf_mtl.grouping import comparison
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "The experiment: a get_config() file, FILE.py[:arg] (configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run of the comparison.")
 _SPLITS = flags.DEFINE_list("splits", ["2", "3", "4"], "Split counts (encoders).")
 _METHODS = flags.DEFINE_list("methods", list(comparison.METHODS),
@@ -24,6 +32,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     del argv
     # Split counts and methods are checked (grouping_runs.check_splits) before any training.
+    with cli.checks():
+        experiment.check_config(_CONFIG.value)
+        cli.writable_dir(_WORKDIR.value)
     out = comparison.compare(_CONFIG.value, _WORKDIR.value, _SPLITS.value, _METHODS.value)
     print(out["text"])
     print("wrote:")
@@ -33,4 +44,4 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    cli.run_command(main)

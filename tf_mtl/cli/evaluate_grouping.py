@@ -1,5 +1,9 @@
-"""Train one network per chosen group and serve every task from its group.
+r"""Train one network per chosen group and serve every task from its group.
 
+Usage:
+    tf-mtl-evaluate-grouping --config=FILE.py[:arg] --groups=FILE.json --workdir=DIR
+
+Example (the groups tf-mtl-pairs or tf-mtl-group wrote):
     tf-mtl-evaluate-grouping --config=configs/grouping_planted.py \
         --groups=DIR/groups.json --workdir=DIR
     python -m launch.evaluate_grouping ...    # the same, from a checkout
@@ -11,13 +15,16 @@ test loss, the average error (with an accuracy metric) and the inference cost.
 
 import json
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from tf_mtl import cli
+from tf_mtl.experiments import experiment
 from tf_mtl.grouping import pair_runs
 from tf_mtl.grouping import serving
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "The experiment: a get_config() file, FILE.py[:arg] (configs/*.py).")
 _GROUPS = flags.DEFINE_string("groups", None, "groups.json (launch.group, launch.pairs).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the networks and served.json.")
 flags.mark_flags_as_required(["config", "groups", "workdir"])
@@ -26,8 +33,12 @@ flags.mark_flags_as_required(["config", "groups", "workdir"])
 def main(argv):
     del argv
     config = _CONFIG.value
-    groups, serving_map, widths = serving.load_groups(_GROUPS.value,
-                                                      pair_runs.config_tasks(config))
+    with cli.checks():
+        experiment.check_config(config)
+        cli.existing_file(_GROUPS.value, "groups", "a groups.json (tf-mtl-group, tf-mtl-pairs)")
+        groups, serving_map, widths = serving.load_groups(_GROUPS.value,
+                                                          pair_runs.config_tasks(config))
+        cli.writable_dir(_WORKDIR.value)
     out = serving.evaluate_grouping(config, groups, _WORKDIR.value, serving=serving_map,
                                     widths=widths)
     for t, m in out["tasks"].items():
@@ -41,4 +52,4 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    cli.run_command(main)

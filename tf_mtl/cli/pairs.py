@@ -1,7 +1,10 @@
 """Train every single task and every pair of a config: the HOA (and ESA-HOA) table.
 
-    tf-mtl-pairs --config=configs/grouping_planted.py --workdir=DIR [--esa] [--splits=3] \
-        [--shard=i/n]
+Usage:
+    tf-mtl-pairs --config=FILE.py[:arg] --workdir=DIR [--esa] [--splits=N] [--shard=i/n]
+
+Example:
+    tf-mtl-pairs --config=configs/grouping_planted.py:runlocal --workdir=/tmp/pairs --splits=3
     python -m launch.pairs ...    # the same, from a checkout
 
 Writes ``DIR/hoa.json`` (``scores[task][partner]``, the ``hoa`` objective's
@@ -17,16 +20,19 @@ tables are written by whichever call finds every run finished.
 
 import os
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from tf_mtl import grouping
+from tf_mtl import cli, grouping
+from tf_mtl.experiments import experiment
 from tf_mtl.grouping import pair_runs
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a get_config() file.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "The experiment: a get_config() file, FILE.py[:arg] (configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the pair runs.")
 _ESA = flags.DEFINE_bool("esa", False, "ESA-HOA: every run trains a fraction of the epochs.")
-_SPLITS = flags.DEFINE_integer("splits", 2, "Select this many groups (hoa objective).")
+_SPLITS = flags.DEFINE_integer("splits", 2, "Select this many groups (hoa objective).",
+                               lower_bound=1)
 _SHARD = flags.DEFINE_string("shard", None, "'i/n': worker i of n sharing the workdir.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -50,9 +56,12 @@ def select(config, scores, splits, workdir):
 def main(argv):
     del argv
     config = _CONFIG.value
-    pair_runs.check_splits(pair_runs.config_tasks(config), [_SPLITS.value])
-    out = pair_runs.pair_runs(config, _WORKDIR.value, esa=_ESA.value,
-                                  shard=pair_runs.parse_shard(_SHARD.value))
+    with cli.checks():
+        experiment.check_config(config)
+        pair_runs.check_splits(pair_runs.config_tasks(config), [_SPLITS.value])
+        shard = pair_runs.parse_shard(_SHARD.value)
+        cli.writable_dir(_WORKDIR.value)
+    out = pair_runs.pair_runs(config, _WORKDIR.value, esa=_ESA.value, shard=shard)
     print(f"pair runs: {out['trained']} trained, {out['reused']} reused, "
           f"{out['seconds'] / 3600:.4f} h of training")
     if out["scores"] is None:
@@ -66,4 +75,4 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    cli.run_command(main)

@@ -38,6 +38,7 @@ Config fields:
 
 import csv
 import json
+import numbers
 import os
 import shutil
 
@@ -121,9 +122,7 @@ def loader_kwargs(data_config):
     """
     fields = data_config.to_dict()
     name = fields.pop("name", None)
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset. Received: config.data.name={name!r}; known: "
-                         f"{sorted(DATASETS)}")
+    check_known("dataset", "data.name", name, DATASETS)
     accepted = DATASETS[name][1]
     given = {k: v for k, v in fields.items() if v is not None and v != ""}
     unused = sorted(set(given) - set(accepted))
@@ -226,9 +225,7 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
     m = config.model
     spec = task_spec or {t: (m.head_units, m.loss) for t in tasks}
     kwargs, rule = seeded(config)
-    if m.encoder not in ENCODERS:
-        raise ValueError(f"Unknown encoder. Received: config.model.encoder={m.encoder!r}; "
-                         f"known: {sorted(ENCODERS)}")
+    check_known("encoder", "model.encoder", m.encoder, ENCODERS)
     probes = []
     if config.transference.enabled:
         t = config.transference
@@ -276,9 +273,7 @@ def seeded(config):
 
 def build_optimizer(config, steps_per_epoch):
     o = config.optimizer
-    if o.name not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer. Received: config.optimizer.name={o.name!r}; "
-                         f"known: {sorted(OPTIMIZERS)}")
+    check_known("optimizer", "optimizer.name", o.name, OPTIMIZERS)
     lr = o.learning_rate
     if o.halve_every_epochs:
         lr = keras.optimizers.schedules.ExponentialDecay(
@@ -301,6 +296,72 @@ def build_optimizer(config, steps_per_epoch):
     return OPTIMIZERS[o.name](**kwargs)
 
 
+def check_known(what, field, value, known):
+    """``ValueError`` "Unknown <what>. Received: config.<field>=..." unless ``value`` is a
+    key of ``known``."""
+    if value not in known:
+        raise ValueError(f"Unknown {what}. Received: config.{field}={value!r}; known: "
+                         f"{sorted(known)}")
+
+
+def check_config(config):
+    """Refuses, before anything is built or written, names no component has (strategy,
+    dataset and its fields, encoder, optimizer) and values no run can mean: ``epochs`` < 1,
+    ``steps_per_epoch`` < 0, a learning rate <= 0 (gradient ascent), a batch size < 1, a
+    routing ``sharing_ratio``/``completion`` or ETR-NLP ``shared_ratio`` outside [0, 1].
+    Each is a ``ValueError`` naming the field and the value received. Only fields the
+    config has are checked (``train`` calls it; so do the commands, for every config)."""
+    def number(value):
+        return not isinstance(value, bool) and isinstance(value, numbers.Real)
+
+    def at_least(field, value, low, kind="an int"):
+        if not (number(value) and (kind != "an int" or float(value).is_integer())
+                and value >= low):
+            name = field.rsplit(".", 1)[-1]
+            raise ValueError(f"`config.{field}` must be {kind} >= {low}. "
+                             f"Received: {name}={value!r}")
+
+    def ratio(field, value):
+        if not (number(value) and 0 <= value <= 1):
+            name = field.rsplit(".", 1)[-1]
+            raise ValueError(f"`config.{field}` must be a number in [0, 1]. "
+                             f"Received: {name}={value!r}")
+
+    strategy = config.get("strategy")
+    if strategy is not None and strategy not in distribute.STRATEGIES:
+        raise ValueError(f"`config.strategy` must be one of {distribute.STRATEGIES}. "
+                         f"Received: strategy={strategy!r}")
+    if "epochs" in config:
+        at_least("epochs", config.epochs, 1)
+    if config.get("steps_per_epoch") is not None:
+        at_least("steps_per_epoch", config.steps_per_epoch, 0)
+    if config.get("batch_size") is not None:
+        at_least("batch_size", config.batch_size, 1)
+    data = config.get("data")
+    if data is not None and data.get("batch_size") is not None:
+        at_least("data.batch_size", data.batch_size, 1)
+    if data is not None and "name" in data:
+        loader_kwargs(data)   # The dataset's name and fields.
+    optimizer = config.get("optimizer")
+    if optimizer is not None and "name" in optimizer:
+        check_known("optimizer", "optimizer.name", optimizer.name, OPTIMIZERS)
+    lr = optimizer.get("learning_rate") if optimizer is not None else None
+    if lr is not None and not (number(lr) and lr > 0):
+        raise ValueError("`config.optimizer.learning_rate` must be a number > 0 (<= 0 does "
+                         f"not descend). Received: learning_rate={lr!r}")
+    model = config.get("model")
+    if model is not None and "encoder_kwargs" in model and "encoder" in model:
+        check_known("encoder", "model.encoder", model.encoder, ENCODERS)
+    kwargs = model.get("encoder_kwargs") if model is not None else None
+    if kwargs:
+        if kwargs.get("shared_ratio") is not None:
+            ratio("model.encoder_kwargs.shared_ratio", kwargs["shared_ratio"])
+        routing = kwargs.get("routing") or {}
+        for name in ("sharing_ratio", "completion"):
+            if routing.get(name) is not None:
+                ratio(f"model.encoder_kwargs.routing.{name}", routing[name])
+
+
 def train(config, workdir):
     """Trains as ``config`` says into ``workdir``, resumably, then evaluates on the test split.
 
@@ -319,6 +380,7 @@ def train(config, workdir):
     removes, and returns no files. Multi-worker runs do not resume: give every worker the
     same ``workdir`` (a shared filesystem); each refuses one holding a checkpoint or results.
     """
+    check_config(config)
     strategy = distribute.get_strategy(config.get("strategy", "default"))  # Before any op.
     if distribute.is_multi_worker(strategy):
         _check_multi_worker_workdir(config, workdir)

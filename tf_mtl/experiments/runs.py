@@ -67,6 +67,7 @@ def run(config, workdir):
     ``{"seeds": {seed: result}, "files": [...]}``.
     """
     seeds = parse_seeds(config.get("seeds"), config.seed)
+    experiment.check_config(config)   # Refused before any seed's directory is made.
     if seeds is None:
         return experiment.train(config, workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -109,18 +110,28 @@ def _tasks(config):
     return sorted(dataset.element_spec[1])
 
 
-def compare(specs, seeds, workdir, overrides=None):
-    """Runs every config of ``specs`` for ``seeds`` into ``workdir/<method>/`` and writes
-    ``workdir/compare.md`` / ``compare.csv``. ``overrides`` ({field: value}, dotted names)
-    apply to every config; a field a config lacks is a ``ValueError``. Configs whose tasks
-    differ are refused before training."""
+def compare_configs(specs, seeds, overrides=None):
+    """``{method: config}`` of ``compare``, every config checked before any runs
+    (``experiment.check_config``, ``parse_seeds``); a field a config lacks is a
+    ``ValueError``."""
     configs = {}
     for spec in specs:
         config = load_config(spec)
         for field, value in (overrides or {}).items():
             _override(config, field, value, spec)
         config.seeds = seeds
+        parse_seeds(seeds, config.seed)
+        experiment.check_config(config)
         configs[method_name(spec)] = config
+    return configs
+
+
+def compare(specs, seeds, workdir, overrides=None):
+    """Runs every config of ``specs`` for ``seeds`` into ``workdir/<method>/`` and writes
+    ``workdir/compare.md`` / ``compare.csv``. ``overrides`` ({field: value}, dotted names)
+    apply to every config; a field a config lacks is a ``ValueError``. Configs whose tasks
+    differ are refused before training."""
+    configs = compare_configs(specs, seeds, overrides)
     tasks = {m: _tasks(c) for m, c in configs.items()}
     if len({tuple(t) for t in tasks.values()}) > 1:
         raise ValueError("launch.compare needs configs with the same tasks. Received: "
