@@ -15,19 +15,28 @@ from tf_mtl.experiments import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# One routed config (celeba_mr) trains two steps: a routed 8-task network's first step
-# compiles for one to three minutes on a 2-core CPU. celeba_task_routing and celeba_etrnlp
-# are built and run one eager forward (test_routed_configs_build_and_run_a_forward).
+# celeba_mr trains two steps with its routing on ResNet-lite here: the routed 8-task
+# ResNet-18's first step compiles for about 40 s on a 2-core CPU, so that run is marked
+# slow (`python -m pytest -m slow tests`). Every routed config's own network is built
+# and runs a forward (test_routed_configs_build_and_run_a_forward).
 CONFIGS = ["celeba_tag", "celeba_groups_mtl", "multimnist_mtl", "movielens_mtl", "celeba_mr"]
+
+
+def _two_steps(config, tmp_path):
+    config.verbose = 0
+    with tfds.testing.mock_data(num_examples=48, policy=tfds.testing.MockPolicy.USE_CODE):
+        return experiment.train(config, str(tmp_path))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_runs_two_steps_on_mock_data(name, tmp_path):
     config = importlib.import_module(f"configs.{name}").get_config("runlocal")
+    if name == "celeba_mr":  # Same routing, data and metrics on the smaller encoder.
+        routing = config.model.encoder_kwargs.routing
+        config.model.encoder, config.model.encoder_kwargs = "resnet_lite", {
+            "filters": 8, "routing": routing}
     assert config.runlocal and config.steps_per_epoch == 2
-    config.verbose = 0
-    with tfds.testing.mock_data(num_examples=48, policy=tfds.testing.MockPolicy.USE_CODE):
-        result = experiment.train(config, str(tmp_path))
+    result = _two_steps(config, str(tmp_path))
     assert len(result["history"]["loss"]) == 1
     assert os.path.exists(tmp_path / "model.keras")
     if config.transference.enabled:
@@ -148,11 +157,20 @@ def test_routed_celeba_configs_keep_003s_settings():
     assert {l.num_tasks for l in layers} == {2} and {l.sharing_ratio for l in layers} == {0.8}
 
 
-@pytest.mark.parametrize("name", ["celeba_task_routing", "celeba_etrnlp"])
+@pytest.mark.slow
+def test_celeba_mr_trains_two_steps_on_its_routed_resnet18(tmp_path):
+    config = importlib.import_module("configs.celeba_mr").get_config("runlocal")
+    result = _two_steps(config, str(tmp_path))
+    assert len(result["history"]["loss"]) == 1
+    assert os.path.exists(tmp_path / "model.keras")
+
+
+@pytest.mark.parametrize("name", ["celeba_mr", "celeba_task_routing", "celeba_etrnlp"])
 def test_routed_configs_build_and_run_a_forward(name):
     config = importlib.import_module(f"configs.{name}").get_config("runlocal")
     tasks = [f"g{i}" for i in range(8)]
-    model = experiment.build_model(config, tasks, {t: (2, "mse") for t in tasks})
+    model = experiment.build_model(config, tasks, {t: (2, "mse") for t in tasks},
+                                   steps_per_epoch=config.steps_per_epoch)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     model.build_for(x)
     out = model(x, training=False)
