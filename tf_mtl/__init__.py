@@ -10,6 +10,12 @@ rules and IT-MTL), ``routing`` (Maximum Roaming, Task Routing, ETR-NLP),
 seeds, results, checkpoints), ``data`` and ``benchmarks``.
 """
 
+# An installed tf-mtl-* command starts here: its TensorFlow start-up logs are dropped
+# before TensorFlow is imported (plain `import tf_mtl` is unchanged; tf_mtl.cli.startup).
+from tf_mtl.cli.startup import quiet_console_script as _quiet_console_script
+
+_quiet_console_script()
+
 from tf_mtl import distribute, lookahead, probes, step_schedule, transference
 from tf_mtl import data, encoders, routing, updates
 from tf_mtl import callbacks, experiments, losses, grouping, interference, metrics, plots

@@ -180,6 +180,17 @@ def _config_flags(own):
     return [f for f in own if f.parser.flag_type() == "config object"]
 
 
+def _importable_package_of(config_path):
+    """Config files import their siblings as a package (``from configs.x import ...``):
+    the folder above that package goes on ``sys.path``, as ``python -m`` from the
+    checkout's root would have it, so installed commands load them from anywhere."""
+    folder = os.path.dirname(os.path.abspath(config_path))
+    if os.path.isfile(os.path.join(folder, "__init__.py")):
+        root = os.path.dirname(folder)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+
+
 def _parse_flags(argv, command, own):
     """absl's flag parsing, with its errors (and ml_collections') as one line, status 2."""
     for flag in _config_flags(own):
@@ -188,6 +199,7 @@ def _parse_flags(argv, command, own):
             if not os.path.isfile(path):
                 _exit(command, f"--{flag.name}={value}: no config file {path!r} (give a "
                                "Python file with get_config(), e.g. configs/quickstart.py)")
+            _importable_package_of(path)
     try:
         return FLAGS(argv)
     except flags.UnrecognizedFlagError as e:
