@@ -47,7 +47,13 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "matplotlib",
+                 # tests/test_docs.py builds the site: the "docs" tools below, same pins.
+                 "mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
+                 "mkdocstrings-python==2.0.11", "griffelib==2.4.1"],
+        # mkdocs build --strict (mkdocs.yml); docs/hooks.py draws the figures with matplotlib.
+        "docs": ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
+                 "mkdocstrings-python==2.0.11", "griffelib==2.4.1", "matplotlib"],
         "plot": ["matplotlib"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },

@@ -9,7 +9,7 @@ Example:
     >>> import numpy as np, tf_mtl
     >>> out = tf_mtl.metrics.interference_transfer(
     ...     single_correct=np.array([1, 1, 0, 0], bool), multi_correct=np.array([1, 0, 1, 0], bool))
-    >>> {k: round(v, 1) for k, v in sorted(out.items())}
+    >>> {k: round(out[k], 1) for k in ("interference", "perf_gain", "transfer")}
     {'interference': 50.0, 'perf_gain': 0.0, 'transfer': 50.0}
 """
 

@@ -11,7 +11,7 @@ weight decay does: they are part of every step the optimizer takes. Per-task
 gradients are computed once per step and every source gradient is a weighted
 sum of them (``source_weights @ G``).
 
-Methods:
+Methods (``method=``):
     ``"exact"``        the ratio above, one stateless forward per source.
     ``"first_order"``  its first-order Taylor form ``-<grad L_j, Delta_S> / L_j``
                        (``lr <grad L_j, g_S> / L_j`` for plain SGD, ``001`` §3.2).

@@ -12,7 +12,7 @@ that column is NaN, shown as ``nan (k/n finite)``, and a NaN mean is never bold.
 
 Example:
     >>> rows = seed_rows({0: {"left": {"accuracy": 0.9}}, 1: {"left": {"accuracy": 0.8}}})
-    >>> rows[0]
+    >>> {k: round(v, 6) if isinstance(v, float) else v for k, v in rows[0].items()}
     {'task': 'left', 'metric': 'accuracy', 'mean': 0.85, 'stderr': 0.05, 'n': 2, 'n_finite': 2}
 """
 

@@ -106,7 +106,9 @@ def linear_cka(X, Y):
     either has no variance.
 
     Example:
-        >>> tf_mtl.metrics.linear_cka(features_a, features_b)
+        >>> x = np.random.default_rng(0).normal(size=(50, 4))
+        >>> round(tf_mtl.metrics.linear_cka(x, 3.0 * x + 1.0), 6)   # scale and shift: 1
+        1.0
     """
     x, y = _features("X", X), _features("Y", Y)
     if x.shape[0] != y.shape[0]:

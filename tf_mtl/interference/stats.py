@@ -63,7 +63,9 @@ def paired_ttest(a, b):
     non-zero differences give ``t = ±inf``, ``p = 0``.
 
     Example:
-        >>> tf_mtl.interference.stats.paired_ttest(perf_gain_cov, perf_gain_uniform)["p"]
+        >>> r = tf_mtl.interference.stats.paired_ttest([1.0, 2.0, 3.0, 4.5], [0.5, 1.0, 2.5, 3.0])
+        >>> r["n"], r["mean_difference"], round(r["t"], 3), round(r["p"], 3)
+        (4, 0.875, 3.656, 0.035)
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
