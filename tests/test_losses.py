@@ -84,3 +84,36 @@ def test_bad_losses_name_the_task():
                               {"a": "no_such_loss"})
     with pytest.raises(TypeError, match=r"losses\['a'\] must be"):
         tf_mtl.MultiTaskModel(tf_mtl.encoders.MLP([4]), {"a": keras.layers.Dense(1)}, {"a": 3})
+
+
+def hinge(y_true, y_pred):
+    """A user's function that shares its name with a Keras built-in loss."""
+    return 7.0 * keras.ops.mean(keras.ops.abs(y_true - y_pred), axis=-1)
+
+
+def test_a_users_function_named_like_a_keras_loss_loads_as_the_users(tmp_path):
+    model = tf_mtl.MultiTaskModel(tf_mtl.encoders.MLP([4]), {"a": keras.layers.Dense(1)},
+                                  {"a": hinge})
+    model.compile(optimizer="sgd")
+    x, y = _batch()
+    y = {"a": y["a"]}
+    expected = model.evaluate(x, y, verbose=0, return_dict=True)["a_loss"]
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.task_losses["a"]._fn is hinge    # not keras.losses.hinge
+    loaded.compile(optimizer="sgd")
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["a_loss"] == pytest.approx(expected)
+
+
+def test_a_partial_trains_but_is_refused_at_save_with_what_to_do(tmp_path):
+    import functools
+    loss = FunctionLoss(functools.partial(abs_error), name="my loss/with spaces")
+    assert loss.name == "my_loss_with_spaces"   # a valid root name scope
+    model = tf_mtl.MultiTaskModel(tf_mtl.encoders.MLP([4]), {"a": keras.layers.Dense(1)},
+                                  {"a": loss})
+    model.compile(optimizer="sgd")
+    x, y = _batch()
+    model.train_on_batch(x, {"a": y["a"]})
+    with pytest.raises(ValueError, match=r"cannot be saved.*subclass keras.losses.Loss"):
+        model.save(str(tmp_path / "model.keras"))

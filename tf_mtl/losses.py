@@ -5,7 +5,9 @@
 - a ``keras.losses.Loss`` object (used as given);
 - a loss name Keras knows (``"mse"``, ``"binary_crossentropy"``);
 - a plain function ``fn(y_true, y_pred) -> per-example losses`` (a Keras loss
-  function such as ``keras.losses.mean_squared_error``, or your own);
+  function such as ``keras.losses.mean_squared_error``, or your own); a
+  ``functools.partial`` or callable object trains too, but only a name or a plain
+  function is saved with the model;
 - a ``FunctionLoss`` (the wrapper the other two become).
 
 Names and functions become a ``FunctionLoss``, so they reduce (sample weights,
@@ -13,11 +15,12 @@ batch mean) and scale under ``tf.distribute`` like every other Keras loss.
 
 Saving: a name is saved as the name. A function is saved the Keras way
 (``keras.saving.serialize_keras_object``) plus its module and qualified name.
-Loading finds it, in this order, among the objects Keras knows (Keras's own
-losses, functions registered with ``keras.saving.register_keras_serializable``,
-``custom_objects`` given to ``load_model``), then in its module if that module
-is already imported (``__main__`` included): loading never imports a module
-named by a file. A lambda is saved as Keras saves lambdas (its bytecode) and
+Loading finds a Keras loss function among Keras's own; one of yours by its name
+among the functions registered with ``keras.saving.register_keras_serializable``
+or given in ``custom_objects`` to ``load_model``, then in its module if that
+module is already imported (``__main__`` included), never among Keras's
+built-ins (a function of yours named ``hinge`` stays yours). Loading never
+imports a module named by a file. A lambda is saved as Keras saves lambdas (its bytecode) and
 loads only with ``safe_mode=False``, as Keras requires.
 
 Example:
@@ -29,6 +32,7 @@ Example:
     ('abs_error', 1.5)
 """
 
+import inspect
 import re
 import sys
 
@@ -36,8 +40,9 @@ import keras
 
 
 def _scope_name(text):
-    """``text`` as a valid TensorFlow name scope (a loss's name becomes one)."""
-    name = re.sub(r"[^A-Za-z0-9_.\-/]", "_", str(text)).strip("_") or "loss"
+    """``text`` as a valid TensorFlow root name scope (a loss's name becomes one): letters,
+    digits, ``_``, ``.`` and ``-`` are kept (Keras refuses ``/`` and spaces there)."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text)).strip("_") or "loss"
     return name if re.match(r"[A-Za-z0-9.]", name) else f"loss_{name}"
 
 
@@ -53,21 +58,32 @@ def _from_module(module, qualname):
     return obj if callable(obj) else None
 
 
+def _is_keras_module(module):
+    return module is None or module == "keras" or module.startswith("keras.")
+
+
 def _resolve(fn, module=None, qualname=None):
-    """The callable a saved ``fn`` (name or serialized function) stands for."""
+    """The callable a saved ``fn`` (name or serialized function) stands for.
+
+    A user's function is looked up by its own name only (registered, ``custom_objects``,
+    or its already-imported module), never among Keras's built-ins: Keras saves every
+    plain function under the module ``builtins``, so a user's ``hinge`` would otherwise
+    come back as Keras's ``hinge``."""
     if isinstance(fn, str):
         return keras.losses.get(fn)
-    try:
-        return keras.saving.deserialize_keras_object(fn)
-    except (TypeError, ValueError) as error:
+    if fn.get("class_name") == "__lambda__" or _is_keras_module(module):
+        return keras.saving.deserialize_keras_object(fn)   # Lambdas: Keras's safe_mode rule.
+    name = fn.get("config")
+    found = keras.saving.get_registered_object(name) if isinstance(name, str) else None
+    if found is None:
         found = _from_module(module, qualname)
-        if found is None:
-            raise ValueError(
-                f"Cannot load the loss function {qualname or fn!r} (module {module!r}): "
-                "register it with @keras.saving.register_keras_serializable(), pass it in "
-                "custom_objects={name: function} to load_model, or import its module "
-                f"before loading. Received: fn={fn!r}") from error
-        return found
+    if found is None:
+        raise ValueError(
+            f"Cannot load the loss function {qualname or name!r} (module {module!r}): "
+            "register it with @keras.saving.register_keras_serializable(), pass it in "
+            "custom_objects={name: function} to load_model, or import its module "
+            f"before loading. Received: fn={fn!r}")
+    return found
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
@@ -101,6 +117,12 @@ class FunctionLoss(keras.losses.Loss):
     def get_config(self):
         if self._loss_name is not None:
             return {**super().get_config(), "fn": self._loss_name}
+        if not inspect.isfunction(self._fn):
+            raise ValueError(
+                f"FunctionLoss '{self.name}' cannot be saved: only a loss name or a plain "
+                "function (def or lambda) is saved with the model; for a functools.partial "
+                "or a callable object, subclass keras.losses.Loss with a get_config. "
+                f"Received: fn={self._fn!r}")
         return {**super().get_config(), "fn": keras.saving.serialize_keras_object(self._fn),
                 "fn_module": self._module, "fn_qualname": self._qualname}
 
