@@ -22,9 +22,13 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
+import subprocess
 
-LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL when quiet: INFO, WARNING and ERROR logs off (FATAL stays).
+# TF_CPP_MIN_LOG_LEVEL when quiet: TensorFlow's C++ INFO, WARNING and ERROR logs off (FATAL
+# stays). Not 1 or 2: every CPU-only start logs "failed call to cuInit" as an ERROR at its
+# first device use. Python warnings and Keras's output are not affected; --verbosity=0 or a
+# TF_CPP_MIN_LOG_LEVEL of your own brings the C++ logs back for the whole run.
+LEVEL = "3"
 _SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
 # glog/absl ("I0000 00:00:17.1 123 port.cc:153] ...") and TensorFlow's older prefix
 # ("2025-09-17 14:44:05.157831: I external/...").
@@ -97,30 +101,43 @@ def drop_logs(text, min_level):
 
 @contextlib.contextmanager
 def filtered_stderr(min_level):
-    """Captures file descriptor 2 in the block; then writes back what was written there
-    through ``drop_logs`` (all of it if the block raised)."""
+    """Sends what is written to file descriptor 2 in the block through ``drop_logs``, line
+    by line, as it is written.
+
+    The filter is a child process reading a pipe (this file run as a script), not a
+    thread or a buffer of this process: if TensorFlow aborts while it loads (a FATAL log,
+    missing CPU instructions, broken CUDA libraries), the child still writes out what was
+    written before the abort, FATAL lines included."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError, AttributeError):   # No usable stderr: nothing to filter.
         yield
         return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        failed = True
+    child = subprocess.Popen([sys.executable, "-I", os.path.abspath(__file__), str(min_level)],
+                             stdin=subprocess.PIPE, stdout=saved, close_fds=True)
+    os.dup2(child.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
         try:
-            yield
-            failed = False
-        finally:
-            try:
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", errors="replace")
-            text = text if failed else drop_logs(text, min_level)
-            if text:
-                sys.stderr.write(text)
-                sys.stderr.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)      # The pipe's last write end here: the child reads to its end,
+        child.stdin.close()    # writes what is left and exits.
+        child.wait()
+        os.close(saved)
+
+
+def _filter_stdin(min_level):
+    """The child of ``filtered_stderr``: stdin to stdout through ``drop_logs``, line by line."""
+    for raw in sys.stdin.buffer:
+        text = drop_logs(raw.decode("utf-8", errors="replace"), min_level)
+        if text:
+            sys.stdout.buffer.write(text.encode("utf-8"))
+            sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    _filter_stdin(int(sys.argv[1]))
