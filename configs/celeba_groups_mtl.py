@@ -7,12 +7,13 @@ batch 256, 64x64 images.
     python -m launch.train --config=configs/celeba_groups_mtl.py --workdir=runs/celeba_groups
 """
 
+from configs.variants import runlocal
 from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):
     c = base_config()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal(arg)
     c.epochs, c.early_stopping_patience = 100, 10
     c.data = {"name": "celeba", "tasks": "mr_groups", "image_size": 64, "batch_size": 256}
     c.model.encoder, c.model.encoder_kwargs = "resnet18", {}

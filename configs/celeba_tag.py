@@ -11,12 +11,13 @@ selected from the measured affinities at the end (3 splits, TAG objective).
     python -m launch.train --config=configs/celeba_tag.py:runlocal --workdir=/tmp/smoke
 """
 
+from configs.variants import runlocal
 from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):
     c = base_config()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal(arg)
     c.epochs, c.early_stopping_patience = 100, 10
     c.data = {"name": "celeba", "tasks": "tag", "image_size": 64, "batch_size": 256}
     c.model.encoder, c.model.encoder_kwargs = "resnet_lite", {}

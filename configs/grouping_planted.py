@@ -18,14 +18,15 @@ with whether each selection recovered the planted groups:
         --groups=/tmp/pairs/groups.json --workdir=/tmp/pairs/served
 """
 
-from tf_mtl.grouping import pair_runs
+from configs.variants import runlocal
 from tf_mtl.experiments.experiment import base_config
+from tf_mtl.grouping import pair_runs
 
 
 def get_config(arg=None):
     """``arg="runlocal"``: fewer examples, epochs and seeds — minutes on a laptop CPU."""
     c = base_config()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal(arg)
     c.epochs, c.early_stopping_patience, c.verbose = 8, 3, 0
     c.data.update(num_tasks=4, num_groups=2, num_examples=4096, input_dim=24,
                   group_rank=4, batch_size=64, seed=0)

@@ -35,6 +35,8 @@ single-domain and 36 multi-domain models) in a few minutes on a laptop CPU:
 
 import ml_collections
 
+from configs.variants import runlocal
+
 
 def _image_folder(**kwargs):
     spec = {"kind": "image_folder", "num_classes": 100, "class_seed": 0, "train_root": "",
@@ -51,7 +53,7 @@ def _synthetic(seed, share):
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal(arg)
     c.seed, c.trials, c.verbose = 0, 3, 2
     c.widths = [0.25, 0.5, 1.0, 2.0]
     c.weightings = ["uniform", "uw", "cov"]

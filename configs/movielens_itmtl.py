@@ -8,7 +8,8 @@ Variants: ``uw_mtl``, ``uw_pcgrad``, ``it_uw_pcgrad`` (default), ``it_uw_pcgrad_
 ``:<variant>,runlocal`` for a smoke run. Every field stays a ``--config.rule.*`` flag.
 """
 
-from configs.multimnist_itmtl import VARIANTS as _ALL, variant_config
+from configs.multimnist_itmtl import VARIANTS as _ALL
+from configs.variants import variant_config
 
 VARIANTS = {k: _ALL[k] for k in ("uw_mtl", "uw_pcgrad", "it_uw_pcgrad", "it_uw_pcgrad_fo")}
 

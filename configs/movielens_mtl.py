@@ -9,12 +9,13 @@ where the movie was not watched.
     python -m launch.train --config=configs/movielens_mtl.py --workdir=runs/movielens
 """
 
+from configs.variants import runlocal
 from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):
     c = base_config()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal(arg)
     c.epochs = 100
     c.data = {"name": "movielens", "batch_size": 1024}
     c.model.encoder = "movielens"

@@ -17,7 +17,7 @@ image, right image and combined gradients); every field stays a flag:
 ``:<variant>,runlocal`` (or ``:runlocal``) shrinks it to a two-step smoke run.
 """
 
-import importlib
+from configs.variants import variant_config
 
 VARIANTS = {
     "mtl": {"name": "equal"},
@@ -31,24 +31,6 @@ VARIANTS = {
     "it_uw_pcgrad_fo": {"name": "itmtl", "candidates": "all,pcgrad", "weighting": "uw",
                         "lookahead": "first_order"},
 }
-
-
-def parse_arg(arg, default):
-    """``(variant, runlocal)`` from ``"variant"``, ``"variant,runlocal"`` or ``"runlocal"``."""
-    parts = [p for p in (arg or "").split(",") if p]
-    runlocal = "runlocal" in parts
-    names = [p for p in parts if p != "runlocal"]
-    return (names[0] if names else default), runlocal
-
-
-def variant_config(arg, variants, default, base):
-    """Config module ``base`` (``:runlocal`` passed on) with ``variants[<variant>]`` as its rule."""
-    variant, runlocal = parse_arg(arg, default)
-    if variant not in variants:
-        raise ValueError(f"Unknown variant; known: {sorted(variants)}. Received: {variant!r}")
-    c = importlib.import_module(base).get_config("runlocal" if runlocal else None)
-    c.rule.update(variants[variant])
-    return c
 
 
 def get_config(arg=None):

@@ -19,12 +19,13 @@ the chosen loader does not take stops the run with an error naming it.
         --config.data.name=multi_mnist_pickle --config.data.path=/path/to/multi_mnist.pickle
 """
 
+from configs.variants import runlocal
 from tf_mtl.experiments.experiment import base_config
 
 
 def get_config(arg=None):
     c = base_config()
-    c.runlocal = arg == "runlocal"
+    c.runlocal = runlocal(arg)
     c.epochs = 100
     c.data = {"name": "multi_mnist", "source": "", "path": "", "batch_size": 256}
     c.model.encoder, c.model.encoder_kwargs = "lenet", {}

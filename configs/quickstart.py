@@ -12,7 +12,7 @@ The argument picks the update rule (``mtl`` by default, ``uw``, ``pcgrad``) and/
 ``runlocal``: ``configs/quickstart.py:uw,runlocal``.
 """
 
-from configs.multimnist_itmtl import parse_arg
+from configs.variants import parse_arg
 from tf_mtl.experiments.experiment import base_config
 
 VARIANTS = {"mtl": {"name": "equal"}, "uw": {"name": "uw"}, "pcgrad": {"name": "pcgrad"}}

@@ -176,3 +176,16 @@ def test_routed_configs_build_and_run_a_forward(name):
     out = model(x, training=False)
     assert set(out) == set(tasks) and all(out[t].shape == (2, 2) for t in tasks)
     assert all(np.all(np.isfinite(out[t])) for t in tasks)
+
+
+ALL_CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
+                     if f.endswith(".py") and f not in ("__init__.py", "variants.py"))
+
+
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_every_config_refuses_a_misspelt_variant(name):
+    """':runloacl' must never start the full run."""
+    module = importlib.import_module(f"configs.{name}")
+    assert module.get_config("runlocal").runlocal
+    with pytest.raises(ValueError, match="Received: 'runloacl'"):
+        module.get_config("runloacl")
