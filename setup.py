@@ -45,6 +45,8 @@ setup(
         # TensorBoard logging is on by default (config.tensorboard); TensorFlow 2.21 no
         # longer installs it, and tf.summary without it fails after the first epoch.
         "tensorboard",
+        # tf_mtl.data.sources reads TFDS's file paths with it (TFDS brings it today).
+        "etils",
     ],
     extras_require={
         "test": ["pytest", "matplotlib",
