@@ -49,7 +49,7 @@ setup(
         "etils",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib",
+        "test": ["pytest", "pytest-xdist", "matplotlib",
                  # tests/test_docs.py builds the site: the "docs" tools below, same pins.
                  "mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
                  "mkdocstrings-python==2.0.11", "griffelib==2.4.1"],
