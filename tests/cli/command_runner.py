@@ -7,7 +7,10 @@ would run it, and prints ``[{"rc", "stdout", "stderr"}, ...]`` as JSON. A case i
 
 * ``"launch"``: ``python -m launch.<command> args`` (``runpy``, as ``-m`` runs it);
 * ``"console"``: what the ``tf-mtl-<command>`` console script runs: ``sys.argv[0]``
-  the script's path, ``tf_mtl.cli.<command>.run()``.
+  the script's path, ``tf_mtl.cli.<command>.run()``;
+* ``"fail": {"at": "module:function", "error": "message"}`` (optional): that function
+  raises ``ValueError(message)`` instead of running: an error past the command's checks
+  (where training would start), without running TensorFlow.
 
 Only for what fails or stops before TensorFlow runs anything (``--help``, refused flags
 and values): a child forked after TensorFlow's import must not run TensorFlow ops.
@@ -25,8 +28,19 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _fail(at, error):
+    module, name = at.split(":")
+
+    def failing(*args, **kwargs):
+        raise ValueError(error)
+
+    setattr(importlib.import_module(module), name, failing)
+
+
 def _child(case):
     command, args = case["command"], list(case["args"])
+    if case.get("fail"):
+        _fail(case["fail"]["at"], case["fail"]["error"])
     if case["entry"] == "launch":
         sys.argv = [os.path.join(ROOT, "launch", command + ".py")] + args
         runpy.run_module(f"launch.{command}", run_name="__main__", alter_sys=True)

@@ -40,6 +40,13 @@ def _run_many(cases):
 
 HELP_CASES = [{"entry": entry, "command": c, "args": ["--help"]}
               for c in COMMANDS for entry in ("launch", "console")]
+# absl's other help flags: status 0 too.
+OTHER_HELP_CASES = [{"entry": "console", "command": "train", "args": ["--helpfull"]},
+                    {"entry": "launch", "command": "group", "args": ["--helpshort"]},
+                    {"entry": "launch", "command": "pairs", "args": ["-?"]}]
+GROUPING = "--config=configs/grouping_planted.py:runlocal"
+# Directories the refused command lines name (under the test's tmp): none may be made.
+UNMADE = ("run", "eval", "pairs", "compare_groupings", "interference", "compare")
 
 
 def _refusal_cases(tmp):
@@ -48,7 +55,66 @@ def _refusal_cases(tmp):
     a_file.write_text("")
     workdir = f"--workdir={tmp / 'run'}"
     train = [QUICK, workdir]
+    (tmp / "bad.json").write_text('{"t0": {"t0" 1.0}}')
+    (tmp / "list.json").write_text("[1, 2]")
+    (tmp / "scores.json").write_text(json.dumps({"t0": {"t0": 1.0, "t1": 0.5},
+                                                 "t1": {"t0": 0.5, "t1": 1.0}}))
+    (tmp / "corrupt").mkdir()
+    (tmp / "corrupt" / "config.json").write_text('{"seed" 0}')
+    scores = f"--scores={tmp / 'scores.json'}"
+    evaluate = [GROUPING, f"--workdir={tmp / 'eval'}"]
+    compare_groupings = [GROUPING, f"--workdir={tmp / 'compare_groupings'}"]
     return {
+        # Values no run can mean, refused before anything is written (no config.json).
+        "grouping splits > tasks": ("train", train + ["--config.grouping.splits=10"],
+                                    ["config.grouping.splits", "number of tasks (6",
+                                     "splits=10"]),
+        "grouping splits 0": ("train", train + ["--config.grouping.splits=0"],
+                              ["config.grouping.splits", ">= 1", "splits=0"]),
+        "grouping objective": ("train", train + ["--config.grouping.objective=foo"],
+                               ["config.grouping.objective", "'tag'", "objective='foo'"]),
+        "rule name": ("train", train + ["--config.rule.name=foo"],
+                      ["config.rule", "rule.name", "'pcgrad'", "name='foo'"]),
+        "transference method": ("train", train + ["--config.transference.method=foo"],
+                                ["config.transference", "method", "'exact'", "method='foo'"]),
+        "transference every": ("train", train + ["--config.transference.every=0"],
+                               ["config.transference", "every", ">= 1", "every=0"]),
+        "loss name": ("train", train + ["--config.model.loss=nope"],
+                      ["config.model.loss", "Keras loss", "loss='nope'"]),
+        "learning rate inf": ("train", train + ["--config.optimizer.learning_rate=inf"],
+                              ["config.optimizer.learning_rate", "finite", "inf"]),
+        "learning rate nan": ("train", train + ["--config.optimizer.learning_rate=nan"],
+                              ["config.optimizer.learning_rate", "finite", "nan"]),
+        "head units 0": ("train", train + ["--config.model.head_units=0"],
+                         ["config.model.head_units", ">= 1", "head_units=0"]),
+        "model width": ("train", train + ["--config.model.width=0"],
+                        ["config.model.width", "> 0"]),
+        # Files the commands read: each error names the flag and the file.
+        "corrupt config.json": ("train", [QUICK, f"--workdir={tmp / 'corrupt'}"],
+                                ["config.json", "not valid JSON", str(tmp / "corrupt")]),
+        "group scores not JSON": ("group", [f"--scores={tmp / 'bad.json'}", "--splits=2"],
+                                  [f"--scores={tmp / 'bad.json'}", "not valid JSON"]),
+        "group scores not an object": ("group", [f"--scores={tmp / 'list.json'}"],
+                                       ["--scores=", "JSON list"]),
+        "group costs value": ("group", [scores, "--splits=2", "--costs=t0|t1=abc"],
+                              ["--costs=t0|t1=abc", "must be a number", "'t0|t1=abc'"]),
+        "group costs file": ("group", [scores, "--splits=2", f"--costs={tmp / 'none.json'}"],
+                             [f"--costs={tmp / 'none.json'}", "No such file"]),
+        "group splits > tasks": ("group", [scores, "--splits=3"], ["splits", "splits=3"]),
+        "groups not JSON": ("evaluate_grouping", evaluate + [f"--groups={tmp / 'bad.json'}"],
+                            [f"--groups={tmp / 'bad.json'}", "not valid JSON"]),
+        "groups without groups": ("evaluate_grouping", evaluate + [scores.replace(
+            "--scores", "--groups")], ["--groups=", "at least one group"]),
+        # Refused before --workdir is made.
+        "compare_groupings methods": ("compare_groupings", compare_groupings + ["--methods=foo"],
+                                      ["grouping method", "'foo'", "'tag'"]),
+        "compare_groupings splits": ("compare_groupings", compare_groupings + ["--splits=0"],
+                                     ["Split counts", "splits=['0']"]),
+        "pairs splits > tasks": ("pairs", [GROUPING, f"--workdir={tmp / 'pairs'}",
+                                           "--splits=9"], ["Split counts", "splits=[9]"]),
+        "interference encoder": ("interference", [
+            "--config=configs/interference_mdl.py:runlocal", f"--workdir={tmp / 'interference'}",
+            "--config.model.encoder=foo"], ["config.model.encoder", "'mlp'", "'foo'"]),
         "unknown flag": ("train", train + ["--epochz=3"], ["--epochz", "--workdir"]),
         "misspelt field": ("train", train + ["--config.epochz=3"],
                            ["unknown config field 'epochz'", "did you mean 'epochs'"]),
@@ -95,22 +161,43 @@ def _refusal_cases(tmp):
     }
 
 
+# An error past the checks (where training starts): a library bug, even in the refusal
+# format, keeps its traceback and exit status 1.
+BUG = "Shapes (64, 1) and (64, 2) are incompatible. Received: a bug past the checks"
+
+
+def _other_cases(tmp):
+    return {
+        "after the checks": {"entry": "launch", "command": "train",
+                             "args": [QUICK, f"--workdir={tmp / 'after'}"],
+                             "fail": {"at": "tf_mtl.experiments.runs:run", "error": BUG}},
+        "verbose refusal": {"entry": "launch", "command": "train",
+                            "args": [QUICK, f"--workdir={tmp / 'run'}", "--verbosity=1",
+                                     "--config.rule.name=foo"]},
+    }
+
+
 @pytest.fixture(scope="module")
 def many(tmp_path_factory):
     """Every --help and refusal case, run by one ``command_runner.py`` process."""
     tmp = tmp_path_factory.mktemp("refusals")
     refusals = _refusal_cases(tmp)
-    cases = HELP_CASES + [
+    others = _other_cases(tmp)
+    cases = HELP_CASES + OTHER_HELP_CASES + list(others.values()) + [
         {"entry": "console" if c.startswith("console:") else "launch",
          "command": c.split(":")[-1], "args": a} for c, a, _ in refusals.values()]
     outs = _run_many(cases)
-    return {"help": outs[:len(HELP_CASES)], "refusals": dict(zip(refusals, zip(
-        refusals.values(), outs[len(HELP_CASES):]))), "tmp": tmp}
+    n, m = len(HELP_CASES), len(HELP_CASES) + len(OTHER_HELP_CASES)
+    return {"help": outs[:n], "other help": outs[n:m],
+            "others": dict(zip(others, outs[m:m + len(others)])),
+            "refusals": dict(zip(refusals, zip(refusals.values(), outs[m + len(others):]))),
+            "tmp": tmp}
 
 
 def test_help_lists_each_commands_flags_and_an_example_from_both_entry_points(many):
     for case, out in zip(HELP_CASES, many["help"]):
         text, where = out["stdout"], f"{case['entry']} {case['command']}"
+        assert out["rc"] == 0, (where, out)
         assert "Traceback" not in out["stderr"], (where, out["stderr"])
         assert "Example" in text, where
         # The example is a command line of this command, with its flags.
@@ -118,6 +205,11 @@ def test_help_lists_each_commands_flags_and_an_example_from_both_entry_points(ma
         for flag in COMMANDS[case["command"]]:   # Booleans show as --[no]flag.
             assert f"--{flag}:" in text or f"--[no]{flag}:" in text, (where, flag, text)
         assert "python -m launch." + case["command"] in text, where
+
+
+def test_every_help_flag_exits_0(many):
+    for case, out in zip(OTHER_HELP_CASES, many["other help"]):
+        assert out["rc"] == 0 and "Usage:" in out["stdout"], (case, out)
 
 
 def _one_line_refusal(out, *words):
@@ -136,7 +228,26 @@ def test_bad_flags_fields_and_values_end_in_one_line_and_status_2(many):
             _one_line_refusal(out, *words)
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from e
-    assert not (many["tmp"] / "run").exists()   # Refused before anything was written.
+    tmp = many["tmp"]
+    for name in UNMADE:   # Refused before anything was written: no workdir, no config.json.
+        assert not (tmp / name).exists(), name
+    assert (tmp / "corrupt" / "config.json").read_text() == '{"seed" 0}'
+    assert not (tmp / "groups.json").exists()   # tf-mtl-group writes it beside the scores.
+
+
+def test_an_error_past_the_checks_keeps_its_traceback(many):
+    out = many["others"]["after the checks"]
+    assert out["rc"] == 1, out
+    assert "Traceback" in out["stderr"] and "error:" not in out["stderr"], out["stderr"]
+    assert out["stderr"].strip().splitlines()[-1] == f"ValueError: {BUG}"
+    assert not (many["tmp"] / "after" / "config.json").exists()
+
+
+def test_verbosity_1_shows_a_refusals_traceback(many):
+    out = many["others"]["verbose refusal"]
+    assert out["rc"] == 2 and "Traceback" in out["stderr"], out
+    last = out["stderr"].strip().splitlines()[-1]
+    assert last.startswith("tf-mtl-train: error: config.rule:") and "name='foo'" in last
 
 
 def test_the_quickstart_starts_with_the_librarys_own_output(tmp_path):
@@ -190,22 +301,23 @@ def test_logs_are_dropped_below_the_level_and_back_when_asked_for():
     assert not asks(["x", "--", "--verbosity=1"])
 
 
-def _package_quiets_console_scripts():
-    with open(os.path.join(ROOT, "tf_mtl", "__init__.py")) as f:
-        return "quiet_console_script" in f.read()
-
-
-@pytest.mark.skipif(
-    not _package_quiets_console_scripts(),
-    reason="tf_mtl/__init__ imports TensorFlow before any command code can quiet it; "
-           "the console scripts are quiet once it calls tf_mtl.cli.startup.quiet_console_script()")
 def test_console_script_starts_quietly(tmp_path):
+    """The installed ``tf-mtl-train``, started outside the checkout: no TensorFlow start-up
+    logs (``tf_mtl/__init__`` quiets them before it imports TensorFlow)."""
     import shutil
+    with open(os.path.join(ROOT, "tf_mtl", "__init__.py")) as f:
+        assert "quiet_console_script()" in f.read(), (
+            "tf_mtl/__init__ must call tf_mtl.cli.startup.quiet_console_script() before it "
+            "imports TensorFlow")
     command = shutil.which("tf-mtl-train", path=os.pathsep.join(
         [os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
-    proc = subprocess.run([command, QUICK, f"--workdir={tmp_path / 'run'}",
-                           "--config.epochs=0"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120,
+    assert command, "tf-mtl-train is not installed (pip install -e .)"
+    proc = subprocess.run([command, f"--config={ROOT}/configs/quickstart.py:runlocal",
+                           f"--workdir={tmp_path / 'run'}", "--config.epochs=0"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
                           env={k: v for k, v in os.environ.items()
                                if k != "TF_CPP_MIN_LOG_LEVEL"})
+    for line in (proc.stderr + proc.stdout).lower().splitlines():
+        assert not any(word in line for word in NOISE), line
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "config.epochs" in proc.stderr

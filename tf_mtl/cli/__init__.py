@@ -11,17 +11,21 @@ in ``run_command(main)``:
 * A bad flag, config field or value ends in one line on stderr,
   ``tf-mtl-train: error: ...``, naming it and what is allowed, and exit status 2, before
   anything trains: unknown flags, bad enum values, misspelt ``--config.<field>``, a config
-  file that does not exist, an unwritable ``--workdir`` (``writable_dir``), values no run
-  can mean (``tf_mtl.experiments.experiment.check_config``), and every ``ValueError`` or
-  ``TypeError`` the library raises in its own refusal format ("... Received: ...")
-  outside Keras and TensorFlow code. Errors raised while Keras trains keep their
-  traceback.
+  file that does not exist, an unwritable ``--workdir`` (``writable_dir``), a file flag
+  naming no file or not valid JSON (``existing_file``, ``read_json``), values no run can
+  mean (``tf_mtl.experiments.experiment.check_config``). The commands check their inputs
+  in ``with checks():`` blocks, before they load data or train: a ``Refusal``, or a
+  ``ValueError``/``TypeError`` in the library's refusal format (its message says what was
+  "Received"), raised there is refused. Every error raised after that keeps its traceback
+  (exit status 1), whatever its message; ``--verbosity=1`` shows a refusal's traceback too.
+* ``--help`` (``--helpfull``, ``--helpshort``) exits with status 0.
 * TensorFlow's start-up logs are off unless asked for (``tf_mtl.cli.startup``).
 """
 
 import contextlib
 import difflib
 import functools
+import json
 import os
 import re
 import sys
@@ -37,7 +41,7 @@ FLAGS = flags.FLAGS
 _HELP_FOOTER = """
 TensorFlow's own start-up logs are dropped unless --verbosity=0 (or higher) or
 TF_CPP_MIN_LOG_LEVEL is given. A bad flag or value ends in one line on stderr and exit
-status 2. --helpfull lists absl's flags too.
+status 2 (--verbosity=1 adds its traceback). --helpfull lists absl's flags too.
 """
 _CONFIG_HELP = """
 --config=FILE.py[:arg] runs FILE's get_config(arg); --config.<field>=value overrides one of
@@ -98,43 +102,102 @@ def _main(main, command, argv):
                        "flag, --name=value (see --help)")
     try:
         return main(argv)
-    except Refusal as e:
-        _exit(command, str(e))
-    except (ValueError, TypeError) as e:
-        if not is_refusal(e):
-            raise
+    except Refusal as e:   # Only what checks() blocks refuse: later errors keep their traceback.
+        if _verbosity() >= 1:
+            traceback.print_exception(e)
         _exit(command, str(e))
 
 
-def _library_dirs():
-    dirs = []
-    for name in ("keras", "tensorflow", "tf_keras"):
-        module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            dirs.append(os.path.dirname(os.path.abspath(module.__file__)) + os.sep)
-    return tuple(dirs)
+def _verbosity():
+    try:
+        return int(FLAGS.verbosity)
+    except (AttributeError, TypeError, ValueError, flags.Error):
+        return -1
 
 
 def is_refusal(error):
-    """Whether ``error`` is an input refused by tf_mtl (or a config file) rather than a
-    failure: a ``ValueError``/``TypeError`` in the library's format (the message says what
-    was "Received"), raised with no Keras or TensorFlow code on the way (not while
-    training)."""
-    if not isinstance(error, (ValueError, TypeError)) or "Received" not in str(error):
-        return False
-    dirs = _library_dirs()
-    return not any(os.path.abspath(frame.filename).startswith(dirs)
-                   for frame in traceback.extract_tb(error.__traceback__))
+    """Whether ``error`` is in tf_mtl's refusal format: a ``ValueError``/``TypeError``
+    whose message says what was "Received" (``checks`` refuses those)."""
+    return isinstance(error, (ValueError, TypeError)) and "Received" in str(error)
 
 
 @contextlib.contextmanager
 def checks():
-    """The block checks inputs before anything runs: a ``ValueError`` or ``TypeError``
-    raised in it is a refusal (one line on stderr, exit status 2)."""
+    """The block checks inputs before anything loads data or trains: a ``Refusal``, or a
+    ``ValueError``/``TypeError`` in the library's refusal format (``is_refusal``), raised
+    in it is refused (one line on stderr, exit status 2). Other errors, and any error
+    raised outside such a block, keep their traceback."""
     try:
         yield
     except (ValueError, TypeError) as e:
+        if not is_refusal(e):
+            raise
         raise Refusal(str(e)) from e
+
+
+@contextlib.contextmanager
+def refusing(flag, value, *errors):
+    """A block whose ``errors`` (default ``ValueError``, ``TypeError``) are refusals of
+    ``--flag=value``, the message prefixed by the flag: for a flag's file or text that a
+    library function reads."""
+    try:
+        yield
+    except Refusal:
+        raise
+    except (errors or (ValueError, TypeError)) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise Refusal(f"--{flag}={value}: {reason}") from e
+
+
+def read_json(path, flag, what="a JSON object"):
+    """The JSON object in file ``path`` (the value of ``--flag``); a ``Refusal`` naming the
+    flag and the file where it is missing, unreadable, not JSON or not an object."""
+    existing_file(path, flag, f"a JSON file holding {what}")
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except OSError as e:
+        raise Refusal(f"--{flag}={path}: cannot read it: {e.strerror or e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Refusal(f"--{flag}={path}: not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise Refusal(f"--{flag}={path}: must hold {what}; it holds a JSON "
+                      f"{type(value).__name__}")
+    return value
+
+
+def check_workdir(config, workdir):
+    """``tf_mtl.experiments.experiment.check_workdir`` as a refusal: ``workdir`` holds
+    another config's run, a finished one that cannot be read back, or (a multi-worker
+    ``TF_CONFIG`` of several workers) any earlier run."""
+    from tf_mtl.experiments import experiment   # (This package is imported before TensorFlow.)
+    try:
+        experiment.check_workdir(config, workdir, multi_worker=_several_workers(config))
+    except ValueError as e:   # Its messages name --workdir and the file.
+        raise Refusal(str(e)) from e
+
+
+def _several_workers(config):
+    """Whether ``config`` runs under ``"multiworker"`` with a ``TF_CONFIG`` cluster of
+    several workers (read before the strategy exists, as ``distribute.is_chief_process``)."""
+    if config.get("strategy") != "multiworker":
+        return False
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster") or {}
+    except (ValueError, AttributeError):
+        return False   # TensorFlow reports a malformed TF_CONFIG itself.
+    return sum(len(cluster.get(kind) or ()) for kind in ("chief", "worker")) > 1
+
+
+def config_tasks(config):
+    """The tasks ``config`` trains: from the config (``experiment.config_tasks``), else
+    from its validation data. Call it outside ``checks()``: loading data is not a check,
+    and its errors keep their traceback."""
+    from tf_mtl.experiments import experiment
+    from tf_mtl.grouping import pair_runs
+    with checks():
+        tasks = experiment.config_tasks(config)
+    return tasks if tasks is not None else pair_runs.config_tasks(config)
 
 
 def writable_dir(path, flag="workdir"):
@@ -175,6 +238,17 @@ def _flag_values(argv, name):
     return values
 
 
+def _asks_for_help(argv):
+    """Whether ``argv`` holds one of absl's help flags (``--help``, ``-?``, ``--helpfull``,
+    ``--helpshort``, ``--helpxml``)."""
+    for arg in argv[1:]:
+        if arg == "--":
+            return False
+        if re.match(r"^--?(?:help|helpfull|helpshort|helpxml|\?)(?:=.*)?$", arg):
+            return True
+    return False
+
+
 def _config_flags(own):
     """The flags of ``own`` that ``config_flags.DEFINE_config_file`` defined."""
     return [f for f in own if f.parser.flag_type() == "config object"]
@@ -202,6 +276,10 @@ def _parse_flags(argv, command, own):
             _importable_package_of(path)
     try:
         return FLAGS(argv)
+    except SystemExit as e:   # absl's --help, --helpfull, ... exit with status 1.
+        if e.code == 1 and _asks_for_help(argv):
+            sys.exit(0)
+        raise
     except flags.UnrecognizedFlagError as e:
         names = ", ".join(f"--{f.name}" for f in sorted(own, key=lambda f: f.name))
         guess = difflib.get_close_matches(e.flagname, [f.name for f in own], n=1)

@@ -39,6 +39,12 @@ flags.mark_flag_as_required("bench")
 
 def main(argv):
     del argv
+    with cli.checks():
+        if _REFERENCE.value and _BENCH.value == "transference":
+            cli.existing_file(_REFERENCE_SCRIPT.value, "reference_script",
+                              "the TAG reference step script")
+        if _PROFILE_DIR.value:
+            cli.writable_dir(_PROFILE_DIR.value, "profile_dir")
     columns, rows = benchmarks.run(
         _BENCH.value,
         steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,

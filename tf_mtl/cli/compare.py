@@ -57,7 +57,10 @@ def main(argv):
             if not sep:
                 raise ValueError(f"--set takes field=value. Received: --set={item!r}")
             overrides[field] = _value(value)
-        runs.compare_configs(specs(_CONFIGS.value), _SEEDS.value, overrides)
+        configs = runs.compare_configs(specs(_CONFIGS.value), _SEEDS.value, overrides)
+        runs.check_same_tasks(configs)
+        for method, config in configs.items():   # Each method's runs, continued or new.
+            cli.check_workdir(config, runs.method_dir(_WORKDIR.value, method))
         cli.writable_dir(_WORKDIR.value)
     out = runs.compare(specs(_CONFIGS.value), _SEEDS.value, _WORKDIR.value, overrides)
     with open(out["files"][0]) as f:

@@ -18,7 +18,8 @@ from ml_collections import config_flags
 
 from tf_mtl import cli
 from tf_mtl.experiments import experiment
-from tf_mtl.grouping import comparison
+from tf_mtl.experiments import runs
+from tf_mtl.grouping import comparison, pair_runs
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "The experiment: a get_config() file, FILE.py[:arg] (configs/*.py).")
@@ -31,11 +32,19 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    # Split counts and methods are checked (grouping_runs.check_splits) before any training.
+    config = _CONFIG.value
+    # Methods, split counts (tf_mtl.grouping.pair_runs.check_splits), the metric and seeds
+    # are checked before the workdir is made and before any training.
     with cli.checks():
-        experiment.check_config(_CONFIG.value)
+        experiment.check_config(config)
+        options = pair_runs.options(config)
+        runs.parse_seeds(config.get("seeds"), config.seed)
+    tasks = cli.config_tasks(config)   # Known from the config, else its data (not a check).
+    with cli.checks():
+        comparison.check_request(tasks, _SPLITS.value, _METHODS.value)
+        comparison.check_metric(config, tasks, options.metric)
         cli.writable_dir(_WORKDIR.value)
-    out = comparison.compare(_CONFIG.value, _WORKDIR.value, _SPLITS.value, _METHODS.value)
+    out = comparison.compare(config, _WORKDIR.value, _SPLITS.value, _METHODS.value)
     print(out["text"])
     print("wrote:")
     for path in out["files"]:

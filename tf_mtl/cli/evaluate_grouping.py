@@ -20,7 +20,6 @@ from ml_collections import config_flags
 
 from tf_mtl import cli
 from tf_mtl.experiments import experiment
-from tf_mtl.grouping import pair_runs
 from tf_mtl.grouping import serving
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,9 +34,12 @@ def main(argv):
     config = _CONFIG.value
     with cli.checks():
         experiment.check_config(config)
-        cli.existing_file(_GROUPS.value, "groups", "a groups.json (tf-mtl-group, tf-mtl-pairs)")
-        groups, serving_map, widths = serving.load_groups(_GROUPS.value,
-                                                          pair_runs.config_tasks(config))
+        cli.read_json(_GROUPS.value, "groups", "a groups.json object (tf-mtl-group, "
+                                               "tf-mtl-pairs)")
+    tasks = cli.config_tasks(config)   # Known from the config, else its data (not a check).
+    with cli.checks():
+        with cli.refusing("groups", _GROUPS.value):
+            groups, serving_map, widths = serving.load_groups(_GROUPS.value, tasks)
         cli.writable_dir(_WORKDIR.value)
     out = serving.evaluate_grouping(config, groups, _WORKDIR.value, serving=serving_map,
                                     widths=widths)

@@ -31,11 +31,17 @@ flags.mark_flag_as_required("scores")
 
 def main(argv):
     del argv
-    with cli.checks():
-        cli.existing_file(_SCORES.value, "scores", "a JSON score file such as DIR/affinity.json")
-    result = grouping.select_groups_from_file(
-        _SCORES.value, splits=_SPLITS.value, objective=_OBJECTIVE.value,
-        costs=_COSTS.value, budget=_BUDGET.value, time_limit=_TIME_LIMIT.value)
+    path = _SCORES.value
+    with cli.checks():   # No training here: the selection is a function of the inputs.
+        scores = cli.read_json(path, "scores", "a score matrix {row: {column: value}}, "
+                                               "such as DIR/affinity.json")
+        with cli.refusing("scores", path):
+            grouping.score_tasks(scores)
+        with cli.refusing("costs", _COSTS.value, ValueError, TypeError, OSError):
+            grouping.parse_costs(_COSTS.value)
+        result = grouping.select_groups_from_file(
+            path, splits=_SPLITS.value, objective=_OBJECTIVE.value,
+            costs=_COSTS.value, budget=_BUDGET.value, time_limit=_TIME_LIMIT.value)
     print(grouping.format_selection(result["selection"], _OBJECTIVE.value))
     print("wrote:", result["path"])
 

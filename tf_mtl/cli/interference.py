@@ -23,10 +23,35 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for models, tables an
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def check_protocol(config):
+    """What ``protocol.run`` refuses before it loads any domain, checked here, before the
+    workdir is made: 2 or more domains of known kinds, known weightings and pairings, an
+    encoder it builds."""
+    domains = sorted(config.domains)
+    if len(domains) < 2:
+        raise ValueError(f"The protocol needs at least 2 domains. Received: config.domains="
+                         f"{domains}")
+    for name in domains:
+        kind = config.domains[name].get("kind")
+        if kind not in protocol.DOMAIN_KINDS:
+            raise ValueError(f"Unknown domain kind. Received: config.domains.{name}.kind="
+                             f"{kind!r}; known: {protocol.DOMAIN_KINDS}")
+    unknown = sorted(set(config.weightings) - set(protocol.WEIGHTINGS))
+    if unknown or not config.weightings:
+        raise ValueError(f"`config.weightings` must list names of "
+                         f"{sorted(protocol.WEIGHTINGS)}. Received: {list(config.weightings)}")
+    protocol.pairings_of(config, domains)
+    encoder = config.model.get("encoder")
+    if encoder not in ("resnet_cifar", "mlp"):
+        raise ValueError("`config.model.encoder` must be 'resnet_cifar' or 'mlp'. "
+                         f"Received: {encoder!r}")
+
+
 def main(argv):
     del argv
     with cli.checks():
         experiment.check_config(_CONFIG.value)
+        check_protocol(_CONFIG.value)
         cli.writable_dir(_WORKDIR.value)
     result = protocol.run(_CONFIG.value, _WORKDIR.value)
     print(f"trained {len(result['trained'])} models, reused {len(result['loaded'])}; wrote:")

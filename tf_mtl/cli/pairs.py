@@ -58,8 +58,11 @@ def main(argv):
     config = _CONFIG.value
     with cli.checks():
         experiment.check_config(config)
-        pair_runs.check_splits(pair_runs.config_tasks(config), [_SPLITS.value])
+        pair_runs.options(config)
         shard = pair_runs.parse_shard(_SHARD.value)
+    tasks = cli.config_tasks(config)   # Known from the config, else its data (not a check).
+    with cli.checks():
+        pair_runs.check_splits(tasks, [_SPLITS.value])
         cli.writable_dir(_WORKDIR.value)
     out = pair_runs.pair_runs(config, _WORKDIR.value, esa=_ESA.value, shard=shard)
     print(f"pair runs: {out['trained']} trained, {out['reused']} reused, "

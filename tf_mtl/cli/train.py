@@ -19,13 +19,11 @@ completed epoch; finished runs (seeds) are not trained again.
 the same cores). Multi-worker: start one process per worker with ``TF_CONFIG`` set.
 """
 
-import json
-
 from absl import flags
 from ml_collections import config_flags
 
 from tf_mtl import cli, distribute, grouping
-from tf_mtl.experiments import experiment, results, runs
+from tf_mtl.experiments import experiment, runs
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "The experiment: a get_config() file, FILE.py[:arg] (configs/*.py).")
@@ -43,10 +41,10 @@ def main(argv):
     config = _CONFIG.value
     if _STRATEGY.value is not None:
         config.strategy = _STRATEGY.value
-    with cli.checks():   # Before anything is written or run.
+    with cli.checks():   # Before anything is written, loaded or run.
         runs.parse_seeds(config.get("seeds"), config.seed)
         experiment.check_config(config)
-        results.check_workdir(_WORKDIR.value, json.loads(config.to_json_best_effort()))
+        cli.check_workdir(config, _WORKDIR.value)
         cli.writable_dir(_WORKDIR.value)
     if _LOGICAL_CPUS.value:
         distribute.set_logical_cpus(_LOGICAL_CPUS.value)

@@ -37,7 +37,9 @@ Config fields:
 """
 
 import csv
+import inspect
 import json
+import math
 import numbers
 import os
 import shutil
@@ -45,15 +47,18 @@ import shutil
 import keras
 import ml_collections
 
-from tf_mtl import distribute, encoders, grouping
+from tf_mtl import distribute, encoders, grouping, lookahead
 from tf_mtl.experiments import checkpointing
 from tf_mtl.experiments import evaluation
 from tf_mtl import data as data_lib
 from tf_mtl.experiments import results as results_lib
 from tf_mtl.data import epochs as epoch_data
+from tf_mtl.data.synthetic import synthetic_arrays, task_names as synthetic_task_names
 from tf_mtl.experiments.attribute_metrics import AttributeScore
 from tf_mtl.callbacks import AffinityLogger
+from tf_mtl.gradients import PER_TASK_METHODS
 from tf_mtl.model import MultiTaskModel
+from tf_mtl.routing.factory import KINDS as ROUTING_KINDS
 from tf_mtl.transference import Transference
 from tf_mtl.updates import build_update
 from tf_mtl.updates.build import DEFAULTS as UPDATE_DEFAULTS
@@ -226,12 +231,7 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
     spec = task_spec or {t: (m.head_units, m.loss) for t in tasks}
     kwargs, rule = seeded(config)
     check_known("encoder", "model.encoder", m.encoder, ENCODERS)
-    probes = []
-    if config.transference.enabled:
-        t = config.transference
-        probes.append(Transference(order=t.order, every=t.every, method=t.method,
-                                   scale_by_lr=t.scale_by_lr, update_heads=t.update_heads,
-                                   log_pairs=t.log_pairs, chunk_size=t.chunk_size))
+    probes = [transference_probe(config.transference)] if config.transference.enabled else []
     return MultiTaskModel(
         encoder=ENCODERS[m.encoder](**routed_encoder_kwargs(
             kwargs, m.encoder, len(tasks), steps_per_epoch)),
@@ -243,6 +243,66 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
         lookahead_execution=m.get("lookahead_execution", "auto"),
         update=build_update(rule) if rule is not None else None,
     )
+
+
+def transference_probe(t):
+    """The ``Transference`` probe of ``config.transference`` (``t``), as ``build_model``
+    adds it; its arguments are checked here (no TensorFlow op runs)."""
+    return Transference(order=t.order, every=t.every, method=t.method,
+                        scale_by_lr=t.scale_by_lr, update_heads=t.update_heads,
+                        log_pairs=t.log_pairs, chunk_size=t.chunk_size)
+
+
+def config_tasks(config):
+    """The task names ``config`` trains, read off the config without loading data (the
+    loaders name their tasks from these fields), or None for a dataset this does not
+    know. A ``task_subset`` naming tasks the dataset lacks is a ``ValueError``."""
+    data = config.get("data")
+    name = data.get("name") if data is not None else None
+    if name == "synthetic":
+        num_tasks = data.get("num_tasks")
+        if num_tasks is None or num_tasks == "":
+            num_tasks = inspect.signature(synthetic_arrays).parameters["num_tasks"].default
+        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+            raise ValueError("`config.data.num_tasks` must be an int >= 1. "
+                             f"Received: num_tasks={num_tasks!r}")
+        tasks = synthetic_task_names(num_tasks)
+    elif name == "celeba":
+        given = data.get("tasks")
+        given = "tag" if given is None or given == "" else given
+        given = CELEBA_PRESETS.get(given, given) if isinstance(given, str) else given
+        given = given.to_dict() if hasattr(given, "to_dict") else given
+        try:
+            tasks = list(data_lib.celeba_task_spec(given))
+        except ValueError as e:
+            raise ValueError(f"`config.data.tasks`: {e}. Received: "
+                             f"tasks={data.get('tasks')!r}") from e
+    elif name in ("multi_mnist", "multi_mnist_pickle"):
+        tasks = list(MULTI_MNIST_SPEC)
+    elif name == "movielens":
+        tasks = ["rating", "watch"]
+    else:
+        return None
+    tasks = sorted(tasks)
+    subset = config.get("task_subset")
+    if subset:
+        unknown = sorted(set(subset) - set(tasks))
+        if unknown:
+            raise ValueError(f"`config.task_subset` names tasks the dataset lacks: {unknown}. "
+                             f"Received: {list(subset)}; the dataset has {tasks}")
+        tasks = sorted(subset)
+    return tasks
+
+
+def check_grouping(config, tasks):
+    """Refuses ``config.grouping.splits`` above the number of ``tasks`` when groups are
+    selected at the end (grouping and transference enabled)."""
+    g, t = config.get("grouping"), config.get("transference")
+    if g is None or t is None or not (g.get("enabled") and t.get("enabled")):
+        return
+    if isinstance(g.splits, int) and g.splits > len(tasks):
+        raise ValueError(f"`config.grouping.splits` must be at most the number of tasks "
+                         f"({len(tasks)}: {list(tasks)}). Received: splits={g.splits!r}")
 
 
 def seeded(config):
@@ -282,18 +342,26 @@ def build_optimizer(config, steps_per_epoch):
     kwargs = {"learning_rate": lr}
     if o.name == "sgd":
         kwargs.update(momentum=o.momentum, nesterov=o.nesterov)
-    epsilon = o.get("epsilon")  # None: Keras's default (1e-7), not the 1e-8 of most papers.
+    epsilon = _checked_epsilon(o)  # None: Keras's default (1e-7), not papers' 1e-8.
     if epsilon is not None:
-        if o.name not in ("adam", "adamw"):
-            raise ValueError("`config.optimizer.epsilon` applies to 'adam' and 'adamw' only. "
-                             f"Received: epsilon={epsilon!r} with name={o.name!r}")
-        if not epsilon > 0:
-            raise ValueError("`config.optimizer.epsilon` must be > 0. "
-                             f"Received: epsilon={epsilon!r}")
         kwargs["epsilon"] = float(epsilon)
     if o.weight_decay:
         kwargs["weight_decay"] = o.weight_decay
     return OPTIMIZERS[o.name](**kwargs)
+
+
+def _checked_epsilon(o):
+    """``config.optimizer.epsilon`` (``o``: the optimizer section), refused where the
+    optimizer has none or it is not > 0."""
+    epsilon = o.get("epsilon")
+    if epsilon is not None:
+        if o.get("name") not in ("adam", "adamw"):
+            raise ValueError("`config.optimizer.epsilon` applies to 'adam' and 'adamw' only. "
+                             f"Received: epsilon={epsilon!r} with name={o.get('name')!r}")
+        if not epsilon > 0:
+            raise ValueError("`config.optimizer.epsilon` must be > 0. "
+                             f"Received: epsilon={epsilon!r}")
+    return epsilon
 
 
 def check_known(what, field, value, known):
@@ -306,11 +374,15 @@ def check_known(what, field, value, known):
 
 def check_config(config):
     """Refuses, before anything is built or written, names no component has (strategy,
-    dataset and its fields, encoder, optimizer) and values no run can mean: ``epochs`` < 1,
-    ``steps_per_epoch`` < 0, a learning rate <= 0 (gradient ascent), a batch size < 1, a
-    routing ``sharing_ratio``/``completion`` or ETR-NLP ``shared_ratio`` outside [0, 1].
-    Each is a ``ValueError`` naming the field and the value received. Only fields the
-    config has are checked (``train`` calls it; so do the commands, for every config)."""
+    dataset and its fields, encoder, optimizer, loss, update rule and its arguments, the
+    transference probe's arguments, grouping objective) and values no run can mean:
+    ``epochs`` < 1, ``steps_per_epoch`` < 0, a learning rate <= 0 (gradient ascent) or not
+    finite, a batch size < 1, head or encoder widths < 1, a ``model.width`` <= 0, a routing
+    ``sharing_ratio``/``completion`` or ETR-NLP ``shared_ratio`` outside [0, 1], grouping
+    ``splits`` < 1 or above the number of tasks (``config_tasks``), a ``task_subset`` the
+    dataset lacks. Each is a ``ValueError`` naming the field and the value received. Only
+    fields the config has are checked (``train`` calls it; so do the commands, for every
+    config). Nothing here loads data or runs a TensorFlow op."""
     def number(value):
         return not isinstance(value, bool) and isinstance(value, numbers.Real)
 
@@ -346,12 +418,37 @@ def check_config(config):
     if optimizer is not None and "name" in optimizer:
         check_known("optimizer", "optimizer.name", optimizer.name, OPTIMIZERS)
     lr = optimizer.get("learning_rate") if optimizer is not None else None
+    if lr is not None and number(lr) and not math.isfinite(lr):
+        raise ValueError("`config.optimizer.learning_rate` must be a finite number > 0. "
+                         f"Received: learning_rate={lr!r}")
     if lr is not None and not (number(lr) and lr > 0):
         raise ValueError("`config.optimizer.learning_rate` must be a number > 0 (<= 0 does "
                          f"not descend). Received: learning_rate={lr!r}")
+    if optimizer is not None and "epsilon" in optimizer:
+        _checked_epsilon(optimizer)
+    if config.get("early_stopping_patience") is not None:
+        at_least("early_stopping_patience", config.early_stopping_patience, 0)
+    mode = config.get("early_stopping_mode")
+    if mode is not None and mode not in ("auto", "min", "max"):
+        raise ValueError("`config.early_stopping_mode` must be 'auto', 'min' or 'max'. "
+                         f"Received: early_stopping_mode={mode!r}")
+    spread = config.get("table_spread")
+    if spread is not None and spread not in results_lib.SPREADS:
+        raise ValueError(f"`config.table_spread` must be one of {sorted(results_lib.SPREADS)}. "
+                         f"Received: table_spread={spread!r}")
     model = config.get("model")
     if model is not None and "encoder_kwargs" in model and "encoder" in model:
         check_known("encoder", "model.encoder", model.encoder, ENCODERS)
+        width = model.get("width")
+        if width is not None and not (number(width) and math.isfinite(width) and width > 0):
+            raise ValueError("`config.model.width` must be a finite number > 0. "
+                             f"Received: width={width!r}")
+        encoder_kwargs(model)   # A width other than 1 only for the encoders it scales.
+        size = ENCODER_WIDTH_ARGS.get(model.encoder, (None,))[0]
+        value = (model.encoder_kwargs or {}).get(size) if size else None
+        if value is not None:   # The encoder's widths (units, filters, ...): >= 1 each.
+            for n in (value if isinstance(value, (list, tuple)) else [value]):
+                at_least(f"model.encoder_kwargs.{size}", n, 1)
     kwargs = model.get("encoder_kwargs") if model is not None else None
     if kwargs:
         if kwargs.get("shared_ratio") is not None:
@@ -360,6 +457,63 @@ def check_config(config):
         for name in ("sharing_ratio", "completion"):
             if routing.get(name) is not None:
                 ratio(f"model.encoder_kwargs.routing.{name}", routing[name])
+        if routing and routing.get("kind") not in ROUTING_KINDS:
+            raise ValueError("`config.model.encoder_kwargs.routing.kind` must be one of "
+                             f"{sorted(ROUTING_KINDS)}. Received: kind={routing.get('kind')!r}")
+        if routing:   # update_every_epochs, as build_model converts it to steps.
+            routed_encoder_kwargs({"routing": dict(routing)}, model.get("encoder"), 1,
+                                  steps_per_epoch=1)
+    if model is not None and model.get("per_task_gradients") is not None:
+        if model.per_task_gradients not in PER_TASK_METHODS:
+            raise ValueError(f"`config.model.per_task_gradients` must be one of "
+                             f"{PER_TASK_METHODS}. Received: "
+                             f"per_task_gradients={model.per_task_gradients!r}")
+    if model is not None and model.get("lookahead_execution") is not None:
+        lookahead.check_execution(model.lookahead_execution)
+    if model is not None and model.get("head_units") is not None:
+        at_least("model.head_units", model.head_units, 1)
+    if model is not None and isinstance(model.get("loss"), str):
+        check_loss("model.loss", model.loss)
+    if "rule" in config and config.rule is not None:
+        try:   # The rule's name and arguments, as build_model builds it; no op runs.
+            build_update(config.rule.to_dict())
+        except (ValueError, TypeError) as e:
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(
+                f"config.rule: {e}") from e
+    transference = config.get("transference")
+    if transference is not None and transference.get("enabled"):
+        try:   # Its order, every, method, ... as build_model builds it.
+            transference_probe(transference)
+        except (ValueError, TypeError) as e:
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(
+                f"config.transference: {e}") from e
+    g = config.get("grouping")
+    if g is not None and "objective" in g and g.objective not in grouping.OBJECTIVES:
+        raise ValueError(f"`config.grouping.objective` must be one of {grouping.OBJECTIVES}. "
+                         f"Received: objective={g.objective!r}")
+    if g is not None and "splits" in g:
+        at_least("grouping.splits", g.splits, 1)
+    tasks = config_tasks(config) if data is not None and "name" in data else None
+    if tasks is not None:
+        check_grouping(config, tasks)
+        unknown = sorted(set((model.get("loss_weights") or {}) if model is not None else ())
+                         - set(tasks))
+        if unknown:
+            raise ValueError(f"`config.model.loss_weights` names tasks that do not exist: "
+                             f"{unknown}; the tasks are {tasks}. Received: loss_weights="
+                             f"{dict(model.loss_weights)}")
+
+
+def check_loss(field, name):
+    """``ValueError`` unless ``name`` is a ``LOSSES`` name or a Keras loss name."""
+    if name in LOSSES:
+        return
+    try:
+        keras.losses.get(name)
+    except ValueError:
+        raise ValueError(f"`config.{field}` must be a Keras loss name (e.g. 'mse', "
+                         f"'binary_crossentropy') or one of {sorted(LOSSES)}. Received: "
+                         f"{field.rsplit('.', 1)[-1]}={name!r}") from None
 
 
 def train(config, workdir):
@@ -413,21 +567,30 @@ def _check_multi_worker_workdir(config, workdir):
             f"or 'default' (same numbers). Received: workdir={workdir!r}")
 
 
+def check_workdir(config, workdir, multi_worker=False):
+    """Refuses a ``workdir`` ``train`` could not continue: another config's run
+    (``results.check_workdir``), a finished run (``results.json``) without the
+    ``checkpoint.bin`` its model is read from, or (``multi_worker``: a run of several
+    workers) any earlier run's checkpoint or results. Reads only; a new workdir passes."""
+    if multi_worker:
+        _check_multi_worker_workdir(config, workdir)
+    results_lib.check_workdir(workdir, json.loads(config.to_json_best_effort()))
+    if (os.path.exists(os.path.join(workdir, "results.json"))
+            and not os.path.exists(os.path.join(workdir, "checkpoint.bin"))):
+        raise ValueError(f"The finished run in {workdir} has results.json but no checkpoint.bin "
+                         "to load its model from. Received: --workdir=" + str(workdir))
+
+
 def _train_in(config, workdir):
     os.makedirs(workdir, exist_ok=True)
-    config_dict = json.loads(config.to_json_best_effort())
-    results_lib.check_workdir(workdir, config_dict)
+    check_workdir(config, workdir)
     files = {name: os.path.join(workdir, name) for name in
              ("config.json", "metrics.csv", "model.keras", "results.json", "checkpoint.bin")}
     if not os.path.exists(files["results.json"]):
-        checkpointing.atomic_write_json(files["config.json"], config_dict)
         model = _train_and_test(config, workdir, files)
         result = _outputs(config, workdir, files, finished=False)
         result["model"] = model
         return result
-    if not os.path.exists(files["checkpoint.bin"]):
-        raise ValueError(f"The finished run in {workdir} has results.json but no checkpoint.bin "
-                         "to load its model from. Received: --workdir=" + str(workdir))
     result = _FinishedResult(_outputs(config, workdir, files, finished=True))
     result.loader = lambda: _finished_model(config, files)
     return result
@@ -489,6 +652,11 @@ def _train_and_test(config, workdir, files):
     task_spec = extras.pop("task_spec", None)
     model = _compiled_model(config, train_ds, task_spec,
                             steps or epoch_data.count_batches(train_ds))
+    check_grouping(config, model.tasks)
+    # Only now, with the data loaded and the model built: a run refused before leaves no
+    # config.json, so the corrected command is not taken for another config's run.
+    checkpointing.atomic_write_json(files["config.json"],
+                                    json.loads(config.to_json_best_effort()))
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=config.get("early_stopping_monitor", "val_loss"),
         mode=config.get("early_stopping_mode", "auto"), patience=config.early_stopping_patience,

@@ -186,7 +186,12 @@ def check_workdir(workdir, config_dict):
     if not os.path.exists(path):
         return
     with open(path) as f:
-        saved = json.load(f)
+        try:
+            saved = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--workdir={workdir} holds a config.json that is not valid JSON "
+                             f"({e}); use another workdir, or remove {path} if no run "
+                             f"finished there. Received: {path}") from e
     current = json.loads(json.dumps(config_dict))  # Tuples as lists, as saved.
     diff = config_differences(saved, current)
     if diff:

@@ -106,8 +106,26 @@ def method_name(spec):
 
 
 def _tasks(config):
-    dataset, _ = experiment.build_dataset(config, "validation")
-    return sorted(dataset.element_spec[1])
+    tasks = experiment.config_tasks(config)   # Known from the config: no data loaded.
+    if tasks is None:
+        dataset, _ = experiment.build_dataset(config, "validation")
+        tasks = sorted(dataset.element_spec[1])
+    return tasks
+
+
+def method_dir(workdir, method):
+    """``compare``'s directory of ``method`` (``quickstart:uw,runlocal`` ->
+    ``workdir/quickstart-uw-runlocal``)."""
+    return os.path.join(workdir, method.replace(":", "-").replace(",", "-"))
+
+
+def check_same_tasks(configs):
+    """Refuses ``{method: config}`` whose configs train different tasks (``compare``
+    puts them in one table)."""
+    tasks = {m: _tasks(c) for m, c in configs.items()}
+    if len({tuple(t) for t in tasks.values()}) > 1:
+        raise ValueError("launch.compare needs configs with the same tasks. Received: "
+                         + "; ".join(f"{m}: {t}" for m, t in tasks.items()))
 
 
 def compare_configs(specs, seeds, overrides=None):
@@ -132,13 +150,10 @@ def compare(specs, seeds, workdir, overrides=None):
     apply to every config; a field a config lacks is a ``ValueError``. Configs whose tasks
     differ are refused before training."""
     configs = compare_configs(specs, seeds, overrides)
-    tasks = {m: _tasks(c) for m, c in configs.items()}
-    if len({tuple(t) for t in tasks.values()}) > 1:
-        raise ValueError("launch.compare needs configs with the same tasks. Received: "
-                         + "; ".join(f"{m}: {t}" for m, t in tasks.items()))
+    check_same_tasks(configs)
     methods = {}
     for m, config in configs.items():
-        out = run(config, os.path.join(workdir, m.replace(":", "-").replace(",", "-")))
+        out = run(config, method_dir(workdir, m))
         methods[m] = {s: r["test"] for s, r in out["seeds"].items()}
     first = next(iter(configs.values()))
     if not distribute.is_chief_process(first.get("strategy", "default")):

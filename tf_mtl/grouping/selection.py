@@ -168,22 +168,42 @@ def parse_costs(spec):
     if not spec:
         return None
     if spec.endswith(".json"):
-        with open(spec) as f:
-            return {str(k): float(v) for k, v in json.load(f).items()}
+        saved = _read_json(spec, "`costs` file")
+        if not isinstance(saved, dict):
+            raise ValueError(f"The `costs` file {spec} must hold a JSON object "
+                             f"{{\"a|b\": 0.5, ...}}. Received: {type(saved).__name__}")
+        return {str(k): _cost(v, f"{k!r} in {spec}") for k, v in saved.items()}
     costs = {}
     for item in spec.split(","):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"`costs` items must look like 'a|b=0.5'. Received: {item!r}")
-        costs[key.strip()] = float(value)
+        costs[key.strip()] = _cost(value, repr(item))
     return costs
+
+
+def _cost(value, where):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"A group's cost must be a number, as in 'a|b=0.5'. Received: "
+                         f"{where}") from None
+
+
+def _read_json(path, what):
+    """``path``'s JSON; a ``ValueError`` naming the file where it is not JSON."""
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"The {what} {path} is not valid JSON: {e}. Received: "
+                             f"{path}") from e
 
 
 def select_groups_from_file(path, *, splits=None, objective="tag", costs=None, budget=None,
                             time_limit=None):
     """``select_groups`` on a JSON score file; writes ``groups.json`` beside it."""
-    with open(path) as f:
-        scores = json.load(f)
+    scores = _read_json(path, "score file")
     selection = select_groups(scores, splits, objective, costs=parse_costs(costs),
                               budget=budget, time_limit=time_limit)
     from tf_mtl.experiments.checkpointing import atomic_write_json  # (Keeps this module free of Keras.)
