@@ -8,6 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tf_mtl.experiments import experiment
+from tf_mtl.experiments import config_checks
 
 
 def _quickstart():
@@ -52,20 +53,20 @@ def test_values_no_run_can_mean_are_refused(field, value, message):
         node = node[name]
     node[leaf] = value
     with pytest.raises(ValueError, match=message):
-        experiment.check_config(config)
+        config_checks.check_config(config)
 
 
 def test_grouping_is_checked_against_the_tasks_only_where_groups_are_selected():
     config = _quickstart()
     config.grouping.splits = 10
     config.transference.enabled = False   # No affinities, no selection: nothing to refuse.
-    experiment.check_config(config)
+    config_checks.check_config(config)
     config.transference.enabled, config.task_subset = True, ("t0", "t1", "t2")
     config.grouping.splits = 3
-    experiment.check_config(config)
+    config_checks.check_config(config)
     config.grouping.splits = 4
     with pytest.raises(ValueError, match=r"number of tasks \(3: \['t0', 't1', 't2'\]\)"):
-        experiment.check_config(config)
+        config_checks.check_config(config)
 
 
 @pytest.mark.parametrize("name, change", [
@@ -77,13 +78,13 @@ def test_config_tasks_are_the_tasks_of_the_data(name, change):
     config.data.update(change)
     with tfds.testing.mock_data(num_examples=48, policy=tfds.testing.MockPolicy.USE_CODE):
         dataset, _ = experiment.build_dataset(config, "validation")
-    assert experiment.config_tasks(config) == sorted(dataset.element_spec[1])
+    assert config_checks.config_tasks(config) == sorted(dataset.element_spec[1])
 
 
 def test_a_run_failing_before_training_leaves_no_config_json(tmp_path):
     config = importlib.import_module("configs.multimnist_mtl").get_config("runlocal")
     config.data.update(name="multi_mnist_pickle", path=str(tmp_path / "none.pkl"))
-    experiment.check_config(config)
+    config_checks.check_config(config)
     with pytest.raises(FileNotFoundError):   # The data: not a refusal, its own error.
         experiment.train(config, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run" / "config.json")

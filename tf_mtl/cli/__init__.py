@@ -13,7 +13,7 @@ in ``run_command(main)``:
   anything trains: unknown flags, bad enum values, misspelt ``--config.<field>``, a config
   file that does not exist, an unwritable ``--workdir`` (``writable_dir``), a file flag
   naming no file or not valid JSON (``existing_file``, ``read_json``), values no run can
-  mean (``tf_mtl.experiments.experiment.check_config``). The commands check their inputs
+  mean (``tf_mtl.experiments.config_checks.check_config``). The commands check their inputs
   in ``with checks():`` blocks, before they load data or train: a ``Refusal``, or a
   ``ValueError``/``TypeError`` in the library's refusal format (its message says what was
   "Received"), raised there is refused. Every error raised after that keeps its traceback
@@ -190,13 +190,13 @@ def _several_workers(config):
 
 
 def config_tasks(config):
-    """The tasks ``config`` trains: from the config (``experiment.config_tasks``), else
+    """The tasks ``config`` trains: from the config (``config_checks.config_tasks``), else
     from its validation data. Call it outside ``checks()``: loading data is not a check,
     and its errors keep their traceback."""
-    from tf_mtl.experiments import experiment
+    from tf_mtl.experiments import config_checks
     from tf_mtl.grouping import pair_runs
     with checks():
-        tasks = experiment.config_tasks(config)
+        tasks = config_checks.config_tasks(config)
     return tasks if tasks is not None else pair_runs.config_tasks(config)
 
 

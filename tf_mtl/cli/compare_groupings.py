@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from tf_mtl import cli
-from tf_mtl.experiments import experiment
+from tf_mtl.experiments import config_checks
 from tf_mtl.experiments import runs
 from tf_mtl.grouping import comparison, pair_runs
 
@@ -36,7 +36,7 @@ def main(argv):
     # Methods, split counts (tf_mtl.grouping.pair_runs.check_splits), the metric and seeds
     # are checked before the workdir is made and before any training.
     with cli.checks():
-        experiment.check_config(config)
+        config_checks.check_config(config)
         options = pair_runs.options(config)
         runs.parse_seeds(config.get("seeds"), config.seed)
     tasks = cli.config_tasks(config)   # Known from the config, else its data (not a check).

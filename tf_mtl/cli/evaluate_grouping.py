@@ -19,7 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from tf_mtl import cli
-from tf_mtl.experiments import experiment
+from tf_mtl.experiments import config_checks
 from tf_mtl.grouping import serving
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -33,7 +33,7 @@ def main(argv):
     del argv
     config = _CONFIG.value
     with cli.checks():
-        experiment.check_config(config)
+        config_checks.check_config(config)
         cli.read_json(_GROUPS.value, "groups", "a groups.json object (tf-mtl-group, "
                                                "tf-mtl-pairs)")
     tasks = cli.config_tasks(config)   # Known from the config, else its data (not a check).

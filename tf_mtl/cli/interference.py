@@ -12,7 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from tf_mtl import cli
-from tf_mtl.experiments import experiment
+from tf_mtl.experiments import config_checks
 from tf_mtl.interference import protocol
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -50,7 +50,7 @@ def check_protocol(config):
 def main(argv):
     del argv
     with cli.checks():
-        experiment.check_config(_CONFIG.value)
+        config_checks.check_config(_CONFIG.value)
         check_protocol(_CONFIG.value)
         cli.writable_dir(_WORKDIR.value)
     result = protocol.run(_CONFIG.value, _WORKDIR.value)

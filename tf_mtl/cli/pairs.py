@@ -24,7 +24,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from tf_mtl import cli, grouping
-from tf_mtl.experiments import experiment
+from tf_mtl.experiments import config_checks
 from tf_mtl.grouping import pair_runs
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -57,7 +57,7 @@ def main(argv):
     del argv
     config = _CONFIG.value
     with cli.checks():
-        experiment.check_config(config)
+        config_checks.check_config(config)
         pair_runs.options(config)
         shard = pair_runs.parse_shard(_SHARD.value)
     tasks = cli.config_tasks(config)   # Known from the config, else its data (not a check).

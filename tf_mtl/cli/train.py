@@ -23,7 +23,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from tf_mtl import cli, distribute, grouping
-from tf_mtl.experiments import experiment, runs
+from tf_mtl.experiments import runs
+from tf_mtl.experiments import config_checks
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "The experiment: a get_config() file, FILE.py[:arg] (configs/*.py).")
@@ -43,7 +44,7 @@ def main(argv):
         config.strategy = _STRATEGY.value
     with cli.checks():   # Before anything is written, loaded or run.
         runs.parse_seeds(config.get("seeds"), config.seed)
-        experiment.check_config(config)
+        config_checks.check_config(config)
         cli.check_workdir(config, _WORKDIR.value)
         cli.writable_dir(_WORKDIR.value)
     if _LOGICAL_CPUS.value:

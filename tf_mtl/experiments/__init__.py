@@ -2,6 +2,9 @@
 
 - ``experiment``: ``train(config, workdir)``, the builders configs use
   (``build_model``, ``build_dataset``, ``build_optimizer``) and ``base_config``.
+- ``components``: what a config can name (encoders, losses, metrics, optimizers,
+  datasets) and how names become arguments.
+- ``config_checks``: ``check_config``, a config refused before anything is built or written.
 - ``runs``: runs over seeds (``run``) and method comparisons (``compare``).
 - ``results``: per-seed tables, mean ± spread, comparisons.
 - ``checkpointing``: the epoch checkpoint a killed run resumes from.
@@ -9,11 +12,12 @@
 - ``attribute_metrics``: CelebA's macro precision / recall / F-score.
 """
 
-from tf_mtl.experiments import (attribute_metrics, checkpointing, evaluation, experiment,
-                                results, runs)
+from tf_mtl.experiments import (attribute_metrics, checkpointing, components, config_checks,
+                                evaluation, experiment, results, runs)
 from tf_mtl.experiments.attribute_metrics import AttributeScore
 from tf_mtl.experiments.checkpointing import EpochCheckpoint
+from tf_mtl.experiments.config_checks import check_config
 from tf_mtl.experiments.experiment import base_config, train
 
 __all__ = ["AttributeScore", "EpochCheckpoint", "attribute_metrics", "base_config",
-           "checkpointing", "evaluation", "experiment", "results", "runs", "train"]
+           "check_config", "checkpointing", "components", "config_checks", "evaluation", "experiment", "results", "runs", "train"]

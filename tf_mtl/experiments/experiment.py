@@ -37,106 +37,29 @@ Config fields:
 """
 
 import csv
-import inspect
 import json
-import math
-import numbers
 import os
 import shutil
 
 import keras
 import ml_collections
 
-from tf_mtl import distribute, encoders, grouping, lookahead
+from tf_mtl import distribute, grouping
 from tf_mtl.experiments import checkpointing
 from tf_mtl.experiments import evaluation
 from tf_mtl import data as data_lib
 from tf_mtl.experiments import results as results_lib
 from tf_mtl.data import epochs as epoch_data
-from tf_mtl.data.synthetic import synthetic_arrays, task_names as synthetic_task_names
-from tf_mtl.experiments.attribute_metrics import AttributeScore
 from tf_mtl.callbacks import AffinityLogger
-from tf_mtl.gradients import PER_TASK_METHODS
 from tf_mtl.model import MultiTaskModel
-from tf_mtl.routing.factory import KINDS as ROUTING_KINDS
-from tf_mtl.transference import Transference
 from tf_mtl.updates import build_update
 from tf_mtl.updates.build import DEFAULTS as UPDATE_DEFAULTS
-
-ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
-            "resnet18": encoders.ResNet18, "lenet": encoders.LeNet, "etrnlp": encoders.ETRNLPNet,
-            "movielens": data_lib.MovieLensEncoder}
-LOSSES = {  # Names configs use for losses that need arguments.
-    "categorical_crossentropy_logits":
-        lambda: keras.losses.CategoricalCrossentropy(from_logits=True),
-    "sparse_categorical_crossentropy_logits":
-        lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    "binary_crossentropy_logits": lambda: keras.losses.BinaryCrossentropy(from_logits=True),
-}
-METRICS = {  # Names configs use for metrics that need arguments.
-    "binary_accuracy_logits": lambda: keras.metrics.BinaryAccuracy(threshold=0.0),
-    # Macro over a group's attributes, from logits (003/004's CelebA scores).
-    "precision_logits": lambda: AttributeScore("precision"),
-    "recall_logits": lambda: AttributeScore("recall"),
-    "fscore_logits": lambda: AttributeScore("fscore"),
-}
-# The argument that sets each encoder's size, scaled by ``config.model.width``
-# (``002`` §3.1 compares pairs with half-sized single-task networks).
-ENCODER_WIDTH_ARGS = {"mlp": ("units", (64,)), "resnet_lite": ("filters", 64),
-                      "resnet18": ("width", 64), "lenet": ("hidden", 50)}
-CELEBA_PRESETS = {"tag": data_lib.CELEBA_TAG_TASKS, "mr_groups": data_lib.CELEBA_MR_GROUPS}
-
-
-def make_loss(name):
-    """A loss object for a config name (a ``LOSSES`` key or a Keras loss name)."""
-    return LOSSES[name]() if name in LOSSES else name
-OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
-              "adamw": keras.optimizers.AdamW}
-
-
-# The config fields each loader takes (besides ``split``), declared rather than read off
-# the signatures so that a field meant for a sibling loader (``source`` for the pickles)
-# or a misspelt one is refused by name instead of reaching the loader as a TypeError.
-DATASETS = {
-    "synthetic": (data_lib.synthetic, (
-        "batch_size", "shuffle", "num_tasks", "num_groups", "num_examples", "input_dim",
-        "group_rank", "task_noise", "label_noise", "scale", "kind", "seed")),
-    "celeba": (data_lib.celeba, (
-        "tasks", "image_size", "batch_size", "data_dir", "shuffle", "seed", "download",
-        "verify_checksums", "retries")),
-    "multi_mnist": (data_lib.multi_mnist, (
-        "source", "image_size", "batch_size", "seed", "shuffle", "data_dir", "download",
-        "verify_checksums", "retries")),
-    "multi_mnist_pickle": (data_lib.multi_mnist_pickle, (
-        "path", "image_size", "batch_size", "seed", "shuffle")),
-    "movielens": (data_lib.movielens, (
-        "batch_size", "num_examples", "seed", "shuffle", "data_dir", "download",
-        "verify_checksums", "retries")),
-}
-MULTI_MNIST_SPEC = {t: (10, "sparse_categorical_crossentropy_logits") for t in ("left", "right")}
-
-
-def loader_kwargs(data_config):
-    """``(name, kwargs)`` for the loader ``data_config.name`` names.
-
-    Rule: an empty field (``""`` or None) is not passed, so the loader's own
-    default applies; every other field must be one the loader takes
-    (``DATASETS``), else a ``ValueError`` names it. A config can thus carry the
-    fields of sibling loaders (``path`` for the pickles, ``source`` for TFDS
-    MultiMNIST) left empty, and switching loaders from flags needs no removal.
-    """
-    fields = data_config.to_dict()
-    name = fields.pop("name", None)
-    check_known("dataset", "data.name", name, DATASETS)
-    accepted = DATASETS[name][1]
-    given = {k: v for k, v in fields.items() if v is not None and v != ""}
-    unused = sorted(set(given) - set(accepted))
-    if unused:
-        raise ValueError(
-            f"config.data.name={name!r} does not take the field(s) {unused}; leave them empty "
-            f"('') or set a field it takes: {sorted(accepted)}. Received: "
-            + ", ".join(f"config.data.{k}={given[k]!r}" for k in unused))
-    return name, given
+from tf_mtl.experiments.components import (CELEBA_PRESETS, DATASETS, ENCODERS, METRICS,
+                                           MULTI_MNIST_SPEC, OPTIMIZERS, check_known,
+                                           encoder_kwargs, loader_kwargs, make_loss,
+                                           routed_encoder_kwargs, transference_probe)
+# A module import: config_checks -> tf_mtl.grouping -> comparison -> this module.
+from tf_mtl.experiments import config_checks
 
 
 def build_dataset(config, split, **overrides):
@@ -181,47 +104,8 @@ def restrict_tasks(dataset, tasks):
     return dataset.map(lambda x, y, *rest: (x, {t: y[t] for t in keep}, *rest))
 
 
-def encoder_kwargs(model_config):
-    """The encoder's kwargs with its size argument scaled by ``model.width``."""
-    kwargs = dict(model_config.encoder_kwargs)
-    width = model_config.get("width", 1.0)
-    if width == 1.0:
-        return kwargs
-    if model_config.encoder not in ENCODER_WIDTH_ARGS or not width > 0:
-        raise ValueError("`config.model.width` scales the encoders "
-                         f"{sorted(ENCODER_WIDTH_ARGS)} by a factor > 0. Received: "
-                         f"width={width!r} with encoder={model_config.encoder!r}")
-    name, default = ENCODER_WIDTH_ARGS[model_config.encoder]
-    size = kwargs.get(name, default)
-    scale = lambda n: max(1, int(round(n * width)))
-    kwargs[name] = [scale(n) for n in size] if isinstance(size, (list, tuple)) else scale(size)
-    return kwargs
-
-
 def _tasks_of(dataset):
     return sorted(dataset.element_spec[1])
-
-
-def routed_encoder_kwargs(kwargs, encoder, num_tasks, steps_per_epoch=None):
-    """The encoder's arguments ``kwargs`` with ``num_tasks`` filled in where routing needs
-    it (``routing`` option, ``"etrnlp"``), and ``routing.update_every_epochs`` (Δ in
-    epochs, as ``003`` gives it) converted to ``update_every`` training steps."""
-    kwargs = dict(kwargs)
-    if encoder == "etrnlp":
-        kwargs.setdefault("num_tasks", num_tasks)
-    if kwargs.get("routing"):
-        routing = {"num_tasks": num_tasks, **dict(kwargs["routing"])}
-        epochs = routing.pop("update_every_epochs", None)
-        if epochs is not None:
-            if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or epochs <= 0:
-                raise ValueError("routing.update_every_epochs must be a positive number of "
-                                 f"epochs. Received: update_every_epochs={epochs!r}")
-            if not steps_per_epoch:
-                raise ValueError("routing.update_every_epochs needs the number of steps per "
-                                 f"epoch. Received: steps_per_epoch={steps_per_epoch!r}")
-            routing["update_every"] = max(1, int(round(epochs * steps_per_epoch)))
-        kwargs["routing"] = routing
-    return kwargs
 
 
 def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
@@ -243,66 +127,6 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
         lookahead_execution=m.get("lookahead_execution", "auto"),
         update=build_update(rule) if rule is not None else None,
     )
-
-
-def transference_probe(t):
-    """The ``Transference`` probe of ``config.transference`` (``t``), as ``build_model``
-    adds it; its arguments are checked here (no TensorFlow op runs)."""
-    return Transference(order=t.order, every=t.every, method=t.method,
-                        scale_by_lr=t.scale_by_lr, update_heads=t.update_heads,
-                        log_pairs=t.log_pairs, chunk_size=t.chunk_size)
-
-
-def config_tasks(config):
-    """The task names ``config`` trains, read off the config without loading data (the
-    loaders name their tasks from these fields), or None for a dataset this does not
-    know. A ``task_subset`` naming tasks the dataset lacks is a ``ValueError``."""
-    data = config.get("data")
-    name = data.get("name") if data is not None else None
-    if name == "synthetic":
-        num_tasks = data.get("num_tasks")
-        if num_tasks is None or num_tasks == "":
-            num_tasks = inspect.signature(synthetic_arrays).parameters["num_tasks"].default
-        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
-            raise ValueError("`config.data.num_tasks` must be an int >= 1. "
-                             f"Received: num_tasks={num_tasks!r}")
-        tasks = synthetic_task_names(num_tasks)
-    elif name == "celeba":
-        given = data.get("tasks")
-        given = "tag" if given is None or given == "" else given
-        given = CELEBA_PRESETS.get(given, given) if isinstance(given, str) else given
-        given = given.to_dict() if hasattr(given, "to_dict") else given
-        try:
-            tasks = list(data_lib.celeba_task_spec(given))
-        except ValueError as e:
-            raise ValueError(f"`config.data.tasks`: {e}. Received: "
-                             f"tasks={data.get('tasks')!r}") from e
-    elif name in ("multi_mnist", "multi_mnist_pickle"):
-        tasks = list(MULTI_MNIST_SPEC)
-    elif name == "movielens":
-        tasks = ["rating", "watch"]
-    else:
-        return None
-    tasks = sorted(tasks)
-    subset = config.get("task_subset")
-    if subset:
-        unknown = sorted(set(subset) - set(tasks))
-        if unknown:
-            raise ValueError(f"`config.task_subset` names tasks the dataset lacks: {unknown}. "
-                             f"Received: {list(subset)}; the dataset has {tasks}")
-        tasks = sorted(subset)
-    return tasks
-
-
-def check_grouping(config, tasks):
-    """Refuses ``config.grouping.splits`` above the number of ``tasks`` when groups are
-    selected at the end (grouping and transference enabled)."""
-    g, t = config.get("grouping"), config.get("transference")
-    if g is None or t is None or not (g.get("enabled") and t.get("enabled")):
-        return
-    if isinstance(g.splits, int) and g.splits > len(tasks):
-        raise ValueError(f"`config.grouping.splits` must be at most the number of tasks "
-                         f"({len(tasks)}: {list(tasks)}). Received: splits={g.splits!r}")
 
 
 def seeded(config):
@@ -342,178 +166,12 @@ def build_optimizer(config, steps_per_epoch):
     kwargs = {"learning_rate": lr}
     if o.name == "sgd":
         kwargs.update(momentum=o.momentum, nesterov=o.nesterov)
-    epsilon = _checked_epsilon(o)  # None: Keras's default (1e-7), not papers' 1e-8.
+    epsilon = config_checks.checked_epsilon(o)  # None: Keras's default (1e-7), not papers' 1e-8.
     if epsilon is not None:
         kwargs["epsilon"] = float(epsilon)
     if o.weight_decay:
         kwargs["weight_decay"] = o.weight_decay
     return OPTIMIZERS[o.name](**kwargs)
-
-
-def _checked_epsilon(o):
-    """``config.optimizer.epsilon`` (``o``: the optimizer section), refused where the
-    optimizer has none or it is not > 0."""
-    epsilon = o.get("epsilon")
-    if epsilon is not None:
-        if o.get("name") not in ("adam", "adamw"):
-            raise ValueError("`config.optimizer.epsilon` applies to 'adam' and 'adamw' only. "
-                             f"Received: epsilon={epsilon!r} with name={o.get('name')!r}")
-        if not epsilon > 0:
-            raise ValueError("`config.optimizer.epsilon` must be > 0. "
-                             f"Received: epsilon={epsilon!r}")
-    return epsilon
-
-
-def check_known(what, field, value, known):
-    """``ValueError`` "Unknown <what>. Received: config.<field>=..." unless ``value`` is a
-    key of ``known``."""
-    if value not in known:
-        raise ValueError(f"Unknown {what}. Received: config.{field}={value!r}; known: "
-                         f"{sorted(known)}")
-
-
-def check_config(config):
-    """Refuses, before anything is built or written, names no component has (strategy,
-    dataset and its fields, encoder, optimizer, loss, update rule and its arguments, the
-    transference probe's arguments, grouping objective) and values no run can mean:
-    ``epochs`` < 1, ``steps_per_epoch`` < 0, a learning rate <= 0 (gradient ascent) or not
-    finite, a batch size < 1, head or encoder widths < 1, a ``model.width`` <= 0, a routing
-    ``sharing_ratio``/``completion`` or ETR-NLP ``shared_ratio`` outside [0, 1], grouping
-    ``splits`` < 1 or above the number of tasks (``config_tasks``), a ``task_subset`` the
-    dataset lacks. Each is a ``ValueError`` naming the field and the value received. Only
-    fields the config has are checked (``train`` calls it; so do the commands, for every
-    config). Nothing here loads data or runs a TensorFlow op."""
-    def number(value):
-        return not isinstance(value, bool) and isinstance(value, numbers.Real)
-
-    def at_least(field, value, low, kind="an int"):
-        if not (number(value) and (kind != "an int" or float(value).is_integer())
-                and value >= low):
-            name = field.rsplit(".", 1)[-1]
-            raise ValueError(f"`config.{field}` must be {kind} >= {low}. "
-                             f"Received: {name}={value!r}")
-
-    def ratio(field, value):
-        if not (number(value) and 0 <= value <= 1):
-            name = field.rsplit(".", 1)[-1]
-            raise ValueError(f"`config.{field}` must be a number in [0, 1]. "
-                             f"Received: {name}={value!r}")
-
-    strategy = config.get("strategy")
-    if strategy is not None and strategy not in distribute.STRATEGIES:
-        raise ValueError(f"`config.strategy` must be one of {distribute.STRATEGIES}. "
-                         f"Received: strategy={strategy!r}")
-    if "epochs" in config:
-        at_least("epochs", config.epochs, 1)
-    if config.get("steps_per_epoch") is not None:
-        at_least("steps_per_epoch", config.steps_per_epoch, 0)
-    if config.get("batch_size") is not None:
-        at_least("batch_size", config.batch_size, 1)
-    data = config.get("data")
-    if data is not None and data.get("batch_size") is not None:
-        at_least("data.batch_size", data.batch_size, 1)
-    if data is not None and "name" in data:
-        loader_kwargs(data)   # The dataset's name and fields.
-    optimizer = config.get("optimizer")
-    if optimizer is not None and "name" in optimizer:
-        check_known("optimizer", "optimizer.name", optimizer.name, OPTIMIZERS)
-    lr = optimizer.get("learning_rate") if optimizer is not None else None
-    if lr is not None and number(lr) and not math.isfinite(lr):
-        raise ValueError("`config.optimizer.learning_rate` must be a finite number > 0. "
-                         f"Received: learning_rate={lr!r}")
-    if lr is not None and not (number(lr) and lr > 0):
-        raise ValueError("`config.optimizer.learning_rate` must be a number > 0 (<= 0 does "
-                         f"not descend). Received: learning_rate={lr!r}")
-    if optimizer is not None and "epsilon" in optimizer:
-        _checked_epsilon(optimizer)
-    if config.get("early_stopping_patience") is not None:
-        at_least("early_stopping_patience", config.early_stopping_patience, 0)
-    mode = config.get("early_stopping_mode")
-    if mode is not None and mode not in ("auto", "min", "max"):
-        raise ValueError("`config.early_stopping_mode` must be 'auto', 'min' or 'max'. "
-                         f"Received: early_stopping_mode={mode!r}")
-    spread = config.get("table_spread")
-    if spread is not None and spread not in results_lib.SPREADS:
-        raise ValueError(f"`config.table_spread` must be one of {sorted(results_lib.SPREADS)}. "
-                         f"Received: table_spread={spread!r}")
-    model = config.get("model")
-    if model is not None and "encoder_kwargs" in model and "encoder" in model:
-        check_known("encoder", "model.encoder", model.encoder, ENCODERS)
-        width = model.get("width")
-        if width is not None and not (number(width) and math.isfinite(width) and width > 0):
-            raise ValueError("`config.model.width` must be a finite number > 0. "
-                             f"Received: width={width!r}")
-        encoder_kwargs(model)   # A width other than 1 only for the encoders it scales.
-        size = ENCODER_WIDTH_ARGS.get(model.encoder, (None,))[0]
-        value = (model.encoder_kwargs or {}).get(size) if size else None
-        if value is not None:   # The encoder's widths (units, filters, ...): >= 1 each.
-            for n in (value if isinstance(value, (list, tuple)) else [value]):
-                at_least(f"model.encoder_kwargs.{size}", n, 1)
-    kwargs = model.get("encoder_kwargs") if model is not None else None
-    if kwargs:
-        if kwargs.get("shared_ratio") is not None:
-            ratio("model.encoder_kwargs.shared_ratio", kwargs["shared_ratio"])
-        routing = kwargs.get("routing") or {}
-        for name in ("sharing_ratio", "completion"):
-            if routing.get(name) is not None:
-                ratio(f"model.encoder_kwargs.routing.{name}", routing[name])
-        if routing and routing.get("kind") not in ROUTING_KINDS:
-            raise ValueError("`config.model.encoder_kwargs.routing.kind` must be one of "
-                             f"{sorted(ROUTING_KINDS)}. Received: kind={routing.get('kind')!r}")
-        if routing:   # update_every_epochs, as build_model converts it to steps.
-            routed_encoder_kwargs({"routing": dict(routing)}, model.get("encoder"), 1,
-                                  steps_per_epoch=1)
-    if model is not None and model.get("per_task_gradients") is not None:
-        if model.per_task_gradients not in PER_TASK_METHODS:
-            raise ValueError(f"`config.model.per_task_gradients` must be one of "
-                             f"{PER_TASK_METHODS}. Received: "
-                             f"per_task_gradients={model.per_task_gradients!r}")
-    if model is not None and model.get("lookahead_execution") is not None:
-        lookahead.check_execution(model.lookahead_execution)
-    if model is not None and model.get("head_units") is not None:
-        at_least("model.head_units", model.head_units, 1)
-    if model is not None and isinstance(model.get("loss"), str):
-        check_loss("model.loss", model.loss)
-    if "rule" in config and config.rule is not None:
-        try:   # The rule's name and arguments, as build_model builds it; no op runs.
-            build_update(config.rule.to_dict())
-        except (ValueError, TypeError) as e:
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(
-                f"config.rule: {e}") from e
-    transference = config.get("transference")
-    if transference is not None and transference.get("enabled"):
-        try:   # Its order, every, method, ... as build_model builds it.
-            transference_probe(transference)
-        except (ValueError, TypeError) as e:
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(
-                f"config.transference: {e}") from e
-    g = config.get("grouping")
-    if g is not None and "objective" in g and g.objective not in grouping.OBJECTIVES:
-        raise ValueError(f"`config.grouping.objective` must be one of {grouping.OBJECTIVES}. "
-                         f"Received: objective={g.objective!r}")
-    if g is not None and "splits" in g:
-        at_least("grouping.splits", g.splits, 1)
-    tasks = config_tasks(config) if data is not None and "name" in data else None
-    if tasks is not None:
-        check_grouping(config, tasks)
-        unknown = sorted(set((model.get("loss_weights") or {}) if model is not None else ())
-                         - set(tasks))
-        if unknown:
-            raise ValueError(f"`config.model.loss_weights` names tasks that do not exist: "
-                             f"{unknown}; the tasks are {tasks}. Received: loss_weights="
-                             f"{dict(model.loss_weights)}")
-
-
-def check_loss(field, name):
-    """``ValueError`` unless ``name`` is a ``LOSSES`` name or a Keras loss name."""
-    if name in LOSSES:
-        return
-    try:
-        keras.losses.get(name)
-    except ValueError:
-        raise ValueError(f"`config.{field}` must be a Keras loss name (e.g. 'mse', "
-                         f"'binary_crossentropy') or one of {sorted(LOSSES)}. Received: "
-                         f"{field.rsplit('.', 1)[-1]}={name!r}") from None
 
 
 def train(config, workdir):
@@ -534,7 +192,7 @@ def train(config, workdir):
     removes, and returns no files. Multi-worker runs do not resume: give every worker the
     same ``workdir`` (a shared filesystem); each refuses one holding a checkpoint or results.
     """
-    check_config(config)
+    config_checks.check_config(config)
     strategy = distribute.get_strategy(config.get("strategy", "default"))  # Before any op.
     if distribute.is_multi_worker(strategy):
         _check_multi_worker_workdir(config, workdir)
@@ -652,7 +310,7 @@ def _train_and_test(config, workdir, files):
     task_spec = extras.pop("task_spec", None)
     model = _compiled_model(config, train_ds, task_spec,
                             steps or epoch_data.count_batches(train_ds))
-    check_grouping(config, model.tasks)
+    config_checks.check_grouping(config, model.tasks)
     # Only now, with the data loaded and the model built: a run refused before leaves no
     # config.json, so the corrected command is not taken for another config's run.
     checkpointing.atomic_write_json(files["config.json"],

@@ -23,6 +23,7 @@ import os
 from tf_mtl import distribute
 from tf_mtl.experiments import checkpointing
 from tf_mtl.experiments import experiment
+from tf_mtl.experiments import config_checks
 from tf_mtl.experiments import results as results_lib
 
 
@@ -67,7 +68,7 @@ def run(config, workdir):
     ``{"seeds": {seed: result}, "files": [...]}``.
     """
     seeds = parse_seeds(config.get("seeds"), config.seed)
-    experiment.check_config(config)   # Refused before any seed's directory is made.
+    config_checks.check_config(config)   # Refused before any seed's directory is made.
     if seeds is None:
         return experiment.train(config, workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -106,7 +107,7 @@ def method_name(spec):
 
 
 def _tasks(config):
-    tasks = experiment.config_tasks(config)   # Known from the config: no data loaded.
+    tasks = config_checks.config_tasks(config)   # Known from the config: no data loaded.
     if tasks is None:
         dataset, _ = experiment.build_dataset(config, "validation")
         tasks = sorted(dataset.element_spec[1])
@@ -130,7 +131,7 @@ def check_same_tasks(configs):
 
 def compare_configs(specs, seeds, overrides=None):
     """``{method: config}`` of ``compare``, every config checked before any runs
-    (``experiment.check_config``, ``parse_seeds``); a field a config lacks is a
+    (``config_checks.check_config``, ``parse_seeds``); a field a config lacks is a
     ``ValueError``."""
     configs = {}
     for spec in specs:
@@ -139,7 +140,7 @@ def compare_configs(specs, seeds, overrides=None):
             _override(config, field, value, spec)
         config.seeds = seeds
         parse_seeds(seeds, config.seed)
-        experiment.check_config(config)
+        config_checks.check_config(config)
         configs[method_name(spec)] = config
     return configs
 
