@@ -1,18 +1,10 @@
 """Maximum Roaming (``003``): task masks that roam over a layer's channels.
 
-A mask layer sits after a shared convolution or dense layer (after its
-BatchNorm, before the activation, as ``003``'s code places it) and holds one
-binary mask per task over the output channels, ``masks [T, S]``. In a
-per-task forward (``tf_mtl.routing.task_paths``) chunk ``k`` is multiplied by its
-task's mask (``003`` Eq. 2), so a channel's parameters get gradient only from
-the tasks that use it.
+The masks, their place in a network and their initialisation are those of
+``tf_mtl.routing.masks`` (Bernoulli(``sharing_ratio``) per task and channel, then
+constraint (3)).
 
-Initialisation (both layers): every ``m_{i,t}`` is Bernoulli(``sharing_ratio``)
-and a channel no task uses goes to one uniformly drawn task (constraint (3)).
-Drawn from ``seed`` with NumPy when the layer is built; the masks are Keras
-variables, so a checkpoint restores them.
-
-``TaskRouting`` keeps its masks fixed. ``MaximumRoaming`` updates them with the
+``TaskRouting`` keeps its masks fixed; ``MaximumRoaming`` updates them with the
 plan of Def. 1: ``roam()`` moves, for every task, one channel out of ``A_t``
 (the channels it uses) and one never-visited channel in (outside ``B_t``),
 until the completion rate ``r(c) = c / ((1 - p) S)`` (Eq. 6) reaches
