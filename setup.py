@@ -50,6 +50,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "matplotlib",
+                 # tests/interference/test_stats.py checks the t-test against SciPy.
+                 "scipy",
                  # tests/test_docs.py builds the site: the "docs" tools below, same pins.
                  "mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
                  "mkdocstrings-python==2.0.11", "griffelib==2.4.1"],
