@@ -46,8 +46,12 @@ def test_a_restored_model_continues_exactly_like_the_original(tmp_path):
     # Dropout draws from the restored seed-generator state: the next epoch is identical.
     original.fit(_data(), epochs=1, verbose=0)
     restored.fit(_data(), epochs=1, verbose=0)
+    # Float noise only (one CI run under load differed by 3e-5 relative after the epoch:
+    # oneDNN's kernels are not bitwise reproducible run to run); other dropout masks or
+    # optimizer state would differ by orders of magnitude more.
     for a, b in zip(original.variables, restored.variables):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, err_msg=a.path)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6,
+                                   err_msg=a.path)
     assert int(restored.optimizer.iterations) == 8
 
 
