@@ -59,10 +59,13 @@ def test_site_builds_strict(tmp_path):
     import mkdocs  # noqa: F401  (the test extra installs it: a missing one fails, never skips)
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+    # Not --quiet: it drops the warnings --strict counts (a broken link would pass).
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
                            "--site-dir", str(site)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    warnings = re.findall(r"^WARNING\s+-.*$", proc.stdout + proc.stderr, flags=re.M)
+    assert not warnings, warnings
     for page in ["index.html", "transference/index.html", "api/core/index.html",
                  "api/metrics/index.html"]:
         assert (site / page).is_file(), page

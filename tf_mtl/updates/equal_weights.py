@@ -17,5 +17,9 @@ class EqualWeights(Update):
         ...                               update=tf_mtl.updates.EqualWeights())
     """
 
+    def __init__(self, **kwargs):
+        kwargs.setdefault("name", "equal_weights")  # Fixed, like every rule's: not equal_weights_3.
+        super().__init__(**kwargs)
+
     def shared_gradients(self, step):
         return step.weighted_gradient(), {}
