@@ -57,6 +57,8 @@ def _refusal_cases(tmp):
     train = [QUICK, workdir]
     (tmp / "bad.json").write_text('{"t0": {"t0" 1.0}}')
     (tmp / "list.json").write_text("[1, 2]")
+    (tmp / "syntax_error.py").write_text("def get_config(:\n    pass\n")
+    (tmp / "no_get_config.py").write_text("EPOCHS = 3\n")
     (tmp / "scores.json").write_text(json.dumps({"t0": {"t0": 1.0, "t1": 0.5},
                                                  "t1": {"t0": 0.5, "t1": 1.0}}))
     (tmp / "corrupt").mkdir()
@@ -125,6 +127,10 @@ def _refusal_cases(tmp):
                                   ["--config.epochs=many"]),
         "no config file": ("train", ["--config=configs/nope.py", workdir],
                            ["configs/nope.py", "no config file"]),
+        "config not Python": ("train", [f"--config={tmp / 'syntax_error.py'}", workdir],
+                              ["syntax_error.py", "not valid Python (line 1"]),
+        "config without get_config": ("train", [f"--config={tmp / 'no_get_config.py'}", workdir],
+                                      ["no_get_config.py", "defines no get_config()"]),
         "unknown variant": ("train", ["--config=configs/quickstart.py:nope", workdir],
                             ["Unknown variant", "'nope'"]),
         "learning rate <= 0": ("train", train + ["--config.optimizer.learning_rate=-1"],

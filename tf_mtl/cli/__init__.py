@@ -22,6 +22,7 @@ in ``run_command(main)``:
 * TensorFlow's start-up logs are off unless asked for (``tf_mtl.cli.startup``).
 """
 
+import ast
 import contextlib
 import difflib
 import functools
@@ -254,6 +255,22 @@ def _config_flags(own):
     return [f for f in own if f.parser.flag_type() == "config object"]
 
 
+def _config_file_problem(path):
+    """Why ``path`` cannot be a config file (read, not run: invalid Python, or no
+    top-level ``get_config``), or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except SyntaxError as e:
+        return f"not valid Python (line {e.lineno}: {e.msg})"
+    except (OSError, UnicodeDecodeError) as e:
+        return f"cannot be read ({e})"
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "get_config"
+               for node in tree.body):
+        return "defines no get_config() (a config file returns its ConfigDict from get_config)"
+    return None
+
+
 def _importable_package_of(config_path):
     """Config files import their siblings as a package (``from configs.x import ...``):
     the folder above that package goes on ``sys.path``, as ``python -m`` from the
@@ -273,6 +290,9 @@ def _parse_flags(argv, command, own):
             if not os.path.isfile(path):
                 _exit(command, f"--{flag.name}={value}: no config file {path!r} (give a "
                                "Python file with get_config(), e.g. configs/quickstart.py)")
+            problem = _config_file_problem(path)
+            if problem:
+                _exit(command, f"--{flag.name}={value}: {problem}")
             _importable_package_of(path)
     try:
         return FLAGS(argv)
