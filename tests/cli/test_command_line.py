@@ -256,12 +256,17 @@ def test_verbosity_1_shows_a_refusals_traceback(many):
     assert last.startswith("tf-mtl-train: error: config.rule:") and "name='foo'" in last
 
 
-def test_the_quickstart_starts_with_the_librarys_own_output(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "launch.train", QUICK, f"--workdir={tmp_path / 'run'}",
-         "--config.tensorboard=False"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+def _launch_train(tmp_path, *flags, timeout):
+    """``python -m launch.train`` on the runlocal quickstart, with TensorFlow's logs as a
+    user gets them (no TF_CPP_MIN_LOG_LEVEL of the test environment's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "launch.train", QUICK, f"--workdir={tmp_path / 'run'}", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
         env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+
+
+def test_the_quickstart_starts_with_the_librarys_own_output(tmp_path):
+    proc = _launch_train(tmp_path, "--config.tensorboard=False", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for line in (proc.stderr + proc.stdout).lower().splitlines():
         assert not any(word in line for word in NOISE), line
@@ -269,11 +274,7 @@ def test_the_quickstart_starts_with_the_librarys_own_output(tmp_path):
 
 
 def test_a_real_refusal_is_one_line_with_tensorflow_imported_quietly(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "launch.train", QUICK, f"--workdir={tmp_path / 'run'}",
-         "--config.optimizer.learning_rate=-1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    proc = _launch_train(tmp_path, "--config.optimizer.learning_rate=-1", timeout=120)
     assert proc.returncode == 2
     line = ("tf-mtl-train: error: `config.optimizer.learning_rate` must be a number > 0 (<= 0 "
             "does not descend). Received: learning_rate=-1.0")

@@ -18,24 +18,22 @@ in ``run_command(main)``:
   ``ValueError``/``TypeError`` in the library's refusal format (its message says what was
   "Received"), raised there is refused. Every error raised after that keeps its traceback
   (exit status 1), whatever its message; ``--verbosity=1`` shows a refusal's traceback too.
-* ``--help`` (``--helpfull``, ``--helpshort``) exits with status 0.
+* ``--help`` (``--helpfull``, ``--helpshort``) exits with status 0. Flag parsing and its
+  one-line errors are ``tf_mtl.cli.flag_parsing``.
 * TensorFlow's start-up logs are off unless asked for (``tf_mtl.cli.startup``).
 """
 
-import ast
 import contextlib
-import difflib
 import functools
 import json
 import os
-import re
 import sys
 import tempfile
 import traceback
 
 from absl import app, flags
 
-from tf_mtl.cli import startup
+from tf_mtl.cli import flag_parsing, startup
 
 FLAGS = flags.FLAGS
 # Added to every command's --help.
@@ -69,7 +67,9 @@ def run_command(main, argv=None):
     own = FLAGS.get_key_flags_for_module(module.__name__)
     _show_in_help(module, own)
     app.run(functools.partial(_main, main, command),
-            argv=argv, flags_parser=functools.partial(_parse_flags, command=command, own=own))
+            argv=argv, flags_parser=functools.partial(
+                flag_parsing.parse_flags, command=command, own=own,
+                refuse=functools.partial(_exit, command)))
 
 
 def _show_in_help(module, own):
@@ -77,7 +77,7 @@ def _show_in_help(module, own):
     ``sys.argv[0]``: for a console script or ``python -m launch.x`` that is not the
     command's module, so its docstring and flags are put there."""
     text = (module.__doc__ or "").rstrip() + "\n"
-    if _config_flags(own):
+    if flag_parsing.config_flags(own):
         text += _CONFIG_HELP
     text += _HELP_FOOTER
     # absl formats the docstring with '%' (sys.argv[0] for '%s'): keep ours literal.
@@ -221,159 +221,3 @@ def existing_file(path, flag, what="a file"):
         reason = "it is a directory" if os.path.isdir(path) else "no such file"
         raise Refusal(f"--{flag}={path}: {reason}; give {what}")
     return path
-
-
-def _flag_values(argv, name):
-    """The values given to ``--name`` in ``argv`` (``--name=v`` or ``--name v``)."""
-    values = []
-    for i, arg in enumerate(argv[1:], 1):
-        if arg == "--":
-            break
-        match = re.match(rf"^--?{re.escape(name)}(?:=(.*))?$", arg)
-        if match:
-            value = match.group(1)
-            if value is None and i + 1 < len(argv):
-                value = argv[i + 1]
-            if value is not None:
-                values.append(value)
-    return values
-
-
-def _asks_for_help(argv):
-    """Whether ``argv`` holds one of absl's help flags (``--help``, ``-?``, ``--helpfull``,
-    ``--helpshort``, ``--helpxml``)."""
-    for arg in argv[1:]:
-        if arg == "--":
-            return False
-        if re.match(r"^--?(?:help|helpfull|helpshort|helpxml|\?)(?:=.*)?$", arg):
-            return True
-    return False
-
-
-def _config_flags(own):
-    """The flags of ``own`` that ``config_flags.DEFINE_config_file`` defined."""
-    return [f for f in own if f.parser.flag_type() == "config object"]
-
-
-def _config_file_problem(path):
-    """Why ``path`` cannot be a config file (read, not run: invalid Python, or no
-    top-level ``get_config``), or None."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), filename=path)
-    except SyntaxError as e:
-        return f"not valid Python (line {e.lineno}: {e.msg})"
-    except (OSError, UnicodeDecodeError) as e:
-        return f"cannot be read ({e})"
-    if not any(isinstance(node, ast.FunctionDef) and node.name == "get_config"
-               for node in tree.body):
-        return "defines no get_config() (a config file returns its ConfigDict from get_config)"
-    return None
-
-
-def _importable_package_of(config_path):
-    """Config files import their siblings as a package (``from configs.x import ...``):
-    the folder above that package goes on ``sys.path``, as ``python -m`` from the
-    checkout's root would have it, so installed commands load them from anywhere."""
-    folder = os.path.dirname(os.path.abspath(config_path))
-    if os.path.isfile(os.path.join(folder, "__init__.py")):
-        root = os.path.dirname(folder)
-        if root not in sys.path:
-            sys.path.insert(0, root)
-
-
-def _parse_flags(argv, command, own):
-    """absl's flag parsing, with its errors (and ml_collections') as one line, status 2."""
-    for flag in _config_flags(own):
-        for value in _flag_values(argv, flag.name):
-            path = value.split(":", 1)[0]
-            if not os.path.isfile(path):
-                _exit(command, f"--{flag.name}={value}: no config file {path!r} (give a "
-                               "Python file with get_config(), e.g. configs/quickstart.py)")
-            problem = _config_file_problem(path)
-            if problem:
-                _exit(command, f"--{flag.name}={value}: {problem}")
-            _importable_package_of(path)
-    try:
-        return FLAGS(argv)
-    except SystemExit as e:   # absl's --help, --helpfull, ... exit with status 1.
-        if e.code == 1 and _asks_for_help(argv):
-            sys.exit(0)
-        raise
-    except flags.UnrecognizedFlagError as e:
-        names = ", ".join(f"--{f.name}" for f in sorted(own, key=lambda f: f.name))
-        guess = difflib.get_close_matches(e.flagname, [f.name for f in own], n=1)
-        _exit(command, f"unknown flag --{e.flagname}"
-                       + (f" (did you mean --{guess[0]}?)" if guess else "")
-                       + f"; {command} takes {names} (see --help)")
-    except flags.Error as e:
-        _exit(command, _flag_error(e))
-    except (AttributeError, KeyError):
-        message = _unknown_field(argv, own)
-        if message is None:
-            raise
-        _exit(command, message)
-
-
-def _root_cause(error):
-    while True:
-        cause = error.__cause__ or error.__context__
-        if cause is None or cause is error:
-            return error
-        error = cause
-
-
-def _flag_error(error):
-    """absl's message for a refused flag value, on one line; for a config file whose
-    ``get_config`` refused its argument, that refusal rather than the traceback
-    ml_collections puts in the message."""
-    message = str(error)
-    if "\n" not in message:
-        return message
-    root = _root_cause(error)
-    if root is not error and "Received" in str(root):
-        head = message.split(": ", 1)[0] if message.startswith("flag --") else "flag"
-        return f"{head}: {root}"
-    return message
-
-
-def _unknown_field(argv, own):
-    """The one-line message for a ``--config.<field>`` the config lacks (ml_collections
-    raises a ``KeyError``/``AttributeError`` with a traceback), or None."""
-    for flag in _config_flags(own):
-        values = _flag_values(argv, flag.name)
-        if not values:
-            continue
-        try:
-            config = flag.parser.parse(values[-1])
-        except Exception:  # noqa: BLE001 - the original error is re-raised instead.
-            return None
-        pattern = re.compile(rf"^--?(?:no)?{re.escape(flag.name)}\.([^=]+)")
-        for arg in argv[1:]:
-            match = pattern.match(arg)
-            if match:
-                message = _missing_field(config, match.group(1), flag.name)
-                if message:
-                    return message
-    return None
-
-
-def _missing_field(config, path, flag_name):
-    node, walked = config, []
-    for part in path.split("."):
-        key = re.sub(r"\[.*\]$", "", part)
-        keys = list(node.keys()) if hasattr(node, "keys") else None
-        if keys is None:
-            return None
-        if key not in keys:
-            field = ".".join(walked + [key])
-            where = f"config.{'.'.join(walked)}" if walked else "the config"
-            guess = difflib.get_close_matches(key, [str(k) for k in keys], n=1)
-            hint = (f"did you mean '{'.'.join(walked + [guess[0]])}'?" if guess else
-                    f"{where} has {', '.join(sorted(str(k) for k in keys))}")
-            return f"--{flag_name}.{path}: unknown config field '{field}' ({hint})"
-        walked.append(key)
-        node = node[key]
-        if part != key:   # An index into a list field: nothing more to check.
-            return None
-    return None
