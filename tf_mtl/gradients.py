@@ -205,6 +205,33 @@ class StepGradients:
         """
         return self._cached("gram", lambda: inner(self.per_task(), self.per_task()))
 
+    def feature_gram(self, rule="this rule"):
+        """``[m, m]`` Gram of ``d L_i / d Z``, the task gradients w.r.t. the encoder's output.
+
+        One backward through each head, none through the encoder (MGDA-UB,
+        IMTL and Aligned-MTL on features). Features are per example, so the
+        global Gram is the sum of the replicas' Grams. ``rule`` names the
+        caller in the error raised when the step recorded no features.
+        """
+        if self.features is None or self.task_losses is None:
+            raise ValueError(
+                f"{rule} on the encoder's output needs it recorded in the step: the train step "
+                "records it where the encoder returns one floating-point tensor, no head uses an "
+                "encoder variable and `call` is not overridden (MultiTaskModel.recorded_forward). "
+                "Received: a step without features; use the rule on the shared parameters")
+
+        def build():
+            rows = []
+            for i in range(self.num_tasks):
+                d = self.tape.gradient(self.task_losses[i], self.features,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                rows.append(tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1])
+                                       for x in tf.nest.flatten(d)], 0))
+            d = tf.stack(rows)
+            return distribute.replica_sum(tf.matmul(d, d, transpose_b=True))
+
+        return self._cached("feature_gram", build)
+
     def regularization_gradient(self, variables=None):
         """Global gradient of the regularization terms (shared by default), or None."""
         if self.regularization is None:

@@ -24,7 +24,6 @@ gradients themselves (their Gram matrix).
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute
 from tf_mtl.updates.weighted import GradientRule
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -105,22 +104,7 @@ class MGDA(GradientRule):
         """Gram matrix of the (unscaled) task gradients MGDA solves over."""
         if not self.upper_bound:
             return step.gram()
-        if step.features is None or step.task_losses is None:
-            raise ValueError(
-                "MGDA(upper_bound=True) needs the encoder's output recorded in the step: the "
-                "train step records it where the encoder returns one floating-point tensor, no "
-                "head uses an encoder variable and `call` is not overridden "
-                "(MultiTaskModel.recorded_forward). Received: a step without features; use "
-                "upper_bound=False")
-        rows = []
-        for i in range(step.num_tasks):
-            d = step.tape.gradient(step.task_losses[i], step.features,
-                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            rows.append(tf.concat([tf.reshape(tf.cast(x, tf.float32), [-1])
-                                   for x in tf.nest.flatten(d)], 0))
-        d = tf.stack(rows)
-        # Features are per example: the global Gram is the sum of the replicas' Grams.
-        return distribute.replica_sum(tf.matmul(d, d, transpose_b=True))
+        return step.feature_gram("MGDA(upper_bound=True)")
 
     def combination(self, step, base):
         base = tf.cast(base, tf.float32)

@@ -67,10 +67,29 @@ class LossWeighting(Update):
     weighting's regulariser) and ``update_state(step, losses)`` (advance the
     state with the step's global losses; runs after the weights of
     this step were read; global losses are means over the global batch).
+
+    A weighting whose weights depend on *this step's* losses (the geometric
+    mean's ``∂/∂L_i``, a log or Tchebycheff scalarization) sets
+    ``uses_step_losses = True`` and overrides ``weights_for(losses)``: it gets
+    the global losses of the step, without gradient, so that the heads'
+    objective ``sum_i w_i L_i`` and the shared gradient carry the gradient of
+    the non-linear scalarization, the same on every replica.
     """
+
+    uses_step_losses = False
 
     def current_weights(self):
         raise NotImplementedError(f"{type(self).__name__} must implement current_weights().")
+
+    def weights_for(self, losses):
+        """``[m]`` weights of a step whose global losses are ``losses`` (no gradient)."""
+        del losses
+        return self.current_weights()
+
+    def _weights(self, global_losses):
+        if not self.uses_step_losses:
+            return self.current_weights()
+        return self.weights_for(tf.stop_gradient(global_losses))
 
     def penalty(self):
         return None
@@ -79,7 +98,10 @@ class LossWeighting(Update):
         del step, losses
 
     def objective(self, losses, weights):
-        out = tf.reduce_sum(self.current_weights() * weights * losses)
+        # Per-replica shares sum to the global losses (only formed when the weights read them).
+        global_losses = distribute.replica_sum(losses) if self.uses_step_losses else None
+        out = tf.reduce_sum(tf.stop_gradient(self._weights(global_losses)) * weights * losses
+                            if self.uses_step_losses else self.current_weights() * weights * losses)
         penalty = self.penalty()
         if penalty is not None:  # Not proportional to the losses: scale per replica.
             out = out + distribute.replica_share(penalty)
@@ -87,7 +109,8 @@ class LossWeighting(Update):
 
     def base_weights(self, step):
         """``[m]``: this step's weights times the model's loss weights (no gradient)."""
-        return tf.stop_gradient(self.current_weights()) * step.loss_weights
+        losses = step.global_losses() if self.uses_step_losses else None
+        return tf.stop_gradient(self._weights(losses)) * step.loss_weights
 
     def shared_gradients(self, step):
         w = self.base_weights(step)
