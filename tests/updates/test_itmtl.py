@@ -173,6 +173,27 @@ def test_zero_loss_target_is_skipped_not_nan():
     assert logs["itmtl/skipped"] == 2.0  # target c, for both candidates
 
 
+def test_a_step_that_overflows_a_loss_scores_minus_inf_and_is_not_chosen():
+    """001 Eq. 2: 1 - inf / L_b = -inf. Candidate "b" (listed first) steps so far that L_b
+    overflows float32; candidate "a" (task a has zero loss and zero shared gradient) does not
+    move. Dropping the overflowing entry would score both 0 and choose "b" by the tie rule."""
+    keras.utils.set_random_seed(0)
+    model = tf_mtl.MultiTaskModel(keras.Sequential([keras.layers.Dense(4)]),
+                                  {t: keras.layers.Dense(1) for t in ["a", "b"]},
+                                  {t: "mse" for t in ["a", "b"]}, update=ITMTL(["b", "a"]))
+    model.compile(optimizer=keras.optimizers.SGD(1e30))
+    x, y = _batch(tasks=["a", "b"])
+    model.build_for(x)
+    model.heads["a"].set_weights([np.zeros((4, 1), "float32"), np.zeros(1, "float32")])
+    y["a"] = np.zeros_like(y["a"])  # L_a = 0 before: target a is left out for both candidates
+    logs = model.train_on_batch(x, y, return_dict=True)
+    scores = model.update.last_scores.numpy()
+    assert scores[0] == -np.inf and scores[1] == 0.0
+    assert int(model.update.last_choice.numpy()) == 1
+    assert logs["itmtl/overflowed"] == 1.0  # candidate b on target b
+    assert logs["itmtl/skipped"] == 2.0     # target a, for both candidates
+
+
 def test_composes_with_a_weighting_and_logs_choice_fractions_per_epoch():
     """IT-UW-PCGrad, first order: heads get the UW objective, its variables train,
     the epoch logs carry the fraction of steps each candidate was chosen."""

@@ -21,11 +21,17 @@ loss weights without one). Each step:
 3. the best candidate's gradient (``combine`` of the gradients of step 1) goes
    through the real optimizer; the heads get the weighting's objective as usual.
 
-Ties go to the first candidate in the order given. A target whose loss is zero
-or non-finite is left out of every candidate's sum (``compute`` marks it
-invalid) and counted (candidate × target entries) in ``itmtl/skipped``. ``last_scores`` (one per candidate) and
-``last_choice`` are variables; per epoch the logs carry the fraction of steps
-each candidate was chosen (``itmtl/chosen/<candidate>``).
+Ties go to the first candidate in the order given. A target whose loss
+*before* the step is zero or non-finite is left out of every candidate's sum
+alike (``compute`` marks it invalid) and counted (candidate × target entries)
+in ``itmtl/skipped``. A candidate whose step sends a valid target's loss to
+inf or NaN scores ``-inf`` (``001`` Eq. 2: ``1 - inf / L = -inf``) and is never
+chosen while another candidate stays finite; such entries are counted in
+``itmtl/overflowed``. When every candidate overflows, all score ``-inf`` and the
+first candidate is applied (the tie rule): no candidate is better, and the
+count tells. ``last_scores`` (one per candidate) and ``last_choice`` are
+variables; per epoch the logs carry the fraction of steps each candidate was
+chosen (``itmtl/chosen/<candidate>``).
 
 Configurations, not code: IT-MTL over a MultiMNIST pair is
 ``ITMTL(["left", "right", "all"])``; IT-PCGrad ``ITMTL(["all", PCGrad()])``;
@@ -56,20 +62,25 @@ class ChoiceFraction(keras.metrics.Metric):
                                         name="counts", aggregation="only_first_replica")
         self.skipped = self.add_variable(shape=(), initializer="zeros", name="skipped",
                                          aggregation="only_first_replica")
+        self.overflowed = self.add_variable(shape=(), initializer="zeros", name="overflowed",
+                                            aggregation="only_first_replica")
 
     def log_names(self):
-        return [f"{self.prefix}/chosen/{n}" for n in self.names] + [f"{self.prefix}/skipped"]
+        return ([f"{self.prefix}/chosen/{n}" for n in self.names]
+                + [f"{self.prefix}/skipped", f"{self.prefix}/overflowed"])
 
-    def update_state(self, choice, skipped):
+    def update_state(self, choice, skipped, overflowed):
         self.counts.assign_add(tf.one_hot(choice, len(self.names)))
         self.skipped.assign_add(tf.cast(skipped, tf.float32))
+        self.overflowed.assign_add(tf.cast(overflowed, tf.float32))
 
     def result(self):
         counts = tf.convert_to_tensor(self.counts)
         total = tf.reduce_sum(counts)
         frac = tf.where(total > 0, counts / tf.maximum(total, 1.0), math.nan)
-        out = {name: frac[i] for i, name in enumerate(self.log_names()[:-1])}
+        out = {name: frac[i] for i, name in enumerate(self.log_names()[:-2])}
         out[f"{self.prefix}/skipped"] = tf.convert_to_tensor(self.skipped)
+        out[f"{self.prefix}/overflowed"] = tf.convert_to_tensor(self.overflowed)
         return out
 
 
@@ -181,14 +192,21 @@ class ITMTL(Weighted):
         z, valid = transference.compute(step.model, step, rows, method=self.lookahead,
                                         update_heads=self.update_heads,
                                         chunk_size=self.chunk_size)
-        scores = tf.reduce_sum(z, axis=1)  # invalid entries are 0 in z: skipped
+        # Targets whose loss before the step is zero or non-finite are left out for every
+        # candidate alike; any other invalid entry is a step that overflowed that target.
+        losses = step.global_losses()
+        target_ok = tf.math.is_finite(losses) & (losses > 0)
+        overflow = tf.logical_and(tf.logical_not(valid), target_ok[None, :])
+        scores = tf.where(tf.reduce_any(overflow, axis=1), -math.inf, tf.reduce_sum(z, axis=1))
         k = len(self.candidates)
         best = tf.reduce_max(scores)
         choice = tf.reduce_min(tf.where(scores >= best, tf.range(k), k))  # first of ties
-        choice = tf.minimum(choice, k - 1)  # all-NaN cannot occur (z is finite); be safe
+        choice = tf.minimum(choice, k - 1)  # scores are never NaN; be safe
         self.last_scores.assign(scores)
         self.last_choice.assign(choice)
-        self.chosen.update_state(choice, tf.reduce_sum(1 - tf.cast(valid, tf.int32)))
+        skipped = tf.reduce_sum(1 - tf.cast(valid, tf.int32)) - tf.reduce_sum(
+            tf.cast(overflow, tf.int32))
+        self.chosen.update_state(choice, skipped, tf.reduce_sum(tf.cast(overflow, tf.int32)))
         self.update_weighting(step)
         row = tf.gather(rows, choice)[None, :]
         grads = [g[0] for g in combine(step.per_task(), row, step.regularization_gradient())]
