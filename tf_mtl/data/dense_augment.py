@@ -1,0 +1,120 @@
+"""MTAN's optional NYUv2 augmentation: random scale-crop, then a random horizontal flip.
+
+As MTAN's ``im2im_pred/create_dataset.py`` (``RandomScaleCrop``, added after
+the paper; ``001``'s runs use no augmentation) codes it, for an ``H x W``
+example:
+
+1. Draw a scale ``s`` from ``SCALES`` = 1.0 / 1.2 / 1.5 (uniformly), crop a
+   window of ``h = int(H / s)`` rows and ``w = int(W / s)`` columns at a
+   uniform offset ``top`` in ``[0, H - h]``, ``left`` in ``[0, W - w]``, and
+   resize it back to ``H x W``: the image and the normals bilinearly with
+   PyTorch's ``align_corners=True`` (source coordinate ``dst * (h - 1) / (H - 1)``),
+   the label and the depth by PyTorch's ``"nearest"`` (source index
+   ``floor(dst * h / H)``), so no label or depth value is ever blended; the
+   depth is divided by ``s`` (the scene looks ``s`` times closer). Invalid
+   pixels stay 0 (nearest), so depth validity is unchanged in kind.
+2. With probability 1/2 mirror every array left-right and negate the
+   normal's x channel (channel 0), which is what a mirror does to a surface
+   direction.
+
+The masks are taken from the augmented targets afterwards, as MTAN's loss
+takes them: a bilinear resize blends an invalid (zero) normal with its valid
+neighbours at the border of an invalid region, and such a blended pixel counts
+as valid, as in MTAN.
+
+Randomness is stateless: every draw comes from the example's own seed
+(``tf.random.experimental.stateless_split``), so a given seed gives the same
+augmentation on every run and every replica. ``scale_crop`` and ``flip`` are the
+deterministic parts, exposed so tests and users can apply one known transform.
+"""
+
+import tensorflow as tf
+
+SCALES = (1.0, 1.2, 1.5)
+# How each array is resized: bilinear arrays are continuous fields, nearest ones hold labels/ranges.
+BILINEAR = ("image", "normal")
+NEAREST = ("label", "depth")
+
+
+def _nearest_index(out_size, in_size):
+    """PyTorch ``"nearest"``: source index ``floor(dst * in / out)`` (float32), clipped."""
+    ratio = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
+    index = tf.cast(tf.floor(tf.cast(tf.range(out_size), tf.float32) * ratio), tf.int32)
+    return tf.minimum(index, in_size - 1)
+
+
+def _bilinear_axis(x, axis, out_size):
+    """Linear interpolation along ``axis`` to ``out_size`` with aligned corners."""
+    in_size = tf.shape(x)[axis]
+    ratio = tf.cast(in_size - 1, tf.float32) / tf.cast(tf.maximum(out_size - 1, 1), tf.float32)
+    source = tf.cast(tf.range(out_size), tf.float32) * ratio
+    low = tf.minimum(tf.cast(tf.floor(source), tf.int32), in_size - 1)
+    high = tf.minimum(low + 1, in_size - 1)
+    frac = source - tf.cast(low, tf.float32)
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    frac = tf.reshape(frac, shape)
+    return (tf.gather(x, low, axis=axis) * (1.0 - frac) + tf.gather(x, high, axis=axis) * frac)
+
+
+def _resize(x, name, height, width):
+    if name in BILINEAR:
+        return _bilinear_axis(_bilinear_axis(x, 0, height), 1, width)
+    x = tf.gather(x, _nearest_index(height, tf.shape(x)[0]), axis=0)
+    return tf.gather(x, _nearest_index(width, tf.shape(x)[1]), axis=1)
+
+
+def crop_size(height, width, scale):
+    """``(h, w)`` of the window ``scale`` crops: ``int(H / s)``, ``int(W / s)`` as MTAN.
+
+    In float64 as Python divides: in float32 ``288 / 1.2`` is 239.99998, not 240.
+    """
+    scale = tf.cast(scale, tf.float64)
+    return (tf.cast(tf.cast(height, tf.float64) / scale, tf.int32),
+            tf.cast(tf.cast(width, tf.float64) / scale, tf.int32))
+
+
+def scale_crop(arrays, scale, top, left):
+    """Crops the ``int(H/scale) x int(W/scale)`` window at ``(top, left)`` of every array
+    and resizes it back to ``H x W``; depth is divided by ``scale``.
+
+    Args:
+        arrays: ``{name: tensor}`` with names among ``"image"``, ``"label"``
+            (``[H, W]``), ``"depth"``, ``"normal"`` (``[H, W, C]``).
+        scale, top, left: the transform (scalar tensors or numbers).
+    """
+    height, width = tf.shape(arrays["image"])[0], tf.shape(arrays["image"])[1]
+    h, w = crop_size(height, width, scale)
+    out = {}
+    for name, x in arrays.items():
+        flat = x[..., None] if name == "label" else x  # Labels [H, W] get a channel axis.
+        window = flat[top:top + h, left:left + w]
+        resized = _resize(window, name, height, width)
+        if name == "depth":
+            resized = resized / tf.cast(scale, resized.dtype)
+        out[name] = resized[..., 0] if name == "label" else resized
+    return out
+
+
+def flip(arrays):
+    """Mirrors every array left-right; the normal's x channel changes sign."""
+    out = {name: tf.reverse(x, axis=[1]) for name, x in arrays.items()}
+    if "normal" in out:
+        out["normal"] = out["normal"] * tf.constant([-1.0, 1.0, 1.0], out["normal"].dtype)
+    return out
+
+
+def random_augment(arrays, seed):
+    """MTAN's augmentation of one example with the stateless ``seed`` (int ``[2]``)."""
+    scale_seed, top_seed, left_seed, flip_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 4))
+    height, width = tf.shape(arrays["image"])[0], tf.shape(arrays["image"])[1]
+    choice = tf.random.stateless_uniform([], scale_seed, 0, len(SCALES), dtype=tf.int32)
+    scale = tf.gather(tf.constant(SCALES, tf.float64), choice)
+    h, w = crop_size(height, width, scale)
+    top = tf.random.stateless_uniform([], top_seed, 0, height - h + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], left_seed, 0, width - w + 1, dtype=tf.int32)
+    out = scale_crop(arrays, scale, top, left)
+    mirrored = tf.random.stateless_uniform([], flip_seed) < 0.5
+    flipped = flip(out)
+    return {name: tf.where(mirrored, flipped[name], x) for name, x in out.items()}
