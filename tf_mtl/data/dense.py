@@ -77,6 +77,11 @@ def class_task_names(num_classes):
 def read_array(path):
     """One ``.npy`` array, loaded without unpickling; ``ValueError`` naming ``path`` otherwise."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != b"\x93NUMPY" and magic[:2] != b"PK":  # Neither .npy nor .npz (a zip).
+            pickled = magic[:1] == b"\x80"  # Pickle protocols 2+ start with PROTO.
+            raise ValueError("a pickle" if pickled else f"its first bytes are {magic!r}")
         array = np.load(path, allow_pickle=False)
     except ValueError as e:
         if "pickle" in str(e):
@@ -84,8 +89,6 @@ def read_array(path):
                              "refused because loading a pickle runs its code. Expected a plain "
                              f"numeric .npy array. Received: {e}") from None
         raise ValueError(f"{path} is not a NumPy .npy file. Received: {e}") from None
-    except OSError as e:
-        raise ValueError(f"{path} cannot be read. Received: {type(e).__name__}: {e}") from None
     if not isinstance(array, np.ndarray):  # An .npz archive holds several arrays.
         raise ValueError(f"{path} is an .npz archive, not one .npy array. Received: "
                          f"{type(array).__name__}")
@@ -161,6 +164,9 @@ class _Release:
         return out
 
     def _checked(self, key, array, path, hw):
+        if key == "image" and (array.ndim != 3 or array.shape[-1] != 3):
+            raise ValueError(f"{path} must be an image of shape [H, W, 3] (channels last): "
+                             f"{self.about}. Received: shape {array.shape}")
         want = tuple(hw) + ((CHANNELS[key],) if key in CHANNELS else ())
         if array.shape != want:
             raise ValueError(f"{path} must be an array of shape {want} (H x W of the first "

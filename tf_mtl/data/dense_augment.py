@@ -10,7 +10,7 @@ example:
    resize it back to ``H x W``: the image and the normals bilinearly with
    PyTorch's ``align_corners=True`` (source coordinate ``dst * (h - 1) / (H - 1)``),
    the label and the depth by PyTorch's ``"nearest"`` (source index
-   ``floor(dst * h / H)``), so no label or depth value is ever blended; the
+   ``floor(dst * (h / H))`` in float32, as its kernels compute it), so no label or depth value is ever blended; the
    depth is divided by ``s`` (the scene looks ``s`` times closer). Invalid
    pixels stay 0 (nearest), so depth validity is unchanged in kind.
 2. With probability 1/2 mirror every array left-right and negate the
@@ -67,9 +67,10 @@ def _resize(x, name, height, width):
 def crop_size(height, width, scale):
     """``(h, w)`` of the window ``scale`` crops: ``int(H / s)``, ``int(W / s)`` as MTAN.
 
-    In float64 as Python divides: in float32 ``288 / 1.2`` is 239.99998, not 240.
+    In float64 as Python divides: in float32 ``288 / 1.2`` is 239.99998, not 240
+    (and a Python ``1.2`` made a float32 tensor first would crop 12 to 9).
     """
-    scale = tf.cast(scale, tf.float64)
+    scale = tf.cast(scale, tf.float64) if tf.is_tensor(scale) else tf.constant(scale, tf.float64)
     return (tf.cast(tf.cast(height, tf.float64) / scale, tf.int32),
             tf.cast(tf.cast(width, tf.float64) / scale, tf.int32))
 
