@@ -361,3 +361,10 @@ def test_public_home_and_docstring_examples():
             test.globs.update(tf_mtl=tf_mtl, np=np, keras=keras, tf=tf)
             runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_streaming_metrics_under_mirrored_strategy_equal_the_functions():
+    from tests.fresh_process import run_check
+    proc = run_check("dense/distributed_metrics_check.py")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "distributed dense metrics check passed" in proc.stdout
