@@ -179,6 +179,7 @@ class SegNet(keras.layers.Layer):
         ``encoder_first`` (stage ``i``'s first conv), ``encoder_outputs`` (stage ``i``'s
         last conv, before pooling), ``unpooled`` (decoder stage ``j``'s input after
         unpooling) and ``decoder_outputs`` (decoder stage ``j``'s last conv)."""
+        check_spatial(x.shape, len(self.filters), type(self).__name__)
         out = {"encoder_first": [], "encoder_outputs": [], "unpooled": [], "decoder_outputs": []}
         positions = []
         for stage in self.encoder_stages:
