@@ -259,8 +259,30 @@ def evaluate_losses(model, shared_weights, x, y, sample_weight=None,
                      fn_output_signature=tf.TensorSpec([len(model.tasks)], tf.float32))
 
 
+def candidate_basis(step, rows, directions=None):
+    """``(basis, rows)``: candidate gradients as rows over the per-task gradients and
+    precomputed ``directions``.
+
+    Without ``directions`` the basis is ``step.per_task()`` and ``rows`` as given.
+    ``directions`` (one ``[k, *var.shape]`` tensor per shared variable: ``k``
+    candidates that are not weight rows, e.g. a rule's moving-average direction)
+    extend the basis to ``m + k`` entries; the candidates are then the ``n`` rows
+    (zero on the directions) followed by one unit row per direction, so every
+    candidate's gradient is ``rows @ basis`` and goes through the same chunks.
+    """
+    per_task = step.per_task()
+    if not directions:
+        return per_task, rows
+    k = int(directions[0].shape[0])
+    n, m = rows.shape
+    basis = [tf.concat([g, tf.cast(d, g.dtype)], 0) for g, d in zip(per_task, directions)]
+    rows = tf.concat([tf.concat([rows, tf.zeros([n, k], rows.dtype)], 1),
+                      tf.concat([tf.zeros([k, m], rows.dtype), tf.eye(k, dtype=rows.dtype)], 1)], 0)
+    return basis, rows
+
+
 def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
-                     execution="sequential"):
+                     execution="sequential", directions=None):
     """Each task's loss after the optimizer's next step along each row's gradient.
 
     Args:
@@ -272,12 +294,16 @@ def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
         chunk_size: candidates per chunk (default ``chunk_size_for``; at most
             ``UNROLL_LIMIT`` when unrolled).
         execution: how a chunk's forwards run (``evaluate_losses``).
+        directions: optional ``k`` precomputed candidate gradients, one
+            ``[k, *var.shape]`` per shared variable, scored after the rows
+            (``candidate_basis``).
 
     Returns:
-        ``[n, m]`` losses (replica-scaled like ``step.losses``), from the
+        ``[n + k, m]`` losses (replica-scaled like ``step.losses``), from the
         step's starting non-trainable state.
     """
-    per_task, extra = step.per_task(), step.regularization_gradient()
+    per_task, rows = candidate_basis(step, rows, directions)
+    extra = step.regularization_gradient()
     shared = model.shared_variables
 
     def chunk(chunk_rows):

@@ -100,7 +100,7 @@ def source_weights(model, sources):
 
 
 def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_heads=False,
-            chunk_size=None):
+            chunk_size=None, directions=None):
     """Transference of ``n`` candidate steps on every task (graph-friendly core).
 
     Args:
@@ -110,18 +110,23 @@ def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_head
             (plus the regularization gradient). ``source_weights`` makes them
             from 0/1 ``sources_matrix`` rows and the loss weights.
         chunk_size: lookahead candidates per chunk (``lookahead.lookahead_losses``).
+        directions: optional ``k`` further candidates that are not weight rows:
+            one global ``[k, *var.shape]`` gradient per shared variable (plus
+            the regularization gradient, as the rows), scored after the rows
+            in the same chunks (``lookahead.candidate_basis``).
 
     Returns:
-        ``(Z [n, m], valid [n, m] bool)``; invalid entries are 0 in ``Z``.
+        ``(Z [n + k, m], valid [n + k, m] bool)``; invalid entries are 0 in ``Z``.
     """
     rows = tf.convert_to_tensor(rows, tf.float32)
     optimizer = model.optimizer
     per_task, losses = step.per_task(), step.global_losses()
     if method == "cosine":
         # Directions of the weighted task gradients only: no optimizer, no regularizer.
+        basis, rows = lookahead.candidate_basis(step, rows, directions)
         gram = _inner(per_task, per_task)                                # [m, m]
-        dots = tf.matmul(rows, gram)                                     # [n, m]
-        source_norm = tf.sqrt(tf.reduce_sum(dots * rows, 1))            # |g_S|
+        dots = tf.matmul(rows, _inner(basis, per_task))                  # [n, m]
+        source_norm = tf.sqrt(tf.reduce_sum(tf.matmul(rows, _inner(basis, basis)) * rows, 1))
         task_norm = tf.sqrt(tf.linalg.diag_part(gram))
         z = dots / (source_norm[:, None] * task_norm[None, :])
         valid = tf.math.is_finite(z)
@@ -136,10 +141,11 @@ def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_head
         if method == "exact":
             after = distribute.replica_sum(lookahead.lookahead_losses(
                 model, step, rows, head_weights, chunk_size,
-                lookahead.resolve_execution(model.lookahead_execution)))
+                lookahead.resolve_execution(model.lookahead_execution), directions))
             z = 1.0 - after / losses[None, :]
         else:
-            z = -_first_order_change(model, step, rows, head_weights, chunk_size) / losses[None, :]
+            z = -_first_order_change(model, step, rows, head_weights, chunk_size,
+                                     directions) / losses[None, :]
         valid = tf.logical_and(tf.math.is_finite(z), (tf.math.is_finite(losses)
                                                        & (losses > 0))[None, :])
     if scale_by_lr:
@@ -148,9 +154,10 @@ def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_head
     return tf.where(valid, z, tf.zeros_like(z)), valid
 
 
-def _first_order_change(model, step, rows, head_weights, chunk_size):
+def _first_order_change(model, step, rows, head_weights, chunk_size, directions=None):
     """``<grad L_j, Delta_s>`` ``[n, m]``: the first-order change of each loss."""
     per_task, extra = step.per_task(), step.regularization_gradient()
+    basis, rows = lookahead.candidate_basis(step, rows, directions)
     shared = model.shared_variables
     head_change = 0.0
     if head_weights is not None:  # Head t only moves L_t: <grad_t L_t, Delta head_t>.
@@ -162,7 +169,7 @@ def _first_order_change(model, step, rows, head_weights, chunk_size):
             for t in model.tasks])[None, :]
 
     def chunk(chunk_rows):
-        new = lookahead.next_weights(model.optimizer, combine(per_task, chunk_rows, extra),
+        new = lookahead.next_weights(model.optimizer, combine(basis, chunk_rows, extra),
                                      shared)
         deltas = [w - tf.convert_to_tensor(v)[None] for w, v in zip(new, shared)]
         return tf.transpose(_inner(per_task, deltas))                   # [c, m]

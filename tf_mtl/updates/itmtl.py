@@ -5,7 +5,11 @@ name or a ``|``-joined subset (``"left"``, ``"left|right"``; ``"all"`` is every
 task) steps along ``sum_{i in S} b_i g_i``, and a gradient rule (``PCGrad()``,
 ``MGDA(upper_bound=False)``) along its combination, where ``b`` are the base
 weights (the ``weighting``'s weights times the model's loss weights; just the
-loss weights without one). Each step:
+loss weights without one). A direction rule (``DBMTL()``, ``MoCo()``,
+``GradDrop()``: ``tf_mtl.updates.direction``) is a candidate too: its direction
+(formed once per step, its state advancing once whether or not it is applied)
+is scored in the same lookahead chunks as the rows
+(``transference.compute(..., directions=...)``). Each step:
 
 1. the per-task gradients, once;
 2. every candidate's total transference ``Z_c = sum_j (1 - L_j(after_c) / L_j)``
@@ -47,6 +51,7 @@ import tensorflow as tf
 
 from tf_mtl import transference
 from tf_mtl.gradients import combine
+from tf_mtl.updates.direction import DirectionRule
 from tf_mtl.updates.weighted import GradientRule, Weighted, state_variable
 
 LOOKAHEADS = ("exact", "first_order")
@@ -94,8 +99,9 @@ class ITMTL(Weighted):
 
     Args:
         candidates: non-empty list of task names / ``|``-joined subsets /
-            ``"all"`` and gradient rules (``PCGrad()``, ``MGDA(...)``), no two
-            alike; rules take this rule's ``weighting`` (give them none).
+            ``"all"``, gradient rules (``PCGrad()``, ``MGDA(...)``) and direction
+            rules (``DBMTL()``, ``MoCo()``, ``GradDrop()``), no two alike; rules
+            take this rule's ``weighting`` (give them none).
         lookahead: ``"exact"`` or ``"first_order"``.
         weighting: optional loss weighting (IT-UW-*); scales every candidate.
         update_heads: score with the heads also stepped (``001`` Alg. 1 line 5);
@@ -117,15 +123,16 @@ class ITMTL(Weighted):
         for c in candidates:
             if isinstance(c, dict):  # From get_config.
                 c = keras.saving.deserialize_keras_object(c)
-            if isinstance(c, GradientRule):
+            if isinstance(c, (GradientRule, DirectionRule)):
                 if c.weighting is not None:
                     raise ValueError(
                         "Candidate rules take ITMTL's `weighting`; give them none. Received: "
                         f"candidate {c.name} with weighting={c.weighting.name}")
             elif not isinstance(c, str):
                 raise ValueError(
-                    "Each candidate must be a task name, a '|'-joined subset, 'all', or a "
-                    "gradient rule yielding a shared gradient (PCGrad, MGDA). Received: "
+                    "Each candidate must be a task name, a '|'-joined subset, 'all', a "
+                    "gradient rule yielding a shared gradient (PCGrad, MGDA) or a direction "
+                    "rule (DBMTL, MoCo, GradDrop). Received: "
                     f"candidate {c!r} of type {type(c).__name__}")
             parsed.append(c)
         names = [_candidate_name(c) for c in parsed]
@@ -151,6 +158,11 @@ class ITMTL(Weighted):
         self.candidates, self.candidate_names = parsed, names
         self.lookahead, self.update_heads, self.chunk_size = lookahead, update_heads, chunk_size
         self.rules = [c for c in parsed if not isinstance(c, str)]  # tracked: their state saves
+        # transference.compute scores the weight rows first, then the directions.
+        is_direction = [isinstance(c, DirectionRule) for c in parsed]
+        self._row_index = [i for i, d in enumerate(is_direction) if not d]
+        self._direction_index = [i for i, d in enumerate(is_direction) if d]
+        self._to_given_order = np.argsort(self._row_index + self._direction_index)
 
     def build_tasks(self, tasks):
         super().build_tasks(tasks)
@@ -177,21 +189,34 @@ class ITMTL(Weighted):
         return self.chosen.log_names()
 
     def candidate_rows(self, step, base):
-        """``[k, m]``: each candidate's weights over the unscaled per-task gradients."""
+        """``[k, m]``: each candidate's weights over the unscaled per-task gradients
+        (zero for a direction rule's candidate: see ``candidate_directions``)."""
         rows = []
         for c in self.candidates:
             if isinstance(c, str):
                 rows.append(tf.constant(self._masks[c]) * base)
+            elif isinstance(c, DirectionRule):
+                rows.append(tf.zeros_like(base))
             else:
                 rows.append(tf.cast(c.combination(step, base), tf.float32))
         return tf.stack(rows)
 
+    def candidate_directions(self, step, base):
+        """The direction rules' directions, one ``[k2, *var.shape]`` per shared variable
+        (None without such candidates); each rule's state advances once."""
+        if not self._direction_index:
+            return None
+        each = [self.candidates[i].direction(step, base) for i in self._direction_index]
+        return [tf.stop_gradient(tf.stack(d)) for d in zip(*each)]
+
     def shared_gradients(self, step):
         base = tf.cast(self.base_weights(step), tf.float32)
         rows = tf.stop_gradient(self.candidate_rows(step, base))
-        z, valid = transference.compute(step.model, step, rows, method=self.lookahead,
-                                        update_heads=self.update_heads,
-                                        chunk_size=self.chunk_size)
+        directions = self.candidate_directions(step, base)
+        z, valid = transference.compute(step.model, step, tf.gather(rows, tf.constant(self._row_index, tf.int32)),
+                                        method=self.lookahead, update_heads=self.update_heads,
+                                        chunk_size=self.chunk_size, directions=directions)
+        z, valid = tf.gather(z, self._to_given_order), tf.gather(valid, self._to_given_order)
         # Targets whose loss before the step is zero or non-finite are left out for every
         # candidate alike; any other invalid entry is a step that overflowed that target.
         losses = step.global_losses()
@@ -210,6 +235,10 @@ class ITMTL(Weighted):
         self.update_weighting(step)
         row = tf.gather(rows, choice)[None, :]
         grads = [g[0] for g in combine(step.per_task(), row, step.regularization_gradient())]
+        if directions is not None:  # The chosen direction (none if a row was chosen).
+            pick = tf.cast(tf.equal(tf.constant(self._direction_index), choice), tf.float32)
+            grads = [g + tf.tensordot(tf.cast(pick, d.dtype), d, axes=1)
+                     for g, d in zip(grads, directions)]
         logs = {f"{self.name}/choice": tf.cast(choice, tf.float32)}
         return grads, logs
 
