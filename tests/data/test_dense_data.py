@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_mtl.data import dense, dense_augment, dense_files
+from tf_mtl.data import dense, dense_augment, dense_files, dense_release
 
 H, W = 8, 12
 NYU_URL = "dropbox.com/s/p2nn02wijg7peiy/nyuv2.zip"
@@ -40,10 +40,9 @@ def _files(root, split, folder, n):
 def _all(ds):
     """Every element of a batched ``(x, y, w)`` dataset, concatenated over batches."""
     batches = list(ds.as_numpy_iterator())
-    cat = lambda parts: np.concatenate(parts)  # noqa: E731
-    x = cat([b[0] for b in batches])
-    y = {t: cat([b[1][t] for b in batches]) for t in batches[0][1]}
-    w = {t: cat([b[2][t] for b in batches]) for t in batches[0][2]}
+    x = np.concatenate([b[0] for b in batches])
+    y = {t: np.concatenate([b[1][t] for b in batches]) for t in batches[0][1]}
+    w = {t: np.concatenate([b[2][t] for b in batches]) for t in batches[0][2]}
     return x, y, w
 
 
@@ -133,8 +132,9 @@ def test_splits_shuffle_and_dtypes(nyu, nyu_copy):
     for alias in ("validation", "test"):
         np.testing.assert_array_equal(_all(dense.nyuv2(nyu, alias))[0], val)
     files = _files(nyu, "train", "image", 5)
-    order = lambda ds: [int(np.argmin(((files - x) ** 2).sum((1, 2, 3))))  # noqa: E731
-                        for x in _all(ds)[0]]
+
+    def order(ds):  # Which file each example is.
+        return [int(np.argmin(((files - x) ** 2).sum((1, 2, 3)))) for x in _all(ds)[0]]
     first = order(dense.nyuv2(nyu, "train", seed=3))
     assert sorted(first) == list(range(5))
     assert order(dense.nyuv2(nyu, "train", seed=3)) == first  # Same seed, same order.
@@ -314,7 +314,23 @@ def _lazy(root, match, **kwargs):
             pass
 
 
-def test_pickles_refused_by_name(nyu_copy):
+class _Mkdir:
+    """A pickle whose loading would create a folder: code run by unpickling."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_pickles_refused_by_name(nyu_copy, tmp_path):
+    marker, path = str(tmp_path / "ran"), str(tmp_path / "evil.npy")
+    with open(path, "wb") as f:
+        pickle.dump(_Mkdir(marker), f)
+    with pytest.raises(ValueError, match=r"evil\.npy holds pickled data"):
+        dense_release.read_array(path)
+    assert not os.path.exists(marker)  # Refused without running it.
     label = os.path.join(nyu_copy, "train", "label", "2.npy")
     np.save(label, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     _lazy(nyu_copy, r"train/label/2\.npy holds pickled data.*loading a pickle runs its code")

@@ -50,12 +50,10 @@ labels integral in ``[-1, C)``, values finite; a bad file stops iteration with a
 front would read the whole split.
 """
 
-import os
-
-import numpy as np
 import tensorflow as tf
 
 from tf_mtl.data import dense_augment
+from tf_mtl.data.dense_release import CHANNELS, SPLIT_FOLDERS, Release
 
 NYUV2_RELEASE = "https://www.dropbox.com/s/p2nn02wijg7peiy/nyuv2.zip?dl=0"
 CITYSCAPES_RELEASES = {"128x256": "https://www.dropbox.com/s/lg2ktu7o8hzwf99/cityscapes2.zip?dl=0",
@@ -63,125 +61,12 @@ CITYSCAPES_RELEASES = {"128x256": "https://www.dropbox.com/s/lg2ktu7o8hzwf99/cit
 NYUV2_CLASSES = 13
 CITYSCAPES_CLASSES = (2, 7, 19)
 MASKS = ("own", "depth")
-# The release has train/ and val/ only; MTAN and LibMTL evaluate on val/ and call it the test set.
-SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "val"}
-CHANNELS = {"image": 3, "depth": 1, "normal": 3}
 
 
 def class_task_names(num_classes):
     """``["class_0", ...]`` zero-padded so sorted names keep class order."""
     width = len(str(num_classes - 1))
     return [f"class_{c:0{width}d}" for c in range(num_classes)]
-
-
-def read_array(path):
-    """One ``.npy`` array, loaded without unpickling; ``ValueError`` naming ``path`` otherwise."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-        if magic != b"\x93NUMPY" and magic[:2] != b"PK":  # Neither .npy nor .npz (a zip).
-            pickled = magic[:1] == b"\x80"  # Pickle protocols 2+ start with PROTO.
-            raise ValueError("a pickle" if pickled else f"its first bytes are {magic!r}")
-        array = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise ValueError(f"{path} holds pickled data (an object array or a pickle); it is "
-                             "refused because loading a pickle runs its code. Expected a plain "
-                             f"numeric .npy array. Received: {e}") from None
-        raise ValueError(f"{path} is not a NumPy .npy file. Received: {e}") from None
-    if not isinstance(array, np.ndarray):  # An .npz archive holds several arrays.
-        raise ValueError(f"{path} is an .npz archive, not one .npy array. Received: "
-                         f"{type(array).__name__}")
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"{path} must hold integers or floats. Received: dtype {array.dtype}")
-    return array
-
-
-class _Release:
-    """One split of a release on disk: its folders, sample count and the first sample's shape."""
-
-    def __init__(self, root, split, folders, num_classes, about):
-        if not isinstance(root, (str, os.PathLike)) or not os.path.isdir(root):
-            raise ValueError(f"`root` must be the folder of the release ({about}). "
-                             f"Received: root={root!r}")
-        if split not in SPLIT_FOLDERS:
-            raise ValueError(f"`split` must be one of {sorted(SPLIT_FOLDERS)} ('validation' and "
-                             f"'test' read val/). Received: split={split!r}")
-        self.about, self.num_classes = about, num_classes
-        split_dir = os.path.join(root, SPLIT_FOLDERS[split])
-        if not os.path.isdir(split_dir):
-            nested = sorted(d for d in os.listdir(root)
-                            if os.path.isdir(os.path.join(root, d, SPLIT_FOLDERS[split])))
-            hint = f" It lies one level down: root={os.path.join(root, nested[0])!r}?" if nested else ""
-            raise ValueError(f"No {SPLIT_FOLDERS[split]}/ folder in `root`: {about}.{hint} "
-                             f"Received: root={root!r}, split={split!r}")
-        self.folders = {}
-        for key, names in folders.items():
-            found = [n for n in names if os.path.isdir(os.path.join(split_dir, n))]
-            if not found:
-                present = sorted(os.listdir(split_dir))
-                raise ValueError(f"No {' or '.join(n + '/' for n in names)} folder in {split_dir} "
-                                 f"(it holds {present}): {about}. Received: root={root!r}")
-            self.folders[key] = os.path.join(split_dir, found[0])
-        self.count = self._count()
-        first = self.read(0)
-        self.height, self.width = first["image"].shape[:2]
-
-    def _count(self):
-        def numbers(folder):
-            names = [f for f in os.listdir(folder) if f.endswith(".npy")]
-            stems = {f[:-4] for f in names}
-            odd = sorted(s for s in stems if not s.isdigit() or str(int(s)) != s)
-            if odd:
-                raise ValueError(f"{folder} holds files not named <i>.npy: {odd[:5]}: "
-                                 f"{self.about}. Received: {len(names)} .npy files")
-            return {int(s) for s in stems}
-        image = numbers(self.folders["image"])
-        if not image:
-            raise ValueError(f"{self.folders['image']} holds no .npy files: {self.about}. "
-                             "Received: an empty folder")
-        if image != set(range(len(image))):
-            gap = min(set(range(len(image))) - image)
-            raise ValueError(f"{self.folders['image']} must hold 0.npy..{len(image) - 1}.npy: "
-                             f"{self.about}. Received: {len(image)} files without {gap}.npy")
-        for key, folder in self.folders.items():
-            missing = sorted(image - numbers(folder))
-            if missing:
-                raise ValueError(f"Sample {missing[0]} has no {key} file: "
-                                 f"{os.path.join(folder, f'{missing[0]}.npy')} is missing "
-                                 f"({len(missing)} of {len(image)} missing): {self.about}. "
-                                 f"Received: {folder}")
-        return len(image)
-
-    def read(self, index):
-        """``{key: array}`` of sample ``index``, each checked against the first image's size."""
-        out, hw = {}, getattr(self, "height", None) and (self.height, self.width)
-        for key, folder in self.folders.items():  # The image first: it sets H x W.
-            path = os.path.join(folder, f"{int(index)}.npy")
-            array = read_array(path)
-            hw = hw or array.shape[:2]
-            out[key] = self._checked(key, array, path, hw)
-        return out
-
-    def _checked(self, key, array, path, hw):
-        if key == "image" and (array.ndim != 3 or array.shape[-1] != 3):
-            raise ValueError(f"{path} must be an image of shape [H, W, 3] (channels last): "
-                             f"{self.about}. Received: shape {array.shape}")
-        want = tuple(hw) + ((CHANNELS[key],) if key in CHANNELS else ())
-        if array.shape != want:
-            raise ValueError(f"{path} must be an array of shape {want} (H x W of the first "
-                             f"image): {self.about}. Received: shape {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{path} holds NaN or infinite values. Received: "
-                             f"{int(np.sum(~np.isfinite(array)))} of them")
-        if key == "label":
-            bad = (array < -1) | (array >= self.num_classes) | (array != np.round(array))
-            if bad.any():
-                raise ValueError(f"{path} must hold integer labels in [-1, {self.num_classes}) "
-                                 f"(-1 = ignore) for num_classes={self.num_classes}. Received: "
-                                 f"values {np.unique(array[bad])[:5].tolist()}")
-            return array.astype(np.int32)
-        return array.astype(np.float32)
 
 
 def _targets(arrays, tasks, mask, binary_classes, num_classes):
@@ -288,7 +173,7 @@ def nyuv2(root, split, *, tasks=("segmentation", "depth", "normal"), mask="own",
                            {"binary_classes": binary_classes, "augment": augment})
     about = (f"expected MTAN's NYUv2 layout root/{{train,val}}/{{image,label,depth,normal}}/"
              f"{{i}}.npy, published at {NYUV2_RELEASE} (MTAN's README, github.com/lorenmt/mtan)")
-    release = _Release(root, split, _folders(tasks, mask, ["label"]), NYUV2_CLASSES, about)
+    release = Release(root, split, _folders(tasks, mask, ["label"]), NYUV2_CLASSES, about)
     shuffle = SPLIT_FOLDERS.get(split) == "train" if shuffle is None else shuffle
     return _dataset(release, tasks, mask, binary_classes, augment, batch_size, shuffle, seed)
 
@@ -325,6 +210,6 @@ def cityscapes(root, split, num_classes=7, *, tasks=("segmentation", "depth"), m
              "(256x512) (MTAN's README, github.com/lorenmt/mtan)")
     # LibMTL's label/ holds the 7-class labels: read for num_classes=7 only.
     labels = ["label_7", "label"] if num_classes == 7 else [f"label_{num_classes}"]
-    release = _Release(root, split, _folders(tasks, mask, labels), num_classes, about)
+    release = Release(root, split, _folders(tasks, mask, labels), num_classes, about)
     shuffle = SPLIT_FOLDERS.get(split) == "train" if shuffle is None else shuffle
     return _dataset(release, tasks, mask, binary_classes, augment, batch_size, shuffle, seed)
