@@ -79,7 +79,7 @@ def fair_weights(gram, alpha=1.0, max_iter=100):
         ok = (values <= current + 0.25 * _STEPS * slope) | ((-slope < 1e-8) & (
             tf.reduce_all(trials > 0, axis=-1)))
         first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
-        t = tf.where(tf.reduce_any(ok), _STEPS[first], 0.0)
+        t = tf.where(tf.reduce_any(ok), _STEPS[first], tf.zeros_like(slope))
         return k + 1, w + t * step, -slope
 
     _, w, _ = tf.while_loop(lambda k, w, dec: (k < max_iter) & (dec > 1e-24), body,
