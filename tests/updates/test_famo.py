@@ -79,7 +79,8 @@ def test_several_steps_follow_the_reference(optimizer, m):
     rng = np.random.default_rng(m)
     sequence = np.exp(-np.linspace(0, 2, 8)[:, None] * rng.uniform(0.2, 1.5, m)) \
         * rng.uniform(0.8, 1.2, (8, m)) + 0.3
-    kwargs = dict(learning_rate=0.3, gamma=0.01, min_losses=0.2, logits_optimizer=optimizer)
+    kwargs = {"learning_rate": 0.3, "gamma": 0.01, "min_losses": 0.2,
+              "logits_optimizer": optimizer}
     rule = FAMO(**kwargs)
     rule.build_tasks([f"t{i}" for i in range(m)])
     ref = _Reference(m, lr=0.3, gamma=0.01, floor=0.2, optimizer=optimizer)

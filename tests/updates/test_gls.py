@@ -127,3 +127,10 @@ def test_config_round_trip_and_save(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     assert type(loaded.update) is GLS and loaded.update.get_config() == model.update.get_config()
+
+
+def test_one_task_is_its_own_loss():
+    """m = 1: the geometric mean is L itself, weight 1 (nothing to balance, nothing refused)."""
+    rule = GLS()
+    rule.build_tasks(["a"])
+    np.testing.assert_allclose(rule.weights_for(tf.constant([0.7])).numpy(), [1.0], rtol=1e-6)

@@ -80,7 +80,7 @@ class FAMO(LossWeighting):
         self.gamma = _number("gamma", gamma, lambda v: v >= 0, ">= 0")
         self.epsilon = _number("epsilon", epsilon, lambda v: v > 0, "> 0")
         if isinstance(min_losses, dict):
-            for t, v in min_losses.items():
+            for v in min_losses.values():
                 _number("min_losses", v, lambda v: abs(v) < float("inf"), "(finite) per task")
             self.min_losses = {str(t): float(v) for t, v in min_losses.items()}
         else:

@@ -38,9 +38,9 @@ def geometric_weights(losses):
 
 def assert_positive_losses(losses, rule):
     """``losses``, after an in-graph check that all are ``> 0`` (dropped under XLA)."""
-    check = tf.debugging.Assert(tf.reduce_all(losses > 0), [
-        f"{rule} needs every task loss > 0 (it takes their logarithm or divides by "
-        f"them). Received: losses=", losses], summarize=-1)
+    message = (f"{rule} needs every task loss > 0 (it takes their logarithm or divides by "
+               f"them). Received: losses=")
+    check = tf.debugging.Assert(tf.reduce_all(losses > 0), [message, losses], summarize=-1)
     with tf.control_dependencies([check]):
         return tf.identity(losses)
 
