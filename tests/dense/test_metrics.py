@@ -169,7 +169,8 @@ def test_binary_class_never_in_a_union_scores_zero():
     assert out == pytest.approx({"miou": 0.5, "pixel_accuracy": 1.0})
 
 
-@pytest.mark.parametrize("convention,batch", [("batch_mean", 2), ("batch_mean", 3), ("pixel_mean", None)])
+@pytest.mark.parametrize("convention,batch",
+                         [("batch_mean", 2), ("batch_mean", 3), ("pixel_mean", None)])
 def test_depth_matches_reference_without_nan(convention, batch):
     _, _, y, p = _split(3)[:4]
     out = depth_metrics(y, p, convention=convention, batch_size=batch)
@@ -288,7 +289,8 @@ def test_streaming_binary_weights_config_and_xla():
     labels, scores = _split(8)[:2]
     metric = SegmentationScore("pixel_accuracy", C, "binary", from_logits=False, name="acc")
     clone = SegmentationScore.from_config(metric.get_config())
-    assert (clone.name, clone.kind, clone.num_classes, clone.convention) == ("acc", "pixel_accuracy", C, "binary")
+    assert (clone.name, clone.kind, clone.num_classes, clone.convention) == (
+        "acc", "pixel_accuracy", C, "binary")
     step = tf.function(metric.update_state, jit_compile=True)
     for b in _batches(N, BATCH):
         step(labels[list(b)], scores[list(b)])
@@ -301,7 +303,8 @@ def test_streaming_binary_weights_config_and_xla():
     weighted.update_state(labels, scores, sample_weight=weights)
     assert float(weighted.result()) == pytest.approx(
         segmentation_metrics(labels[:-1], scores[:-1], C)["miou"], abs=1e-6)
-    for other in (DepthError("rel_err", "pixel_mean"), NormalError("within_30", "pixel_mean", median_bins=90)):
+    for other in (DepthError("rel_err", "pixel_mean"),
+                  NormalError("within_30", "pixel_mean", median_bins=90)):
         assert type(other).from_config(other.get_config()).get_config() == other.get_config()
 
 

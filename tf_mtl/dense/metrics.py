@@ -47,7 +47,7 @@ Example:
     >>> {k: round(v, 4) for k, v in out.items()}
     {'miou': 0.5, 'pixel_accuracy': 0.6667}
     >>> depth = np.array([[[[1.0], [0.0]], [[2.0], [4.0]]]])   # one 2x2 map, one invalid pixel
-    >>> out = tf_mtl.metrics.depth_metrics(depth, depth + 0.5, convention="batch_mean", batch_size=2)
+    >>> out = tf_mtl.metrics.depth_metrics(depth, depth + 0.5, "batch_mean", batch_size=2)
     >>> {k: round(v, 4) for k, v in out.items()}                 # rel: (0.5/1 + 0.5/2 + 0.5/4) / 3
     {'abs_err': 0.5, 'rel_err': 0.2917}
 """
@@ -78,8 +78,10 @@ def _update_size(batch_size, convention):
         raise ValueError(f"`batch_size` (the evaluation batch, e.g. 2 for NYUv2) is required by "
                          f"convention={convention!r}, which averages per batch. "
                          f"Received: batch_size=None")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1):
+        raise ValueError(f"`batch_size` must be a positive integer. "
+                         f"Received: batch_size={batch_size!r}")
     return int(batch_size)
 
 
@@ -112,14 +114,16 @@ def segmentation_metrics(labels, predictions, num_classes, convention="confusion
         raise ValueError(f"`labels` must be integer class ids [..., H, W]. "
                          f"Received: labels of dtype {labels.dtype} and shape {labels.shape}")
     scores = predictions.ndim == labels.ndim + 1
-    if predictions.shape[:labels.ndim] != labels.shape or not (scores or predictions.ndim == labels.ndim):
-        raise ValueError(f"`predictions` must be scores [..., H, W, C] or ids [..., H, W] for labels "
-                         f"of shape {labels.shape}. Received: predictions.shape={predictions.shape}")
+    ids = predictions.ndim == labels.ndim
+    if predictions.shape[:labels.ndim] != labels.shape or not (scores or ids):
+        raise ValueError(f"`predictions` must be scores [..., H, W, C] or ids [..., H, W] for "
+                         f"labels of shape {labels.shape}. "
+                         f"Received: predictions.shape={predictions.shape}")
     if scores and predictions.shape[-1] != num_classes:
         raise ValueError(f"`num_classes` must equal the predictions' last dimension "
                          f"{predictions.shape[-1]}. Received: num_classes={num_classes}")
-    if not scores and (convention == "binary" or not np.issubdtype(predictions.dtype, np.integer)
-                       or predictions.min(initial=0) < 0 or predictions.max(initial=0) >= num_classes):
+    if ids and (convention == "binary" or not np.issubdtype(predictions.dtype, np.integer)
+                or predictions.min(initial=0) < 0 or predictions.max(initial=0) >= num_classes):
         raise ValueError(f"`predictions` as class ids must be integers in [0, {num_classes}) and "
                          f"convention='binary' needs per-class scores [..., H, W, C]. Received: "
                          f"predictions of dtype {predictions.dtype} and shape {predictions.shape}")
@@ -191,7 +195,8 @@ NYUV2_HIGHER_IS_BETTER = {
     "depth": {"abs_err": False, "rel_err": False},
     "normal": {"mean": False, "median": False, "within_11.25": True, "within_22.5": True,
                "within_30": True}}
-CITYSCAPES_HIGHER_IS_BETTER = {key: NYUV2_HIGHER_IS_BETTER[key] for key in ("segmentation", "depth")}
+CITYSCAPES_HIGHER_IS_BETTER = {key: NYUV2_HIGHER_IS_BETTER[key]
+                               for key in ("segmentation", "depth")}
 # CAGrad's single-task SegNet-MTAN on NYUv2, Nash-MTL's Δm baseline (``BASE``).
 NYUV2_SINGLE_TASK_BASELINE = {
     "segmentation": {"miou": 0.3830, "pixel_accuracy": 0.6376},
@@ -244,7 +249,8 @@ def delta_m(results, baseline, higher_is_better, convention="libmtl"):
     for task, metrics in higher_is_better.items():
         changes = []
         for metric, higher in metrics.items():
-            new, base = _value("results", results, task, metric), _value("baseline", baseline, task, metric)
+            new = _value("results", results, task, metric)
+            base = _value("baseline", baseline, task, metric)
             if base == 0 or not np.isfinite(base):
                 raise ValueError(f"`baseline` must be finite and non-zero (Δm divides by it). "
                                  f"Received: baseline[{task!r}][{metric!r}]={base}")

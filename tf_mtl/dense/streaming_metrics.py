@@ -122,10 +122,12 @@ class SegmentationScore(_DenseScore):
         # Ignored and unweighted pixels count for nothing: a zero row of the one-hot labels.
         labels = tf.where(counted & (labels >= 0), labels, -1)
         truth = tf.one_hot(labels, c)                                   # [B, H, W, C]
-        predicted = tf.one_hot(tf.cast(y_pred, tf.int32), c) * tf.cast(labels >= 0, tf.float32)[..., None]
+        labelled = tf.cast(labels >= 0, tf.float32)[..., None]
+        predicted = tf.one_hot(tf.cast(y_pred, tf.int32), c) * labelled
         if self.convention == "confusion":
             truth, predicted = tf.reshape(truth, [-1, c]), tf.reshape(predicted, [-1, c])
-            self.confusion.assign_add(tf.cast(tf.matmul(truth, predicted, transpose_a=True), tf.float64))
+            counts = tf.matmul(truth, predicted, transpose_a=True)  # [label, prediction]
+            self.confusion.assign_add(tf.cast(counts, tf.float64))
             return
         # mtan_legacy: per image, IoU over the classes with a non-zero union, then batch means.
         images = tf.reshape(labels, [tf.shape(labels)[0], -1])
@@ -172,7 +174,8 @@ class SegmentationScore(_DenseScore):
             union = tf.reduce_sum(matrix, 0) + tf.reduce_sum(matrix, 1) - hits
             present = union > 0  # A class absent from labels and predictions is left out.
             miou = _ratio(tf.reduce_sum(_ratio(hits, union)), tf.math.count_nonzero(present))
-            return {"miou": miou, "pixel_accuracy": _ratio(tf.reduce_sum(hits), tf.reduce_sum(matrix))}
+            accuracy = _ratio(tf.reduce_sum(hits), tf.reduce_sum(matrix))
+            return {"miou": miou, "pixel_accuracy": accuracy}
         if self.convention == "mtan_legacy":
             means = _ratio(self.totals, self.batches)
             return {"miou": means[0], "pixel_accuracy": means[1]}
@@ -265,10 +268,11 @@ class NormalError(_DenseScore):
         valid = tf.reshape(valid_pixels(tf.cast(y_true, tf.float32), sample_weight), [-1])
         weights = tf.cast(valid, tf.float32)
         pixels = tf.reduce_sum(weights)
-        within = [tf.reduce_sum(weights * tf.cast(angles < t, tf.float32)) for t in NORMAL_THRESHOLDS]
+        within = [tf.reduce_sum(weights * tf.cast(angles < t, tf.float32))
+                  for t in NORMAL_THRESHOLDS]
         if self.convention == "pixel_mean":
-            bins = tf.clip_by_value(tf.cast(tf.floor(angles * (self.median_bins / 180.0)), tf.int32),
-                                    0, self.median_bins - 1)
+            bins = tf.cast(tf.floor(angles * (self.median_bins / 180.0)), tf.int32)
+            bins = tf.clip_by_value(bins, 0, self.median_bins - 1)  # 180 degrees: the last bin
             self.histogram.assign_add(tf.cast(
                 tf.math.unsorted_segment_sum(weights, bins, self.median_bins), tf.float64))
             sums = tf.stack([tf.reduce_sum(weights * angles), 0.0, *within])
@@ -292,7 +296,7 @@ class NormalError(_DenseScore):
         return tf.where(n > 0, tf.reduce_mean(centres), tf.constant(0.0, tf.float64))
 
     def results(self):
-        """``{"mean", "median", "within_11.25", "within_22.5", "within_30"}`` since the last reset."""
+        """``{"mean", "median", "within_11.25", "within_22.5", "within_30"}`` since the reset."""
         means = _ratio(self.totals, self.count)
         median = self._histogram_median() if self.convention == "pixel_mean" else means[1]
         return {"mean": means[0], "median": median, "within_11.25": means[2],
