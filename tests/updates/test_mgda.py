@@ -43,7 +43,7 @@ def test_two_tasks_closed_form(g1, g2):
 ])
 def test_three_tasks_match_brute_force(vectors):
     vectors = [np.array(v) for v in vectors]
-    alpha = _solve(vectors, max_iter=2000, tol=1e-9)
+    alpha = _solve(vectors)
     assert alpha.min() >= -1e-7 and abs(alpha.sum() - 1) < 1e-5
     norm, _ = _brute_force(vectors)
     got = np.linalg.norm(alpha @ np.stack(vectors))

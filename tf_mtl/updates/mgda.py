@@ -1,13 +1,16 @@
 """MGDA (Sener & Koltun, NeurIPS 2018): the min-norm point of the task gradients.
 
-Weights ``α`` on the simplex minimise ``||sum_i α_i d_i||²``, computed from the
-Gram matrix of the ``d_i`` by Frank–Wolfe as the authors' ``MinNormSolver``
-does: start from the best pair (the closed form below, over every pair), then
-move towards the vertex of the smallest ``(Gα)_t`` with an exact line search,
-until the step changes ``α`` by less than ``1e-5`` in total (at most
-``max_iter`` steps). For two tasks the pair solution is the exact optimum:
-``γ = clip(<d_2 - d_1, d_2> / ||d_1 - d_2||², 0, 1)``, ``α = (γ, 1 - γ)``. The
-line search is exact (the authors clamp it to ``[0.001, 0.999]``).
+Weights ``α`` on the simplex minimise ``||sum_i α_i d_i||²``, computed exactly
+from the Gram matrix of the ``d_i`` by an active-set method
+(``tf_mtl.updates.qp.min_norm_weights``: Lawson–Hanson NNLS, finite, float64).
+The authors' ``MinNormSolver`` runs Frank–Wolfe from the best pair for at most
+250 steps and stops when a step changes ``α`` by less than ``1e-5``; it can stop
+short of the optimum (the four-task case in ``tests/updates/test_qp.py`` ends
+19% above the min-norm value): here the weights are the exact minimiser, which
+Frank–Wolfe approaches. For two tasks both give the
+closed form ``γ = clip(<d_2 - d_1, d_2> / ||d_1 - d_2||², 0, 1)``,
+``α = (γ, 1 - γ)``. Where the minimiser is not unique (e.g. two equal
+gradients) any minimiser gives the same shared gradient.
 
 ``upper_bound=True`` (MGDA-UB) takes ``d_i = ∇_Z L_i``, the gradient with respect
 to the encoder's *output* ``Z`` — one backward through each head, none through
@@ -24,50 +27,10 @@ gradients themselves (their Gram matrix).
 import keras
 import tensorflow as tf
 
+from tf_mtl.updates.qp import min_norm_weights  # noqa: F401  (re-exported: public name)
 from tf_mtl.updates.weighted import GradientRule
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
-
-
-def _pair(aa, ab, bb):
-    """``γ`` minimising ``||γ a + (1-γ) b||²`` from ``<a,a>, <a,b>, <b,b>``."""
-    denom = aa + bb - 2.0 * ab
-    gamma = tf.where(denom > 0, (bb - ab) / tf.where(denom > 0, denom, 1.0), 0.5)
-    return tf.clip_by_value(gamma, 0.0, 1.0)
-
-
-def min_norm_weights(gram, max_iter=250, tol=1e-5):
-    """``[m]`` simplex weights of the min-norm point of vectors with ``gram`` ``[m, m]``."""
-    gram = tf.cast(gram, tf.float32)
-    m = gram.shape[0]
-    if m == 1:
-        return tf.ones([1])
-    diag = tf.linalg.diag_part(gram)
-    gamma = _pair(diag[:, None], gram, diag[None, :])                  # [m, m]: pair (i, j)
-    cost = (gamma ** 2 * diag[:, None] + (1 - gamma) ** 2 * diag[None, :]
-            + 2 * gamma * (1 - gamma) * gram)
-    cost = tf.where(tf.eye(m, dtype=tf.bool), tf.fill([m, m], float("inf")), cost)
-    best = tf.argmin(tf.reshape(cost, [-1]), output_type=tf.int32)
-    i, j = best // m, best % m
-    g = tf.reshape(gamma, [-1])[best]
-    alpha = g * tf.one_hot(i, m) + (1 - g) * tf.one_hot(j, m)
-    if m == 2:
-        return alpha
-
-    def body(k, alpha, change):
-        grad = tf.linalg.matvec(gram, alpha)
-        t = tf.argmin(grad, output_type=tf.int32)
-        aa = tf.reduce_sum(alpha * grad)
-        ab = grad[t]
-        bb = gram[t, t]
-        step = _pair(aa, ab, bb)
-        new = step * alpha + (1 - step) * tf.one_hot(t, m)
-        return k + 1, new, tf.reduce_sum(tf.abs(new - alpha))
-
-    _, alpha, _ = tf.while_loop(
-        lambda k, a, change: (k < max_iter) & (change >= tol), body,
-        (tf.constant(0), alpha, tf.constant(float("inf"))))
-    return alpha
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
@@ -79,7 +42,9 @@ class MGDA(GradientRule):
             ``False``: w.r.t. the shared parameters.
         normalization: ``"none"``, ``"l2"``, ``"loss"`` or ``"loss+"``.
         weighting: optional loss weighting scaling the task losses first.
-        max_iter: Frank–Wolfe iterations at most (integer >= 1).
+        max_iter: active-set iterations at most (integer >= 1): a guard
+            against rounding cycles, the solver ends after a few steps per
+            task. (It was the Frank–Wolfe cap; configs saved with it load.)
 
     Example:
         >>> update = tf_mtl.updates.MGDA(upper_bound=True, normalization="loss+")
