@@ -79,7 +79,11 @@ class LossWeighting(Update):
     uses_step_losses = False
 
     def current_weights(self):
-        raise NotImplementedError(f"{type(self).__name__} must implement current_weights().")
+        """``[m]`` weights from the state alone; rules with ``uses_step_losses`` need none."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement current_weights()" +
+            (": its weights depend on the step's losses, call weights_for(losses)"
+             if self.uses_step_losses else "."))
 
     def weights_for(self, losses):
         """``[m]`` weights of a step whose global losses are ``losses`` (no gradient)."""
@@ -122,8 +126,8 @@ class LossWeighting(Update):
 def check_weighting(weighting, argument="weighting"):
     if weighting is not None and not isinstance(weighting, LossWeighting):
         raise ValueError(
-            f"`{argument}` must be None or a loss weighting (UncertaintyWeights, CoV, DWA, "
-            f"GradNorm). Received: {argument}={weighting!r}")
+            f"`{argument}` must be None or a loss weighting (a LossWeighting: UncertaintyWeights, "
+            f"CoV, DWA, GradNorm, RLW, GLS, FAMO, STCH). Received: {argument}={weighting!r}")
     return weighting
 
 
