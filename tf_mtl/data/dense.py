@@ -28,7 +28,9 @@ sample weights: ``w`` is a per-pixel validity ``[H, W]`` float32 (1 valid,
 * ``"depth"``: ``y`` float32 ``[H, W, 1]``; ``w = (y != 0)``.
 * ``"normal"`` (NYUv2 only): ``y`` float32 ``[H, W, 3]``; ``mask="own"``:
   ``w = (sum_c y != 0)`` (MTAN since July 2020, LibMTL); ``mask="depth"``:
-  the depth's validity (MTAN before, Maximum Roaming, ``003``).
+  the depth's validity (MTAN before, Maximum Roaming, ``003``). These are the
+  rules of ``tf_mtl.dense.losses.validity_weights`` (whose ``mask_source="target"``
+  is ``mask="own"`` here), computed by its ``pixel_validity``.
 * ``binary_classes=True`` (Maximum Roaming, ``003`` §5) replaces
   ``"segmentation"`` by one binary task per class, ``"class_<c>"`` zero-padded
   to sort numerically (``class_00``..``class_12`` for NYUv2, ``class_0``..
@@ -54,6 +56,7 @@ import tensorflow as tf
 
 from tf_mtl.data import dense_augment
 from tf_mtl.data.dense_release import CHANNELS, SPLIT_FOLDERS, Release
+from tf_mtl.dense.losses import pixel_validity
 
 NYUV2_RELEASE = "https://www.dropbox.com/s/p2nn02wijg7peiy/nyuv2.zip?dl=0"
 CITYSCAPES_RELEASES = {"128x256": "https://www.dropbox.com/s/lg2ktu7o8hzwf99/cityscapes2.zip?dl=0",
@@ -70,10 +73,9 @@ def class_task_names(num_classes):
 
 
 def _targets(arrays, tasks, mask, binary_classes, num_classes):
-    """``({task: y}, {task: w})`` of one (possibly augmented) example."""
+    """``({task: y}, {task: w})`` of one (possibly augmented) example; the validity rules are
+    the dense losses' own (``tf_mtl.dense.losses.pixel_validity``)."""
     y, w = {}, {}
-    if "depth" in arrays:
-        depth_valid = tf.cast(arrays["depth"][..., 0] != 0, tf.float32)
     if "segmentation" in tasks:
         label = arrays["label"]
         if binary_classes:
@@ -82,12 +84,13 @@ def _targets(arrays, tasks, mask, binary_classes, num_classes):
                 y[name] = one_hot[..., c:c + 1]
                 w[name] = tf.ones_like(one_hot[..., c])
         else:
-            y["segmentation"], w["segmentation"] = label, tf.cast(label >= 0, tf.float32)
-    if "depth" in tasks:
-        y["depth"], w["depth"] = arrays["depth"], depth_valid
-    if "normal" in tasks:
-        own = tf.cast(tf.reduce_sum(arrays["normal"], -1) != 0, tf.float32)
-        y["normal"], w["normal"] = arrays["normal"], own if mask == "own" else depth_valid
+            y["segmentation"] = label
+            w["segmentation"] = pixel_validity(label, "segmentation")
+    for task in ("depth", "normal"):
+        if task in tasks:
+            y[task] = arrays[task]
+            source = "depth" if mask == "depth" else task
+            w[task] = pixel_validity(arrays[source], source)
     return y, w
 
 
