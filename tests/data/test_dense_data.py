@@ -392,3 +392,31 @@ def test_wrong_shapes_and_values(nyu_copy):
     bad[0, 0, 0] = np.nan
     np.save(os.path.join(nyu_copy, "train", "depth", "2.npy"), bad)
     _lazy(nyu_copy, r"depth/2\.npy holds NaN or infinite values")
+
+
+def test_batches_train_a_multitask_model_with_the_dense_losses(nyu):
+    """The loader's (image, y, w) plugs into MultiTaskModel; w is the losses' valid-pixel mask."""
+    import keras
+
+    import tf_mtl
+    from tf_mtl.dense.heads import dense_head
+    from tf_mtl.dense.losses import DepthL1, NormalCosine, SegmentationCrossEntropy
+    heads = {"segmentation": dense_head("segmentation", 13), "depth": dense_head("depth"),
+             "normal": dense_head("normal")}
+    losses = {"segmentation": SegmentationCrossEntropy(), "depth": DepthL1(),
+              "normal": NormalCosine()}
+    model = tf_mtl.MultiTaskModel(keras.layers.Conv2D(4, 3, padding="same"), heads, losses)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(dense.nyuv2(nyu, "train", mask="depth"), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    x, y, w = next(iter(dense.nyuv2(nyu, "val", batch_size=3, mask="depth")))
+    pred = model(x)
+    got = model.compute_task_losses(y, pred, w).numpy()
+    depth = _files(nyu, "val", "depth", 3)
+    valid = depth[..., 0] != 0  # mask="depth": the normals' mask too.
+    p_depth, p_normal = pred["depth"].numpy(), pred["normal"].numpy()
+    want_depth = np.abs(p_depth - depth)[..., 0][valid].mean()
+    want_normal = 1 - (p_normal * _files(nyu, "val", "normal", 3)).sum(-1)[valid].mean()
+    tasks = model.tasks
+    np.testing.assert_allclose(got[tasks.index("depth")], want_depth, rtol=1e-5)
+    np.testing.assert_allclose(got[tasks.index("normal")], want_normal, rtol=1e-5)
