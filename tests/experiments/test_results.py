@@ -99,6 +99,26 @@ def test_comparison_table_layout_and_bold_best(tmp_path):
                         "**0.3000 ± 0.0000** |")
 
 
+def test_delta_m_column_against_a_baseline_by_hand(tmp_path):
+    """Means: MTL acc 0.90, loss 0.40; UW acc 0.99, loss 0.30 (one task "t").
+    LibMTL: ((0.99 - 0.90) / 0.90 + (0.40 - 0.30) / 0.40) / 2 = (0.1 + 0.25) / 2 = +17.50 %.
+    Nash-MTL: -100 * the same mean over all metrics = -17.50 (positive = worse)."""
+    methods = {"MTL": {0: {"t": {"accuracy": 0.90, "loss": 0.40}}},
+               "UW": {0: {"t": {"accuracy": 0.99, "loss": 0.30}}}}
+    md, csv_path = results.write_comparison(str(tmp_path), methods, baseline="MTL")
+    lines = open(md).read().splitlines()
+    assert "Δm (%) against MTL (libmtl: higher is better)" in lines[0]
+    assert lines[2].endswith("| Δm (%) |")
+    assert lines[4].endswith("| +0.00 |") and lines[5].endswith("| +17.50 |")
+    assert open(csv_path).read().splitlines()[0].endswith(",delta_m_percent")
+    nash = results.delta_m_column(methods, "MTL", "nash_mtl")
+    assert nash["UW"] == pytest.approx(-17.5) and nash["MTL"] == 0.0
+    swapped = results.delta_m_column(methods, "UW")  # the other baseline: MTL is worse
+    assert swapped["MTL"] < 0
+    with pytest.raises(ValueError, match="Received: baseline='STL'"):
+        results.write_comparison(str(tmp_path), methods, baseline="STL")
+
+
 @pytest.mark.parametrize("seeds, expected", [
     ("", None), (None, None), (3, [5, 6, 7]), ("3", [5, 6, 7]), ("0,3,7", [0, 3, 7]),
     ("[2, 4]", [2, 4]), ([1, 9], [1, 9]), ("4,", [4]),

@@ -2,7 +2,7 @@ r"""Run several methods over seeds and write one comparison table (``001`` Table
 
 Usage:
     tf-mtl-compare --configs=FILE.py[:arg],FILE.py[:arg],... --workdir=DIR [--seeds=N|0,3,7] \
-        [--set=field=value ...]
+        [--set=field=value ...] [--baseline=METHOD [--delta_m=libmtl|nash_mtl]]
 
 Example:
     tf-mtl-compare --configs=configs/multimnist_itmtl.py:mtl,configs/multimnist_itmtl.py:itmtl \
@@ -26,6 +26,11 @@ _SEEDS = flags.DEFINE_string("seeds", "3", "Seeds per method: a count n or a lis
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the table.")
 _SET = flags.DEFINE_multi_string("set", [], "field=value applied to every config "
                                  "(e.g. epochs=3, optimizer.learning_rate=0.01).")
+_BASELINE = flags.DEFINE_string("baseline", None, "A method (as the table names it, e.g. "
+                                "multimnist_rules:mtl) to add a Δm (%) column against.")
+_DELTA_M = flags.DEFINE_enum("delta_m", "libmtl", ["libmtl", "nash_mtl"],
+                             "Δm convention: LibMTL's (positive = better) or Nash-MTL's "
+                             "(positive = worse).")
 flags.mark_flags_as_required(["configs", "workdir"])
 
 
@@ -59,10 +64,12 @@ def main(argv):
             overrides[field] = _value(value)
         configs = runs.compare_configs(specs(_CONFIGS.value), _SEEDS.value, overrides)
         runs.check_same_tasks(configs)
+        runs.check_baseline(configs, _BASELINE.value, _DELTA_M.value)
         for method, config in configs.items():   # Each method's runs, continued or new.
             cli.check_workdir(config, runs.method_dir(_WORKDIR.value, method))
         cli.writable_dir(_WORKDIR.value)
-    out = runs.compare(specs(_CONFIGS.value), _SEEDS.value, _WORKDIR.value, overrides)
+    out = runs.compare(specs(_CONFIGS.value), _SEEDS.value, _WORKDIR.value, overrides,
+                       baseline=_BASELINE.value, delta_m=_DELTA_M.value)
     with open(out["files"][0]) as f:
         print(f.read())
     print("wrote:", *out["files"], sep="\n  ")

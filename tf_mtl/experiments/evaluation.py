@@ -41,7 +41,9 @@ DATASET_METRICS = {
 }
 PER_ATTRIBUTE = ("precision", "recall", "fscore")  # Averaged over attributes.
 METRIC_NAMES = ("accuracy", "error", "mse") + PER_ATTRIBUTE
-LOWER_IS_BETTER = {"error", "mse", "loss"}
+# Metrics where lower is better: losses, errors, and the dense metrics' errors and angles
+# (tf_mtl.metrics.depth_metrics / normal_metrics: abs_err, rel_err, mean, median).
+LOWER_IS_BETTER = {"error", "mse", "loss", "abs_err", "rel_err", "mean", "median"}
 ALL_ATTRIBUTES = "all_attributes"
 
 

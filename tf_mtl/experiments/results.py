@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from tf_mtl.experiments.checkpointing import atomic_write
+from tf_mtl.dense.metrics import delta_m
 from tf_mtl.experiments.evaluation import LOWER_IS_BETTER, PER_ATTRIBUTE
 
 PERCENT = {"accuracy", "error", *PER_ATTRIBUTE}
@@ -133,27 +134,62 @@ def comparison(methods, spread="se"):
     return columns, table, best
 
 
-def write_comparison(workdir, methods, name="compare", spread="se"):
+def delta_m_column(methods, baseline, convention="libmtl", spread="se"):
+    """``{method: Δm in percent}`` of every method's mean results against ``baseline``'s
+    (``tf_mtl.metrics.delta_m`` over every column; lower is better for losses, errors, MSE
+    and the normal angles' mean and median). ``"libmtl"``: positive = improvement;
+    ``"nash_mtl"``: positive = worse."""
+    if baseline not in methods:
+        raise ValueError(f"`baseline` must be one of the compared methods {sorted(methods)}. "
+                         f"Received: baseline={baseline!r}")
+    columns, table, _ = comparison(methods, spread)
+    higher = {}
+    for task, metric in columns:
+        higher.setdefault(task, {})[metric] = metric not in LOWER_IS_BETTER
+
+    def means(m):
+        out = {}
+        for task, metric in columns:
+            out.setdefault(task, {})[metric] = table[m][(task, metric)]["mean"]
+        return out
+
+    scale = 100.0 if convention == "libmtl" else 1.0  # nash_mtl is in percent already
+    return {m: scale * delta_m(means(m), means(baseline), higher, convention) for m in methods}
+
+
+def write_comparison(workdir, methods, name="compare", spread="se", baseline=None,
+                     delta_m_convention="libmtl"):
     """``001`` Table 2's layout: methods as rows, tasks' metrics as columns, the best mean
     of each column in bold (every method tied with it as shown, too). Writes ``<name>.md``
-    and ``<name>.csv``; returns their paths. ``spread="std"``: mean ± standard deviation."""
+    and ``<name>.csv``; returns their paths. ``spread="std"``: mean ± standard deviation.
+    ``baseline`` (a method): a last column Δm (%) of every method against it
+    (``delta_m_column``; ``delta_m_convention`` ``"libmtl"`` or ``"nash_mtl"``)."""
     columns, table, best = comparison(methods, spread)
+    deltas = (None if baseline is None
+              else delta_m_column(methods, baseline, delta_m_convention, spread))
     seeds = sorted({len(s) for s in methods.values()})
+    sign = "higher is better" if delta_m_convention == "libmtl" else "lower is better"
     lines = [f"Test results, mean ± {SPREADS[spread]} over {'/'.join(map(str, seeds))} "
-             "seed(s); best in bold.", "",
-             "| method | " + " | ".join(_label(*c) for c in columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]
+             "seed(s); best in bold." + ("" if deltas is None else
+                                         f" Δm (%) against {baseline} ({delta_m_convention}: "
+                                         f"{sign})."), "",
+             "| method | " + " | ".join(_label(*c) for c in columns)
+             + ("" if deltas is None else " | Δm (%)") + " |",
+             "|---" * (len(columns) + 1 + (deltas is not None)) + "|"]
     for m in methods:
         cells = []
         for c in columns:
             r = table[m][c]
             text = format_value(c[1], r["mean"], r["stderr"], r["n"], r["n_finite"])
             cells.append(f"**{text}**" if m in best[c] else text)
+        if deltas is not None:
+            cells.append(f"{deltas[m]:+.2f}")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     kinds = ("mean", "stderr" if spread == "se" else "std", "n_finite")
-    header = ["method"] + [f"{t}/{m}/{k}" for t, m in columns for k in kinds]
+    header = (["method"] + [f"{t}/{m}/{k}" for t, m in columns for k in kinds]
+              + ([] if deltas is None else ["delta_m_percent"]))
     rows = [[m] + [table[m][c][k] for c in columns for k in ("mean", "stderr", "n_finite")]
-            for m in methods]
+            + ([] if deltas is None else [deltas[m]]) for m in methods]
     paths = os.path.join(workdir, f"{name}.md"), os.path.join(workdir, f"{name}.csv")
     atomic_write(paths[0], lambda f: f.write("\n".join(lines) + "\n"))
     atomic_write(paths[1], lambda f: f.write(_csv(header, rows)))

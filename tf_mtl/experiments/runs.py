@@ -21,6 +21,7 @@ import json
 import os
 
 from tf_mtl import distribute
+from tf_mtl.dense.metrics import DELTA_M_CONVENTIONS
 from tf_mtl.experiments import checkpointing
 from tf_mtl.experiments import experiment
 from tf_mtl.experiments import config_checks
@@ -145,13 +146,15 @@ def compare_configs(specs, seeds, overrides=None):
     return configs
 
 
-def compare(specs, seeds, workdir, overrides=None):
+def compare(specs, seeds, workdir, overrides=None, baseline=None, delta_m="libmtl"):
     """Runs every config of ``specs`` for ``seeds`` into ``workdir/<method>/`` and writes
     ``workdir/compare.md`` / ``compare.csv``. ``overrides`` ({field: value}, dotted names)
     apply to every config; a field a config lacks is a ``ValueError``. Configs whose tasks
-    differ are refused before training."""
+    differ are refused before training. ``baseline`` (a method name, as the table shows it)
+    adds a Δm (%) column against it (``delta_m``: ``"libmtl"`` or ``"nash_mtl"``)."""
     configs = compare_configs(specs, seeds, overrides)
     check_same_tasks(configs)
+    check_baseline(configs, baseline, delta_m)
     methods = {}
     for m, config in configs.items():
         out = run(config, method_dir(workdir, m))
@@ -160,7 +163,19 @@ def compare(specs, seeds, workdir, overrides=None):
     if not distribute.is_chief_process(first.get("strategy", "default")):
         return {"methods": methods, "files": []}
     return {"methods": methods, "files": results_lib.write_comparison(
-        workdir, methods, spread=first.get("table_spread", "se"))}
+        workdir, methods, spread=first.get("table_spread", "se"), baseline=baseline,
+        delta_m_convention=delta_m)}
+
+
+def check_baseline(configs, baseline, delta_m):
+    """Refuses a Δm baseline that is not one of the methods, or an unknown convention,
+    before anything trains."""
+    if baseline is not None and baseline not in configs:
+        raise ValueError(f"`baseline` must be one of the compared methods {sorted(configs)}. "
+                         f"Received: baseline={baseline!r}")
+    if delta_m not in DELTA_M_CONVENTIONS:
+        raise ValueError(f"`delta_m` must be one of {DELTA_M_CONVENTIONS}. Received: "
+                         f"delta_m={delta_m!r}")
 
 
 def _override(config, field, value, spec):
