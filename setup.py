@@ -47,6 +47,8 @@ setup(
         "tensorboard",
         # tf_mtl.data.sources reads TFDS's file paths with it (TFDS brings it today).
         "etils",
+        # Task grouping for many tasks: HiGHS through scipy.optimize (grouping/scale_selection.py).
+        "scipy",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "matplotlib",

@@ -51,7 +51,12 @@ class Selection:
             objective's own orientation (a loss for ``"hoa"``).
         cost: total cost of the chosen networks.
         exact: False when a ``time_limit`` stopped the search early.
-        gap: upper bound on how far ``value`` can be from the optimum (0 if exact).
+        gap: proven upper bound on the optimum's relative distance from
+            ``value``, ``|optimum - value| / |value|`` (0 if exact; ``inf`` when
+            ``value`` is 0 and not proven optimal).
+        bound: proven bound on the optimum's value, in the objective's
+            orientation (an upper bound when maximizing, a lower one for
+            losses); equals ``value`` when exact.
     """
 
     groups: list
@@ -60,6 +65,23 @@ class Selection:
     cost: float
     exact: bool = True
     gap: float = 0.0
+    bound: float = None
+
+
+def relative_gap(value, bound):
+    """``|bound - value| / |value|``: 0 when equal, ``inf`` when ``value`` is 0 and they differ."""
+    distance = abs(bound - value)
+    if distance <= 1e-12 * max(1.0, abs(value)):
+        return 0.0
+    return distance / abs(value) if value != 0 else float("inf")
+
+
+def check_time_limit(time_limit):
+    """``time_limit`` is None (no limit) or a positive number of seconds."""
+    if time_limit is not None and not (isinstance(time_limit, (int, float, np.number))
+                                       and time_limit > 0):
+        raise ValueError(f"`time_limit` must be a positive number of seconds, or None for no "
+                         f"limit. Received: time_limit={time_limit!r}")
 
 
 class _Search:
@@ -306,6 +328,7 @@ def select_networks(candidates, budget, *, maximize=True, aggregate="mean", time
         raise ValueError(f"`aggregate` must be 'mean' or 'sum'. Received: aggregate={aggregate!r}")
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {SOLVERS}. Received: solver={solver!r}")
+    check_time_limit(time_limit)
     tasks = _validate_networks(candidates, budget)
     index = {t: i for i, t in enumerate(tasks)}
     sign = 1.0 if maximize else -1.0
@@ -344,8 +367,10 @@ def select_networks(candidates, budget, *, maximize=True, aggregate="mean", time
     serving = {t: tuple(candidates[chosen[int(np.argmax(matrix[chosen, index[t]]))]].tasks)
                for t in tasks}
     scale = 1.0 / len(tasks) if aggregate == "mean" else 1.0
-    gap = max(0.0, search.pending_bound - search.best_value) * scale if search.timed_out else 0.0
+    best = served.sum()
+    # Unexplored subtrees are worth at most pending_bound; the explored ones at most best.
+    bound = max(search.pending_bound, best) if search.timed_out else best
     return Selection(
         groups=[tuple(candidates[n].tasks) for n in chosen], serving=serving,
-        value=float(sign * served.sum() * scale), cost=float(costs[chosen].sum()),
-        exact=not search.timed_out, gap=float(gap))
+        value=float(sign * best * scale), cost=float(costs[chosen].sum()),
+        exact=not search.timed_out, gap=relative_gap(best, bound), bound=float(sign * bound * scale))

@@ -4,7 +4,9 @@
 non-empty task subset, cost 1 by default (so ``splits`` is the budget) — with
 a score per member under the TAG, HOA or transference objective (DESIGN.md,
 ``001`` §5.1 and App. B, ``002`` §3.3), and hands them to the one selection
-mechanism, ``tf_mtl.grouping.network_selection.select_networks``. ``hoa_table`` and
+mechanism, ``tf_mtl.grouping.network_selection.select_networks``. Past
+``ENUMERATION_MAX_TASKS`` tasks (``2^n`` candidates) it solves the same problem by
+column generation instead (``tf_mtl.grouping.scale_selection``). ``hoa_table`` and
 ``hoa_predict`` build the Higher-Order Approximation from pair results.
 """
 
@@ -15,10 +17,15 @@ import os
 
 import numpy as np
 
-from tf_mtl.grouping.network_selection import Network, Selection, select_networks
+from tf_mtl.grouping.network_selection import (Network, Selection, check_time_limit,
+                                               relative_gap, select_networks)
 
 OBJECTIVES = ("tag", "hoa", "transference")
 TAG_ALONE = -1e6  # A task alone scores this under "tag" (TAG notebook).
+# solver="auto" enumerates every subset up to this many tasks (the serving-partition program:
+# 9 tasks x 4 splits in ~0.03 s, 12 in seconds) and uses column generation past it.
+ENUMERATION_MAX_TASKS = 12
+SOLVERS = ("auto", "partition", "branch_and_bound", "column_generation")
 
 
 def score_tasks(scores, tasks=None):
@@ -84,13 +91,20 @@ def select_groups(scores, splits=None, objective="tag", *, tasks=None, costs=Non
         costs: ``{group: cost}`` overriding the default cost 1; keys are task
             tuples or ``"a|b"`` names (e.g. half-size single-task networks at 0.5).
         budget: total cost allowed; defaults to ``splits``.
-        time_limit: seconds before branch and bound returns the best found,
-            marked inexact.
-        solver: see ``select_networks`` (``"auto"``, ``"partition"``,
-            ``"branch_and_bound"``).
+        time_limit: seconds (> 0) before the search returns the best found,
+            marked inexact, with its proven ``bound`` and relative ``gap``;
+            None: until proven optimal.
+        solver: ``"auto"``, ``"partition"``, ``"branch_and_bound"`` (both
+            enumerate every subset, see ``select_networks``) or
+            ``"column_generation"`` (``scale_selection``: unit costs, no
+            enumeration; any of the three objectives). ``"auto"`` enumerates up
+            to ``ENUMERATION_MAX_TASKS`` tasks, or with ``costs``/``budget``,
+            and uses column generation past it.
 
     Returns:
         ``Selection``; ``value`` is the mean over tasks in the objective's orientation.
+        Ties between optimal groupings may resolve differently between the
+        enumerating solvers and column generation; the value is the same.
 
     Example:
         >>> sel = tf_mtl.grouping.select_groups(json.load(open("affinity.json")), splits=3)
@@ -98,6 +112,9 @@ def select_groups(scores, splits=None, objective="tag", *, tasks=None, costs=Non
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"`objective` must be one of {OBJECTIVES}. Received: objective={objective!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` must be one of {SOLVERS}. Received: solver={solver!r}")
+    check_time_limit(time_limit)
     tasks = score_tasks(scores, tasks)
     if budget is None:
         if splits is None or not isinstance(splits, (int, np.integer)) or splits < 1:
@@ -122,12 +139,38 @@ def select_groups(scores, splits=None, objective="tag", *, tasks=None, costs=Non
             raise ValueError(f"`costs` names unknown tasks: {sorted(set(group) - set(tasks))}. "
                              f"Received key {key!r}")
         cost_of[group] = value
+    if solver == "column_generation" or (solver == "auto" and len(tasks) > ENUMERATION_MAX_TASKS
+                                         and not cost_of and budget == splits):
+        if cost_of or budget != splits:
+            raise ValueError("solver='column_generation' selects `splits` groups of cost 1; it "
+                             f"takes no `costs` or `budget`. Received: costs={costs!r}, "
+                             f"budget={budget!r}")
+        return _select_by_column_generation(scores, tasks, splits, objective, time_limit)
     candidates = [
         Network(group, float(cost_of.get(group, 1.0)), _member_scores(scores, group, objective))
         for r in range(1, len(tasks) + 1) for group in itertools.combinations(tasks, r)
     ]
     return select_networks(candidates, budget, maximize=(objective == "tag"),
                            time_limit=time_limit, solver=solver)
+
+
+def _select_by_column_generation(scores, tasks, splits, objective, time_limit):
+    """``select_groups`` for many tasks: ``scale_selection.solve``, reported as a ``Selection``."""
+    from tf_mtl.grouping import scale_selection  # (Imports SciPy only when needed.)
+    matrix = np.array([[scores[r][c] for c in tasks] for r in tasks], float)
+    W, alone = scale_selection.pair_form(matrix, objective)
+    groups, value, bound, exact = scale_selection.solve(
+        W, alone, splits, np.inf if time_limit is None else time_limit)
+    chosen = [tuple(t for t, member in zip(tasks, g) if member) for g in groups]
+    # The chosen groups alone, through the one selection engine: serving and value as always.
+    picked = select_networks(
+        [Network(g, 1.0, _member_scores(scores, g, objective)) for g in chosen], len(chosen),
+        maximize=(objective == "tag"), solver="branch_and_bound")
+    sign = 1.0 if objective == "tag" else -1.0
+    bound = max(bound, sign * picked.value * len(tasks))
+    return dataclasses.replace(
+        picked, exact=bool(exact), gap=relative_gap(sign * picked.value * len(tasks), bound),
+        bound=float(sign * bound / len(tasks)))
 
 
 def hoa_table(pair_results, single_results):

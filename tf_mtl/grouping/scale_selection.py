@@ -1,0 +1,331 @@
+"""Group selection for many tasks (20-40+): column generation with a certified bound.
+
+``select_groups`` enumerates every task subset (``2^n`` candidates); this
+module solves the same problem without enumerating them. All three objectives
+of ``select_groups`` score a member ``p`` of a group ``G`` (``|G| >= 2``) as a
+mean of pair values over the other members, ``c(p, G) = sum_{q in G-p}
+W[p, q] / (|G| - 1)``, and a task alone as ``alone[p]`` (``pair_form``), so
+one method covers ``"tag"``, ``"hoa"`` and ``"transference"``.
+
+**Master** (a facility-location model over group columns, maximization):
+``max sum_G sum_{p in G} c(p, G) y[p, G]`` s.t. ``sum_G y[p, G] = 1`` (every
+task served once), ``y[p, G] <= x[G]``, ``sum_G x[G] <= splits``. Its LP over
+the columns found so far (HiGHS via ``scipy.optimize.linprog``) gives duals
+``pi`` (tasks) and ``mu`` (budget).
+
+**Pricing** (is a better column missing?): ``P(pi) = max_G sum_{p in G}
+max(0, c(p, G) - pi[p])``, solved exactly per group size ``s`` by a
+depth-first branch and bound over members; a node's bound lets every
+member keep its best ``r`` remaining partners among the free tasks.
+Columns with ``P > mu`` enter the master.
+
+**Certificate.** Relaxing "served once" with any ``pi`` gives the
+Lagrangian bound ``sum(pi) + splits * max(0, P(pi))`` on the optimum; when no
+column is missing it equals the LP value. The integer master over the columns
+(``scipy.optimize.milp``) gives the incumbent; then every column that can be
+in a better solution has reduced cost ``>= incumbent - bound`` (each chosen
+column's reduced cost is ``<= 0`` and they sum to at least that), so pricing
+enumerates those and one more integer solve proves the optimum (``exact``).
+Past ``time_limit`` the incumbent comes back with its bound and ``gap``.
+"""
+
+import time
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import coo_matrix
+
+SCALE_OBJECTIVES = ("tag", "hoa", "transference")
+_EPS = 1e-9
+HEURISTIC_NODES = 200  # Pricing nodes per size while column generation still finds columns.
+MAX_ENUMERATED = 100_000  # Columns the proof of optimality may enumerate.
+_DEBUG = bool(__import__('os').environ.get('SCALE_DEBUG'))
+
+
+def pair_form(matrix, objective):
+    """``(W, alone)`` oriented for maximization from ``M[i, j] = scores[task i][task j]``.
+
+    ``W[p, q]`` is what partner ``q`` gives member ``p`` (diagonal unused):
+    TAG ``M[q, p]``; HOA ``-M[p, q]`` (a loss); transference ``-(1 - M[q, p] /
+    M[p, p])`` (``001`` App. B, a quantity to minimize). ``alone`` is TAG's
+    -1e6, HOA's ``-M[p, p]``, transference's 0.
+    """
+    if objective not in SCALE_OBJECTIVES:
+        raise ValueError(f"The many-task selection supports the objectives {SCALE_OBJECTIVES} "
+                         f"(a member's score is a mean of pair values). Received: "
+                         f"objective={objective!r}")
+    matrix = np.asarray(matrix, float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"`scores` must be a square matrix. Received: shape {matrix.shape}")
+    if objective == "tag":
+        return matrix.T.copy(), np.full(len(matrix), -1e6)
+    if objective == "hoa":
+        return -matrix, -np.diag(matrix).copy()
+    return -(1.0 - matrix.T / np.diag(matrix)[:, None]), np.zeros(len(matrix))
+
+
+def member_values(W, alone, groups):
+    """``c(p, G)`` for boolean ``groups`` ``[g, n]``; ``-inf`` outside the group."""
+    groups = np.asarray(groups, bool)
+    W0 = W - np.diag(np.diag(W))
+    size = groups.sum(1, keepdims=True)
+    sums = groups.astype(float) @ W0.T
+    values = np.where(size > 1, sums / np.maximum(size - 1, 1), alone[None, :])
+    return np.where(groups, values, -np.inf)
+
+
+class _Pricer:
+    """``max_{|G| = s} sum_{p in G} max(0, c(p, G) - pi[p])`` by depth-first branch and bound.
+
+    A node fixes some members and some non-members; ``r`` members are still to
+    pick among the free tasks. Its bound lets each member, and each of the ``r``
+    most promising free tasks, take its own best ``r`` (``r - 1``) free partners.
+    """
+
+    def __init__(self, W, pi, deadline, node_limit=None):
+        self.W0, self.pi, self.deadline = W - np.diag(np.diag(W)), pi, deadline
+        self.n, self.node_limit = len(W), node_limit
+        # Each row's partners, best first (one order for every size: sizes only rescale).
+        ranked = np.where(np.eye(self.n, dtype=bool), -np.inf, self.W0)
+        self.order = np.argsort(-ranked, axis=1, kind="stable")
+        self.is_self = self.order == np.arange(self.n)[:, None]
+        self.sorted = np.take_along_axis(self.W0, self.order, axis=1)
+
+    def solve(self, s, threshold, collect):
+        """Columns of size ``s`` worth more than ``threshold`` (all of them if ``collect``,
+        else a chain of improving ones). Returns ``(columns, best, open_bound)``;
+        ``open_bound`` bounds the nodes a deadline or node limit left unexplored
+        (``-inf`` when the search finished: then nothing of size ``s`` beats
+        ``max(threshold, best)``)."""
+        self.scale, self.nodes = 1.0 / (s - 1), 0
+        self.columns, self.best, self.open_bound = [], -np.inf, -np.inf
+        self.threshold, self.collect = threshold, collect
+        self._node(np.zeros(self.n, bool), np.ones(self.n, bool), s)
+        return self.columns, self.best, self.open_bound
+
+    def root_bound(self, s):
+        self.scale = 1.0 / (s - 1)
+        return self._bound(np.zeros(self.n, bool), np.ones(self.n, bool), s)[0]
+
+    def _bound(self, members, free, r):
+        inner = self.W0 @ members.astype(float)
+        free_ranked = free[self.order]
+        take = free_ranked & (np.cumsum(free_ranked, axis=1) <= r)
+        others = free_ranked & ~self.is_self
+        take_others = others & (np.cumsum(others, axis=1) <= r - 1)
+        partners = np.where(members, (self.sorted * take).sum(1),
+                            (self.sorted * take_others).sum(1))
+        ub = np.maximum((inner + partners) * self.scale - self.pi, 0.0)
+        ub_free = np.where(free, ub, -np.inf)
+        best_free = -np.partition(-ub_free, r - 1)[:r] if r else np.zeros(0)
+        return ub[members].sum() + best_free.sum(), ub_free
+
+    def _node(self, members, free, r):
+        if r == 0 or r == free.sum():
+            group = np.flatnonzero(members | free) if r else np.flatnonzero(members)
+            sums = self.W0[np.ix_(group, group)].sum(1) * self.scale
+            value = np.maximum(sums - self.pi[group], 0.0).sum()
+            self.best = max(self.best, value)
+            if value > self.threshold + _EPS:
+                self.columns.append(group)
+                if not self.collect:
+                    self.threshold = max(self.threshold, value)
+            return
+        bound, ub_free = self._bound(members, free, r)
+        if bound <= self.threshold + _EPS:
+            return
+        self.nodes += 1
+        if time.monotonic() > self.deadline or (self.node_limit and self.nodes > self.node_limit):
+            self.open_bound = max(self.open_bound, bound)
+            return
+        pick = int(np.argmax(ub_free))
+        free = free.copy()
+        free[pick] = False
+        with_pick = members.copy()
+        with_pick[pick] = True
+        self._node(with_pick, free, r - 1)
+        if free.sum() >= r:
+            self._node(members, free, r)
+
+
+class _Master:
+    """The facility-location master over group columns (boolean rows)."""
+
+    def __init__(self, W, alone, splits):
+        self.W, self.alone, self.splits, self.n = W, alone, splits, len(W)
+        self.groups, self.keys = [], set()
+
+    def add(self, groups):
+        new = 0
+        for g in np.atleast_2d(np.asarray(groups, bool)):
+            key = g.tobytes()
+            if key not in self.keys:
+                self.keys.add(key)
+                self.groups.append(g.copy())
+                new += 1
+        return new
+
+    def _model(self):
+        G = np.array(self.groups)
+        values = member_values(self.W, self.alone, G)
+        gi, pi = np.nonzero(G)                                  # y variables (group, task).
+        ng, ny = len(G), len(gi)
+        c = np.concatenate([np.zeros(ng), -values[gi, pi]])
+        served = coo_matrix((np.ones(ny), (pi, ng + np.arange(ny))), shape=(self.n, ng + ny))
+        link = coo_matrix((np.r_[np.ones(ny), -np.ones(ny)],
+                           (np.r_[np.arange(ny), np.arange(ny)], np.r_[ng + np.arange(ny), gi])),
+                          shape=(ny, ng + ny))
+        budget = coo_matrix((np.ones(ng), (np.zeros(ng, int), np.arange(ng))), shape=(1, ng + ny))
+        return G, c, served.tocsr(), link.tocsr(), budget.tocsr(), ng, gi
+
+    def lp(self):
+        """``(value, pi, mu)`` of the LP relaxation."""
+        from scipy.sparse import vstack
+        G, c, served, link, budget, ng, _ = self._model()
+        res = linprog(c, A_ub=vstack([link, budget]), b_ub=np.r_[np.zeros(link.shape[0]),
+                                                                  self.splits],
+                      A_eq=served, b_eq=np.ones(self.n), bounds=(0, None), method="highs")
+        if res.status != 0:
+            raise RuntimeError(f"The master LP failed: {res.message}")
+        return -res.fun, -res.eqlin.marginals, max(-res.ineqlin.marginals[-1], 0.0)
+
+    def integer(self, time_limit):
+        """``(value, chosen groups, proven optimal)`` of the integer master (x binary)."""
+        from scipy.sparse import vstack
+        G, c, served, link, budget, ng, gi = self._model()
+        A = vstack([served, link, budget])
+        lo = np.r_[np.ones(self.n), np.full(link.shape[0], -np.inf), -np.inf]
+        hi = np.r_[np.ones(self.n), np.zeros(link.shape[0]), self.splits]
+        res = milp(c, constraints=LinearConstraint(A, lo, hi),
+                   integrality=np.r_[np.ones(ng), np.zeros(len(c) - ng)], bounds=Bounds(0, 1),
+                   options={"time_limit": max(time_limit, 1.0), "mip_rel_gap": 0.0}
+                   if np.isfinite(time_limit) else {"mip_rel_gap": 0.0})
+        if res.x is None:
+            return -np.inf, None, False
+        chosen = G[res.x[:ng] > 0.5]
+        return selection_value(self.W, self.alone, chosen), chosen, res.status == 0
+
+
+def selection_value(W, alone, groups):
+    """Sum over tasks of the best served value (``-inf`` if a task is not covered)."""
+    return float(member_values(W, alone, groups).max(0).sum())
+
+
+def _local_search(W, alone, splits, rng, restarts=4):
+    """Partitions into ``splits`` blocks improved by moving one task at a time (first columns)."""
+    n, found = len(W), []
+
+    def value(label):
+        blocks = np.array([label == b for b in range(splits)])
+        return selection_value(W, alone, blocks[blocks.any(1)])
+
+    for _ in range(restarts):
+        label, current, improved = rng.integers(0, splits, n), None, True
+        current = value(label)
+        while improved:
+            improved = False
+            for p in rng.permutation(n):
+                for b in range(splits):
+                    if b != label[p]:
+                        moved = label.copy()
+                        moved[p] = b
+                        v = value(moved)
+                        if v > current + _EPS:
+                            label, current, improved = moved, v, True
+        blocks = [label == b for b in range(splits) if (label == b).any()]
+        found.append((current, np.array(blocks)))
+    value, best = max(found, key=lambda f: f[0])
+    return np.concatenate([f[1] for f in found]), best, value
+
+
+def solve(W, alone, splits, time_limit=60.0, seed=0):
+    """Best ``splits`` groups for pair form ``(W, alone)`` (see module doc).
+
+    Returns ``(groups, value, bound, exact)``: boolean ``[g, n]`` groups, the sum over
+    tasks of their served values, a proven upper bound on the optimum's sum, and
+    whether ``value`` is proven optimal.
+    """
+    if not time_limit or not time_limit > 0:
+        raise ValueError(f"`time_limit` must be a positive number of seconds (inf: none). "
+                         f"Received: time_limit={time_limit!r}")
+    start = time.monotonic()
+    deadline = start + time_limit
+    n, rng = len(W), np.random.default_rng(seed)
+    master = _Master(W, alone, splits)
+    master.add(np.ones((1, n), bool))
+    if n <= 80:  # Every pair: cheap, and the LP starts from sensible duals.
+        pairs = np.zeros((n * (n - 1) // 2, n), bool)
+        a, b = np.triu_indices(n, 1)
+        pairs[np.arange(len(a)), a] = pairs[np.arange(len(a)), b] = True
+        master.add(pairs)
+    starts, best_groups, best_value = _local_search(W, alone, splits, rng)
+    master.add(starts)
+    W0 = W - np.diag(np.diag(W))
+    top = -np.sort(-np.where(np.eye(n, dtype=bool), -np.inf, W0), axis=1)
+    reach = np.max(np.c_[alone, np.cumsum(top[:, :-1], 1) / np.arange(1, n)], axis=1).sum()
+    bound, converged = reach, False
+    node_limit = HEURISTIC_NODES
+    while time.monotonic() < deadline:
+        z_lp, pi, mu = master.lp()
+        new, upper, _ = _price(W, alone, pi, mu, deadline, node_limit, stop_after=2 * n)
+        bound = min(bound, pi.sum() + splits * max(0.0, upper))
+        if master.add(new):
+            node_limit = HEURISTIC_NODES  # Cheap pricing while it finds columns ...
+        elif node_limit:
+            node_limit = None             # ... then exact pricing, to find one or prove none.
+        else:
+            converged = upper <= mu + _EPS
+            break
+        if _DEBUG:
+            print(f"{time.monotonic() - start:.2f}s lp {z_lp:.4f} bound {bound:.4f} "
+                  f"columns {len(master.groups)} limit {node_limit}")
+    remaining = deadline - time.monotonic()
+    value, groups, _ = master.integer(remaining)
+    if groups is not None and value > best_value:
+        best_value, best_groups = value, groups
+    exact = bound - best_value <= _EPS * max(1.0, abs(best_value))
+    if converged and not exact and time.monotonic() < deadline:
+        # Every column of a better selection has reduced cost >= -(bound - incumbent).
+        slack = bound - best_value
+        found, upper, complete = _price(W, alone, pi, mu - slack, deadline, None, collect=True)
+        if _DEBUG:
+            print(f"{time.monotonic() - start:.2f}s enumerated {len(found)} complete {complete}")
+        master.add(found)
+        value, groups, optimal = master.integer(deadline - time.monotonic())
+        if groups is not None and value > best_value:
+            best_value, best_groups = value, groups
+        if complete and optimal:
+            bound, exact = best_value, True
+    keep = member_values(W, alone, best_groups).argmax(0)
+    best_groups = best_groups[np.unique(keep)]
+    return best_groups, best_value, max(bound, best_value), exact
+
+
+def _price(W, alone, pi, threshold, deadline, node_limit, collect=False, stop_after=None):
+    """Columns worth more than ``threshold`` at duals ``pi`` (every size), and an upper
+    bound on the best column's worth ``P(pi)``, and whether every column above
+    ``threshold`` was found. Sizes go most promising first; past ``stop_after``
+    columns (or ``MAX_ENUMERATED``) the rest keep their root bound."""
+    n, pricer = len(W), _Pricer(W, pi, deadline, node_limit)
+    single = np.maximum(alone - pi, 0.0)
+    found, upper = [np.eye(n, dtype=bool)[single > threshold + _EPS]], single.max()
+    roots, complete = {s: pricer.root_bound(s) for s in range(2, n + 1)}, True
+    for s in sorted(roots, key=lambda s: -roots[s]):
+        if roots[s] <= threshold + _EPS:
+            upper = max(upper, roots[s])
+            continue
+        if (time.monotonic() > deadline or sum(map(len, found)) >= (stop_after or MAX_ENUMERATED)):
+            upper, complete = max(upper, roots[s]), False
+            continue
+        columns, best, open_bound = pricer.solve(s, threshold, collect)
+        upper = max(upper, threshold, best, open_bound)
+        complete &= open_bound == -np.inf
+        found.append(_rows(columns, n))
+    return np.concatenate(found), upper, complete
+
+
+def _rows(columns, n):
+    rows = np.zeros((len(columns), n), bool)
+    for i, c in enumerate(columns):
+        rows[i, c] = True
+    return rows
