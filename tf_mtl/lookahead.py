@@ -188,6 +188,31 @@ def _substituted(model, shared_weights, head_weights=None):
     return values
 
 
+CREATED_IN_STEP = "_tf_mtl_created_in_step"  # Marks state a rule creates on its first step.
+
+
+def _full_state(model, state):
+    """``state`` completed for ``model.non_trainable_variables``.
+
+    A rule that makes its state on its first step (``tf_mtl.updates.direction``)
+    adds variables after ``record_step`` took the snapshot; they take no part in
+    the forward, so their current values complete the list.
+    """
+    variables = model.non_trainable_variables
+    if state is None:
+        return [tf.convert_to_tensor(v) for v in variables]
+    state = list(state)
+    if len(state) == len(variables):
+        return state
+    late = [getattr(v, CREATED_IN_STEP, False) for v in variables]
+    if len(state) != len(variables) - sum(late):
+        raise ValueError(f"`state` must hold one value per non-trainable variable of the model. "
+                         f"Received: {len(state)} values for {len(variables)} variables")
+    values = iter(state)
+    return [tf.convert_to_tensor(v) if is_late else next(values)
+            for v, is_late in zip(variables, late)]
+
+
 def losses_at(model, shared_weights, x, y, sample_weight=None, head_weights=None,
               state=None):
     """Per-task losses ``[m]`` with substituted encoder (and head) weights.
@@ -198,8 +223,7 @@ def losses_at(model, shared_weights, x, y, sample_weight=None, head_weights=None
     (default: the current ones). Nothing is assigned; BatchNorm statistics
     and seeds the forward advances are dropped.
     """
-    if state is None:
-        state = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+    state = _full_state(model, state)
     y_pred, _ = model.stateless_call(_substituted(model, shared_weights, head_weights),
                                      list(state), x, training=True)
     # Keras's values: the factors need an all-reduce, which cannot run in the loops.

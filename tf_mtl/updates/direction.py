@@ -15,7 +15,9 @@ where TensorFlow lifts variable creation out of the graph, as it does for an
 optimizer built there), or by ``load_own_variables`` when a saved model is
 loaded, from the shapes in the file. A model hook that calls
 ``build_for_variables(model.shared_variables)`` before the first trace would make
-the first path unnecessary; the rule works without one.
+the first path unnecessary; the rule works without one (the variables made on
+the first step are marked, so a lookahead in that step completes the snapshot
+of non-trainable values ``record_step`` took before they existed).
 
 ``DirectionRule`` is the base of direction rules. A subclass implements
 ``_direction(step, base) -> (grads, logs)``: the global direction (summed over
@@ -31,6 +33,7 @@ does.
 import keras
 import tensorflow as tf
 
+from tf_mtl import lookahead
 from tf_mtl.updates.weighted import Weighted, state_variable
 
 
@@ -55,6 +58,9 @@ class PerTaskState:
             return
         with tf.init_scope():  # Eagerly, outside the traced (maybe XLA-compiled) step.
             self._create_per_task(shapes)
+        for v in self._per_task.values():  # Not in this step's snapshot (lookahead.py).
+            for variable in v:
+                setattr(variable, lookahead.CREATED_IN_STEP, True)
 
     def _create_per_task(self, shapes):
         m = len(self.tasks)
