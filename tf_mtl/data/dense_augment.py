@@ -10,9 +10,9 @@ example:
    resize it back to ``H x W``: the image and the normals bilinearly with
    PyTorch's ``align_corners=True`` (source coordinate ``dst * (h - 1) / (H - 1)``),
    the label and the depth by PyTorch's ``"nearest"`` (source index
-   ``floor(dst * (h / H))`` in float32, as its kernels compute it), so no label or depth value is ever blended; the
-   depth is divided by ``s`` (the scene looks ``s`` times closer). Invalid
-   pixels stay 0 (nearest), so depth validity is unchanged in kind.
+   ``floor(dst * (h / H))`` in float32, as its kernels compute it), so no label
+   or depth value is ever blended; the depth is divided by ``s`` (the scene
+   looks ``s`` times closer). Invalid depths stay 0 (nearest).
 2. With probability 1/2 mirror every array left-right and negate the
    normal's x channel (channel 0), which is what a mirror does to a surface
    direction.
@@ -31,37 +31,20 @@ deterministic parts, exposed so tests and users can apply one known transform.
 import tensorflow as tf
 
 SCALES = (1.0, 1.2, 1.5)
-# How each array is resized: bilinear arrays are continuous fields, nearest ones hold labels/ranges.
+# Bilinear for continuous fields; every other array (label, depth) nearest, never blended.
 BILINEAR = ("image", "normal")
-NEAREST = ("label", "depth")
-
-
-def _nearest_index(out_size, in_size):
-    """PyTorch ``"nearest"``: source index ``floor(dst * in / out)`` (float32), clipped."""
-    ratio = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
-    index = tf.cast(tf.floor(tf.cast(tf.range(out_size), tf.float32) * ratio), tf.int32)
-    return tf.minimum(index, in_size - 1)
-
-
-def _bilinear_axis(x, axis, out_size):
-    """Linear interpolation along ``axis`` to ``out_size`` with aligned corners."""
-    in_size = tf.shape(x)[axis]
-    ratio = tf.cast(in_size - 1, tf.float32) / tf.cast(tf.maximum(out_size - 1, 1), tf.float32)
-    source = tf.cast(tf.range(out_size), tf.float32) * ratio
-    low = tf.minimum(tf.cast(tf.floor(source), tf.int32), in_size - 1)
-    high = tf.minimum(low + 1, in_size - 1)
-    frac = source - tf.cast(low, tf.float32)
-    shape = [1, 1, 1]
-    shape[axis] = -1
-    frac = tf.reshape(frac, shape)
-    return (tf.gather(x, low, axis=axis) * (1.0 - frac) + tf.gather(x, high, axis=axis) * frac)
 
 
 def _resize(x, name, height, width):
+    """TF's legacy resize kernels compute exactly PyTorch's: ``ResizeBilinear`` with
+    ``align_corners=True`` and ``ResizeNearestNeighbor`` without half-pixel centres
+    (``floor(dst * (in / out))`` in float32)."""
+    size = tf.stack([height, width])
     if name in BILINEAR:
-        return _bilinear_axis(_bilinear_axis(x, 0, height), 1, width)
-    x = tf.gather(x, _nearest_index(height, tf.shape(x)[0]), axis=0)
-    return tf.gather(x, _nearest_index(width, tf.shape(x)[1]), axis=1)
+        return tf.raw_ops.ResizeBilinear(images=x[None], size=size, align_corners=True,
+                                         half_pixel_centers=False)[0]
+    return tf.raw_ops.ResizeNearestNeighbor(images=x[None], size=size, align_corners=False,
+                                            half_pixel_centers=False)[0]
 
 
 def crop_size(height, width, scale):
@@ -117,5 +100,4 @@ def random_augment(arrays, seed):
     left = tf.random.stateless_uniform([], left_seed, 0, width - w + 1, dtype=tf.int32)
     out = scale_crop(arrays, scale, top, left)
     mirrored = tf.random.stateless_uniform([], flip_seed) < 0.5
-    flipped = flip(out)
-    return {name: tf.where(mirrored, flipped[name], x) for name, x in out.items()}
+    return tf.cond(mirrored, lambda: flip(out), lambda: out)
