@@ -78,7 +78,8 @@ def test_generated_release_is_what_the_release_holds(nyu, city):
     assert disparity.max() <= 0.49 and (disparity == 0).any()
     assert _files(city, "train", "label_19", 3).max() > 6
     again = dense_files.write_nyuv2_like(os.path.join(nyu, "..", "again"), 5, 3, H, W, seed=1)
-    np.testing.assert_array_equal(_files(again, "val", "normal", 3), _files(nyu, "val", "normal", 3))
+    np.testing.assert_array_equal(_files(again, "val", "normal", 3),
+                                  _files(nyu, "val", "normal", 3))
 
 
 def test_depth_mask_and_task_subsets(nyu):
@@ -176,7 +177,8 @@ def _np_transform(ex, scale, top, left, mirrored):
     h, w = int(H / scale), int(W / scale)
     crop = {k: v[top:top + h, left:left + w] for k, v in ex.items()}
     out = {"image": _np_bilinear(crop["image"], H, W), "normal": _np_bilinear(crop["normal"], H, W),
-           "label": _np_nearest(crop["label"], H, W), "depth": _np_nearest(crop["depth"], H, W) / scale}
+           "label": _np_nearest(crop["label"], H, W),
+           "depth": _np_nearest(crop["depth"], H, W) / scale}
     if mirrored:
         out = {k: v[:, ::-1] for k, v in out.items()}
         out["normal"] = out["normal"] * np.array([-1.0, 1.0, 1.0])
@@ -196,7 +198,8 @@ def test_scale_crop_matches_mtan(nyu, scale, top, left):
     for k in ex:
         np.testing.assert_allclose(got[k].numpy(), want[k], atol=1e-5, err_msg=k)
     # Depth divided by the scale; nearest never blends: every value is a source value / scale.
-    assert set(np.unique(got["depth"].numpy() * scale).round(4)) <= set(ex["depth"].ravel().round(4))
+    source = set(ex["depth"].ravel().round(4))
+    assert set(np.unique(got["depth"].numpy() * scale).round(4)) <= source
 
 
 def test_flip_mirrors_everything_and_negates_normal_x(nyu):
@@ -367,7 +370,8 @@ def test_labels_out_of_range(nyu_copy, city, tmp_path):
     # 19-class labels in label_7/: num_classes=7 does not match the data.
     wrong = shutil.copytree(city, str(tmp_path / "wrong"))
     shutil.rmtree(os.path.join(wrong, "train", "label_7"))
-    shutil.copytree(os.path.join(wrong, "train", "label_19"), os.path.join(wrong, "train", "label_7"))
+    shutil.copytree(os.path.join(wrong, "train", "label_19"),
+                    os.path.join(wrong, "train", "label_7"))
     with pytest.raises(ValueError, match=r"label_7/0\.npy .*\[-1, 7\).*num_classes=7"):
         dense.cityscapes(wrong, "train", 7)
 
@@ -383,7 +387,8 @@ def test_wrong_shapes_and_values(nyu_copy):
     _lazy(nyu_copy, rf"normal/3\.npy must be an array of shape \({H}, {W}, 3\).*shape "
                     rf"\({H}, {W + 1}, 3\)")
     np.save(os.path.join(nyu_copy, "train", "normal", "3.npy"), np.ones((H, W, 3)))
-    np.save(os.path.join(nyu_copy, "train", "image", "0.npy"), np.ones((3, H, W)))  # Channels first.
+    channels_first = np.ones((3, H, W))
+    np.save(os.path.join(nyu_copy, "train", "image", "0.npy"), channels_first)
     with pytest.raises(ValueError, match=r"image/0\.npy must be an image of shape \[H, W, 3\] "
                                          r"\(channels last\).*Received: shape \(3, 8, 12\)"):
         dense.nyuv2(nyu_copy, "train")

@@ -62,7 +62,8 @@ class Release:
         if not os.path.isdir(split_dir):
             nested = sorted(d for d in os.listdir(root)
                             if os.path.isdir(os.path.join(root, d, SPLIT_FOLDERS[split])))
-            hint = f" It lies one level down: root={os.path.join(root, nested[0])!r}?" if nested else ""
+            hint = (f" It lies one level down: root={os.path.join(root, nested[0])!r}?"
+                    if nested else "")
             raise ValueError(f"No {SPLIT_FOLDERS[split]}/ folder in `root`: {about}.{hint} "
                              f"Received: root={root!r}, split={split!r}")
         self.folders = {}
