@@ -17,6 +17,7 @@ BENCHMARKS = {
     "grouping": ("grouping", "grouping"),
     "interference": ("interference", "interference_benchmark"),
     "partition": ("partition", "partition"),
+    "selection": ("selection", "selection_benchmark"),
     "transference": ("transference", "transference"),
     "updates": ("updates", "updates_benchmark"),
 }
