@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tests.updates import rule_checks
 from tf_mtl.updates.aligned_mtl import AlignedMTL, alignment_matrix
+from tf_mtl.updates.uncertainty import UncertaintyWeights
 
 
 def _b(jac, mode="min"):
@@ -98,3 +99,10 @@ def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_config_round_trip(AlignedMTL(on="features", scale_mode="rmse",
                                                    preferences=[1.0, 2.0, 3.0]))
     rule_checks.check_save_load(lambda: AlignedMTL(on="features"), tmp_path)
+
+
+def test_composes_with_a_weighting():
+    """UW at init scales every task gradient by ½: the aligned sum of the ½ g_i."""
+    net = rule_checks.model(AlignedMTL(weighting=UncertaintyWeights()))
+    ref = _direction("parameters")
+    rule_checks.check_step(net, *rule_checks.batch(), lambda s, f, l: ref(0.5 * s, f, l))

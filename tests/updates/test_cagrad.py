@@ -5,6 +5,7 @@ from scipy.optimize import minimize
 
 from tests.updates import rule_checks
 from tf_mtl.updates.cagrad import CAGrad, cagrad_weights
+from tf_mtl.updates.uncertainty import UncertaintyWeights
 
 
 _weights = tf.function(cagrad_weights)  # graph mode: a fast loop
@@ -111,3 +112,10 @@ def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_itmtl_step(CAGrad())
     rule_checks.check_config_round_trip(CAGrad(c=0.5, rescale=2, max_iter=100))
     rule_checks.check_save_load(lambda: CAGrad(), tmp_path)
+
+
+def test_composes_with_a_weighting():
+    """UW at init scales every task gradient by ½: CAGrad of the ½ g_i."""
+    net = rule_checks.model(CAGrad(weighting=UncertaintyWeights()))
+    rule_checks.check_step(net, *rule_checks.batch(),
+                           lambda s, f, l: _ball_optimum(0.5 * s, 0.4) / (1 + 0.4 ** 2))

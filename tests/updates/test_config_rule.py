@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tests.updates import rule_checks
 from tf_mtl.updates.config_rule import ConFIG, config_weights
+from tf_mtl.updates.uncertainty import UncertaintyWeights
 
 
 def _direction_from_rule(jac):
@@ -56,3 +57,9 @@ def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_itmtl_step(ConFIG())
     rule_checks.check_config_round_trip(ConFIG())
     rule_checks.check_save_load(lambda: ConFIG(), tmp_path)
+
+
+def test_composes_with_a_weighting():
+    """UW at init scales every task gradient by ½: ConFIG of the ½ g_i."""
+    net = rule_checks.model(ConFIG(weighting=UncertaintyWeights()))
+    rule_checks.check_step(net, *rule_checks.batch(), lambda s, f, l: _reference(0.5 * s))

@@ -6,6 +6,7 @@ import tensorflow as tf
 import tf_mtl
 from tests.updates import rule_checks
 from tf_mtl.updates.imtl import IMTL, imtl_g_weights
+from tf_mtl.updates.uncertainty import UncertaintyWeights
 
 
 def _alpha(jac):
@@ -109,3 +110,13 @@ def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_config_round_trip(IMTL(mode="loss", on="parameters"))
     net, loaded = rule_checks.check_save_load(lambda: IMTL(), tmp_path)
     assert np.any(loaded.update.loss_scales.numpy() != 0)   # trained, saved, reloaded
+
+
+def test_composes_with_a_weighting():
+    """UW at init (½ e^{-0}) times e^{s} = ½: IMTL-G of the ½ g_i, and UW's own
+    variables still train (the heads' objective is the weighting's, scaled by e^{s})."""
+    net = rule_checks.model(IMTL(mode="hybrid", on="parameters", weighting=UncertaintyWeights()))
+    rule_checks.check_step(net, *rule_checks.batch(),
+                           lambda s, f, l: _imtl_g_direction(0.5 * s, 0.5 * s))
+    assert np.all(net.update.weighting.log_vars.numpy() != 0)
+    assert np.all(net.update.loss_scales.numpy() != 0)

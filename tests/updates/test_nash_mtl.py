@@ -5,6 +5,7 @@ import tensorflow as tf
 from tests.updates import rule_checks
 from tf_mtl.updates.fairgrad import fair_weights
 from tf_mtl.updates.nash_mtl import NashMTL
+from tf_mtl.updates.uncertainty import UncertaintyWeights
 
 
 def _alpha(jac):
@@ -89,3 +90,10 @@ def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_config_round_trip(NashMTL(update_weights_every=3, max_norm=0.5))
     net, loaded = rule_checks.check_save_load(lambda: NashMTL(update_weights_every=2), tmp_path)
     assert np.any(loaded.update.alpha.numpy() != 0)
+
+
+def test_composes_with_a_weighting():
+    """UW at init scales every task gradient by ½: Nash-MTL of the ½ g_i."""
+    net = rule_checks.model(NashMTL(max_norm=0, weighting=UncertaintyWeights()))
+    rule_checks.check_step(net, *rule_checks.batch(),
+                           lambda s, f, l: _nash_direction(0.5 * s, 0.0))
