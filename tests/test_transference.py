@@ -485,3 +485,31 @@ def test_measure_keeps_no_model_alive():
 def test_cosine_has_no_learning_rate_to_divide_by():
     with pytest.raises(ValueError, match="method='cosine' with scale_by_lr=True"):
         transference.Transference(method="cosine", scale_by_lr=True)
+
+
+@pytest.mark.parametrize("method", ["exact", "first_order", "cosine"])
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_directions_score_as_the_rows_they_equal(method, chunk_size):
+    """A precomputed direction equal to a row's gradient gets that row's transference,
+    after the rows, in the same chunks (with an L2 regularizer: its gradient is added once)."""
+    from tf_mtl.gradients import combine, record_step
+    encoder = keras.Sequential([keras.layers.Dense(8, kernel_regularizer="l2"),
+                                keras.layers.Dense(4, activation="tanh")])
+    model = _model(keras.optimizers.SGD(0.05, momentum=0.9), encoder=encoder)
+    _train(model, 2)
+    x, y = _batch()
+    rows = tf.constant([[1.0, 0.0, 0.0], [0.5, -1.0, 2.0], [1.0, 1.0, 1.0]])
+
+    @tf.function
+    def both():
+        step = record_step(model, x, y, stateless=True)
+        whole = transference.compute(model, step, rows, method=method, chunk_size=chunk_size)
+        directions = combine(step.per_task(), rows[1:])
+        mixed = transference.compute(model, step, rows[:1], method=method,
+                                     chunk_size=chunk_size, directions=directions)
+        return whole, mixed
+
+    (z, valid), (z2, valid2) = both()
+    assert z2.shape == (3, 3)
+    np.testing.assert_array_equal(valid.numpy(), valid2.numpy())
+    np.testing.assert_allclose(z2.numpy(), z.numpy(), rtol=1e-5, atol=1e-7)

@@ -231,3 +231,63 @@ def test_bad_arguments(kwargs, match):
 def test_candidates_must_be_tasks_or_subsets(candidate):
     with pytest.raises(ValueError, match=f"Candidate '{candidate.replace('|', '[|]')}' is no task"):
         _model(ITMTL(["a", candidate]), keras.optimizers.SGD(0.1))
+
+
+def _dbmtl_first_direction(grads, losses, beta=0.9):
+    """DB-MTL's first step by hand: ĝ_i = (1-β) g_i/(L_i+ε); Σ max||ĝ||/||ĝ_i|| ĝ_i."""
+    flat = [np.concatenate([g.ravel() for g in gs]).astype(np.float64) for gs in grads]
+    avg = [(1 - beta) * f / (l + 1e-8) for f, l in zip(flat, losses)]
+    size = np.array([np.linalg.norm(a) for a in avg])
+    total = sum(size.max() / (s + 1e-8) * a for s, a in zip(size, avg))
+    out, start = [], 0
+    for g in grads[0]:
+        out.append(total[start:start + g.size].reshape(g.shape).astype(np.float32))
+        start += g.size
+    return out
+
+
+@pytest.mark.parametrize("lookahead", ["exact", "first_order"])
+def test_a_direction_candidate_is_scored_by_really_stepped_copies(lookahead):
+    """ITMTL(["a", DBMTL(), "all"]) on its first step (the rule's state is made in that
+    step): scores are the total transference of copies stepped along each candidate's
+    gradient (exact), or -Σ_j <∇L_j, Δ_c>/L_j with Δ_c the copy's real update
+    (first order); the applied update is the chosen copy's."""
+    from tf_mtl.updates.dbmtl import DBMTL
+    rule = ITMTL(["a", DBMTL(), "all"], lookahead=lookahead)
+    model = _model(rule, keras.optimizers.SGD(0.05, momentum=0.9))
+    x, y = _batch()
+    model.build_for(x)
+    grads = _task_gradients(model, x, y)
+    before = _losses(model, x, y)
+    candidates = [grads[0], _dbmtl_first_direction(grads, before),
+                  [g0 + g1 + g2 for g0, g1, g2 in zip(*grads)]]
+    flat = [np.concatenate([g.ravel() for g in gs]) for gs in grads]
+    start = np.concatenate([v.numpy().ravel() for v in model.shared_variables])
+    expected, stepped = [], []
+    for g in candidates:
+        loss_before, after, weights = _stepped(model, x, y, g)
+        delta = np.concatenate([w.ravel() for w in weights]) - start
+        expected.append(np.sum(1 - after / loss_before) if lookahead == "exact" else
+                        -sum(f @ delta / l for f, l in zip(flat, loss_before)))
+        stepped.append(weights)
+    model.train_on_batch(x, y)
+    scores, choice = rule.last_scores.numpy(), int(rule.last_choice.numpy())
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
+    assert choice == int(np.argmax(expected))
+    for got, want in zip(model.shared_variables, stepped[choice]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert int(rule.rules[0].steps.numpy()) == 1   # the candidate's state advanced once
+
+
+def test_direction_candidates_only_and_every_direction_rule_runs():
+    from tf_mtl.updates.dbmtl import DBMTL
+    from tf_mtl.updates.graddrop import GradDrop
+    from tf_mtl.updates.moco import MoCo
+    rule = ITMTL([MoCo(), GradDrop(), DBMTL()], weighting=UncertaintyWeights())
+    model = _model(rule, keras.optimizers.SGD(0.05))
+    for seed in range(2):
+        model.train_on_batch(*_batch(seed))
+    assert np.all(np.isfinite(rule.last_scores.numpy()))
+    assert [int(r.steps.numpy()) for r in rule.rules] == [2, 2, 2]
+    config = ITMTL.from_config(rule.get_config()).get_config()
+    assert config["candidates"] == rule.get_config()["candidates"]
