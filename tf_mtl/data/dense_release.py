@@ -32,6 +32,7 @@ def read_array(path):
                              f"numeric .npy array. Received: {e}") from None
         raise ValueError(f"{path} is not a NumPy .npy file. Received: {e}") from None
     if not isinstance(array, np.ndarray):  # An .npz archive holds several arrays.
+        array.close()
         raise ValueError(f"{path} is an .npz archive, not one .npy array. Received: "
                          f"{type(array).__name__}")
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
