@@ -42,7 +42,8 @@ def _numpy(y, pred, mask_source):
     nll = [-logp[i, j, k, y["seg"][i, j, k]] for i, j, k in zip(*np.nonzero(valid))]
     return {"seg": np.mean(nll),
             "depth": np.sum(np.abs(pred["depth"] - y["depth"])[..., 0] * m_depth) / m_depth.sum(),
-            "normal": 1 - np.sum((pred["normal"] * y["normal"]).sum(-1) * m_normal) / m_normal.sum()}
+            "normal": 1 - np.sum((pred["normal"] * y["normal"]).sum(-1) * m_normal)
+            / m_normal.sum()}
 
 
 LOSSES = {"seg": SegmentationCrossEntropy(), "depth": DepthL1(), "normal": NormalCosine()}
@@ -65,7 +66,7 @@ def test_losses_with_masks_from_own_target_or_depth(mask_source, seed):
                - other["normal"]) > 1e-4   # the two sources differ on this batch
 
 
-def test_log_probabilities_and_logits_give_the_same_cross_entropy_and_labels_with_a_channel():
+def test_log_probabilities_and_logits_give_the_same_cross_entropy():
     y, pred = _batch(3)
     log_probs = tf.nn.log_softmax(pred["seg"]).numpy()
     loss = SegmentationCrossEntropy()
@@ -159,7 +160,8 @@ _TWO_REPLICAS = textwrap.dedent("""
         refused = ""
     except ValueError as e:
         refused = str(e)
-    print(json.dumps({"two": two.tolist(), "one": one.tolist(), "naive": naive.tolist(), "refused": refused}))
+    print(json.dumps({"two": two.tolist(), "one": one.tolist(), "naive": naive.tolist(),
+                      "refused": refused}))
 """)
 
 

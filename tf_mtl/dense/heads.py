@@ -15,8 +15,11 @@ Xavier-normal init, zero biases. The output per kind:
   takes the logit, the same loss computed stably).
 
 Example:
+    >>> from tf_mtl.dense.heads import dense_head
     >>> heads = {"segmentation": dense_head("segmentation", 13), "depth": dense_head("depth"),
     ...          "normal": dense_head("normal")}
+    >>> heads["normal"](np.ones((1, 4, 4, 64), "float32")).shape
+    TensorShape([1, 4, 4, 3])
 """
 
 import keras

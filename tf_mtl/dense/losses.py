@@ -35,10 +35,11 @@ their own target; that is exact on one device, but under several replicas the gl
 count needs the mask as sample weights (they refuse to run without).
 
 Example:
-    >>> losses = {"segmentation": SegmentationCrossEntropy(), "depth": DepthL1(),
-    ...           "normal": NormalCosine()}
-    >>> weights = validity_weights(targets, {"segmentation": "segmentation",
-    ...                                      "depth": "depth", "normal": "normal"})
+    >>> from tf_mtl.dense.losses import DepthL1, validity_weights
+    >>> depth = np.array([[[[2.0], [0.0]], [[1.0], [3.0]]]])        # [1, 2, 2, 1], 0 = invalid
+    >>> weights = validity_weights({"depth": depth}, {"depth": "depth"})
+    >>> float(DepthL1()(depth, np.ones_like(depth), sample_weight=weights["depth"]))
+    1.0
 """
 
 import keras
@@ -150,7 +151,8 @@ class SegmentationCrossEntropy(_PixelLoss):
     def __init__(self, ignore_index=-1, name="segmentation_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise ValueError(f"`ignore_index` must be an int. Received: ignore_index={ignore_index!r}")
+            raise ValueError(
+                f"`ignore_index` must be an int. Received: ignore_index={ignore_index!r}")
         self.ignore_index = ignore_index
 
     def call(self, y_true, y_pred):

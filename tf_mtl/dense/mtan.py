@@ -27,7 +27,9 @@ the shared gradient, transference, IT-MTL and the update rules act on the other
 variables (SegNet and the shared attention-path convs) only.
 
 Example:
-    >>> encoder = tf_mtl.dense.SegNetMTAN(["segmentation", "depth", "normal"])
+    >>> encoder = tf_mtl.dense.mtan.SegNetMTAN(["segmentation", "depth", "normal"])
+    >>> len(encoder.task_variables("depth"))     # built on its first call
+    0
 """
 
 import keras

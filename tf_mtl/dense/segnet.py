@@ -1,4 +1,4 @@
-"""SegNet: the encoder–decoder of the dense experiments (``001`` Table 1 through MTAN, ``003`` §5).
+"""SegNet: the encoder–decoder of the dense experiments (``001`` Table 1 via MTAN, ``003`` §5).
 
 Badrinarayanan, Kendall and Cipolla, *SegNet*, TPAMI 2017, in the layout of the
 code the papers ran: MTAN's ``model_segnet_mtan.py`` (Liu, Johns and Davison,
@@ -33,9 +33,9 @@ becomes ``TaskBatchNormalization``. Stage ``k`` (encoder 0-4, then decoder 5-9) 
 its masks from seed ``seed + 100 k``.
 
 Example:
-    >>> encoder = tf_mtl.dense.SegNet()                          # MTAN's / 003's SegNet
-    >>> routed = tf_mtl.dense.SegNet(routing={"kind": "maximum_roaming", "num_tasks": 15,
-    ...                                       "sharing_ratio": 0.6, "update_every": 398})
+    >>> encoder = tf_mtl.dense.segnet.SegNet()                   # MTAN's / 003's SegNet
+    >>> routed = tf_mtl.dense.segnet.SegNet(routing={"kind": "maximum_roaming", "num_tasks": 15,
+    ...     "sharing_ratio": 0.6, "update_every": 398})
 """
 
 import keras
