@@ -106,3 +106,16 @@ def check_save_load(make_rule, tmp_path, steps=3):
     for a, b in zip(state(net), state(loaded)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     return net, loaded
+
+
+def check_xla_step(make_rule, steps=2):
+    """``steps`` steps compiled with XLA (``jit_compile=True``) equal the steps without it."""
+    weights = []
+    for jit in (False, True):
+        net = model(make_rule())
+        net.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=jit)
+        for i in range(steps):
+            net.train_on_batch(*batch(i))
+        weights.append(net.get_weights() + [v.numpy() for v in net.update.variables])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -106,3 +106,7 @@ def test_composes_with_a_weighting():
     net = rule_checks.model(AlignedMTL(weighting=UncertaintyWeights()))
     ref = _direction("parameters")
     rule_checks.check_step(net, *rule_checks.batch(), lambda s, f, l: ref(0.5 * s, f, l))
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: AlignedMTL(on="features"))

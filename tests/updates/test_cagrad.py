@@ -119,3 +119,7 @@ def test_composes_with_a_weighting():
     net = rule_checks.model(CAGrad(weighting=UncertaintyWeights()))
     rule_checks.check_step(net, *rule_checks.batch(),
                            lambda s, f, l: _ball_optimum(0.5 * s, 0.4) / (1 + 0.4 ** 2))
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: CAGrad())

@@ -63,3 +63,7 @@ def test_composes_with_a_weighting():
     """UW at init scales every task gradient by ½: ConFIG of the ½ g_i."""
     net = rule_checks.model(ConFIG(weighting=UncertaintyWeights()))
     rule_checks.check_step(net, *rule_checks.batch(), lambda s, f, l: _reference(0.5 * s))
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: ConFIG())

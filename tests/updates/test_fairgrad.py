@@ -107,3 +107,7 @@ def test_nash_and_fairgrad_alpha_one_agree_in_a_step():
         net.train_on_batch(*rule_checks.batch())
     for u, v in zip(a.shared_variables, b.shared_variables):
         np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-6)
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: FairGrad(alpha=2.0))

@@ -117,3 +117,7 @@ def test_composes_with_a_weighting():
     order = list(probe.order().numpy())
     rule_checks.check_step(net, *rule_checks.batch(), lambda s, f, l: _reference(
         0.5 * s, np.zeros((3, 3)), order, 0.01)[0])
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: GradVac(beta=0.5))

@@ -120,3 +120,7 @@ def test_composes_with_a_weighting():
                            lambda s, f, l: _imtl_g_direction(0.5 * s, 0.5 * s))
     assert np.all(net.update.weighting.log_vars.numpy() != 0)
     assert np.all(net.update.loss_scales.numpy() != 0)
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: IMTL())

@@ -97,3 +97,7 @@ def test_composes_with_a_weighting():
     net = rule_checks.model(NashMTL(max_norm=0, weighting=UncertaintyWeights()))
     rule_checks.check_step(net, *rule_checks.batch(),
                            lambda s, f, l: _nash_direction(0.5 * s, 0.0))
+
+
+def test_xla_steps_equal_the_steps_without_it():
+    rule_checks.check_xla_step(lambda: NashMTL())
