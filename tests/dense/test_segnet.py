@@ -187,3 +187,20 @@ def test_segnet_and_mtan_gradients_under_xla_equal_eager():
         scale = max(float(tf.reduce_max(tf.abs(g))) for g in eager)
         for a, b in zip(eager, xla):
             np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=2e-3, atol=1e-4 * scale)
+
+
+def test_model_with_segnet_heads_and_losses_saves_and_loads(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tf_mtl.MultiTaskModel(
+        SegNet([4, 4]), {"s": dense_head("segmentation", 3), "d": dense_head("depth")},
+        {"s": SegmentationCrossEntropy(ignore_index=-1), "d": DepthL1()})
+    model.compile(optimizer="adam")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 8, 8, 3)).astype("float32")
+    y = {"s": rng.integers(-1, 3, (2, 8, 8)), "d": rng.uniform(size=(2, 8, 8, 1)).astype("float32")}
+    model.train_on_batch(x, y)
+    model.save(str(tmp_path / "dense.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "dense.keras"))
+    assert isinstance(loaded.task_losses["s"], SegmentationCrossEntropy)
+    for t, out in model.predict(x, verbose=0).items():
+        np.testing.assert_allclose(loaded.predict(x, verbose=0)[t], out, rtol=1e-5, atol=1e-6)
