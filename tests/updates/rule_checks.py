@@ -94,7 +94,10 @@ def check_save_load(make_rule, tmp_path, steps=3):
     loaded = keras.models.load_model(path)
     assert type(loaded.update) is type(net.update)
     assert loaded.update.get_config() == net.update.get_config()
-    state = lambda m: [v.numpy().copy() for v in m.update.variables] + m.get_weights()  # noqa
+
+    def state(m):
+        return [v.numpy().copy() for v in m.update.variables] + m.get_weights()
+
     for a, b in zip(state(net), state(loaded)):
         np.testing.assert_array_equal(a, b)
     assert len(loaded.update.variables) == len(net.update.variables)

@@ -7,7 +7,6 @@ from tests.updates import rule_checks
 from tf_mtl.updates.cagrad import CAGrad, cagrad_weights
 from tf_mtl.updates.uncertainty import UncertaintyWeights
 
-
 _weights = tf.function(cagrad_weights)  # graph mode: a fast loop
 
 

@@ -80,7 +80,7 @@ def test_train_steps_equal_stepping_a_copy_and_goals_evolve():
         order = list(probe.order().numpy())
         state = {}
 
-        def direction(shared, feats, losses):
+        def direction(shared, feats, losses, state=state, goals=goals, order=order):
             state["d"], state["goals"] = _reference(shared, goals, order, 0.5)
             return state["d"]
 
@@ -104,7 +104,7 @@ def test_bad_arguments(kwargs, match):
 def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_itmtl_step(GradVac())
     rule_checks.check_config_round_trip(GradVac(beta=0.2, seed=4))
-    net, loaded = rule_checks.check_save_load(lambda: GradVac(beta=0.5, seed=1), tmp_path)
+    _, loaded = rule_checks.check_save_load(lambda: GradVac(beta=0.5, seed=1), tmp_path)
     assert np.any(loaded.update.goals.numpy() != 0)
 
 

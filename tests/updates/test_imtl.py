@@ -108,7 +108,7 @@ def test_bad_arguments(kwargs, match):
 def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_itmtl_step(IMTL(mode="gradient"))
     rule_checks.check_config_round_trip(IMTL(mode="loss", on="parameters"))
-    net, loaded = rule_checks.check_save_load(lambda: IMTL(), tmp_path)
+    _, loaded = rule_checks.check_save_load(lambda: IMTL(), tmp_path)
     assert np.any(loaded.update.loss_scales.numpy() != 0)   # trained, saved, reloaded
 
 

@@ -88,7 +88,7 @@ def test_update_weights_every_reuses_the_last_weights():
 def test_itmtl_config_and_saving(tmp_path):
     rule_checks.check_itmtl_step(NashMTL())
     rule_checks.check_config_round_trip(NashMTL(update_weights_every=3, max_norm=0.5))
-    net, loaded = rule_checks.check_save_load(lambda: NashMTL(update_weights_every=2), tmp_path)
+    _, loaded = rule_checks.check_save_load(lambda: NashMTL(update_weights_every=2), tmp_path)
     assert np.any(loaded.update.alpha.numpy() != 0)
 
 

@@ -28,8 +28,11 @@ unbounded below), the ridge ``1e-8 · mean(diag G)`` added to ``G`` makes one
 exist: ``w`` is then large (``~1e4`` relative) along that combination, and ``d``
 tends to the small direction of the regularised system (zero for ``g_2 = -g_1``).
 
-The authors' code solves the same system with ``scipy.optimize.least_squares``
-from ``w = 1/m`` and takes ``d = sum_i w_i g_i`` (no rescaling); so does this.
+LibMTL's port of the authors' code solves the same system with
+``scipy.optimize.least_squares`` from ``w = 1/m`` and takes ``d = sum_i w_i g_i``
+(no rescaling); so does this. There the heads get the gradient of ``sum_i w_i L_i``
+too; here, as for every rule of this library, the heads get the rule's
+objective (the loss-weighted sum), and ``w`` acts on the shared parameters.
 """
 
 import keras

@@ -3,7 +3,7 @@ Multi-task Optimization in Massively Multilingual Models").
 
 PCGrad (``tf_mtl.updates.pcgrad``) acts only when two gradients conflict
 (``cos < 0``); GradVac pulls every pair towards a *similarity goal* ``φ̂_ij``, an
-exponential moving average of the pair's observed cosines (Wang et al., Alg. 2).
+exponential moving average of the pair's observed cosines (the paper's algorithm).
 For each task ``i``, start from ``g'_i = g_i``; for each other task ``j`` in a
 random order, with ``φ_ij = cos(g'_i, g_j)``:
 

@@ -24,6 +24,10 @@ caps the Newton steps). Offered, with the authors' defaults:
   last ``α`` in between (a state variable, saved with the model). Here the Gram
   matrix is formed every step anyway (a cross-replica sum cannot sit in a
   conditional branch), so this changes the update, not the cost.
+
+The authors back-propagate ``sum_i α_i L_i`` through the whole model, heads
+included; here, as for every rule of this library, the heads get the rule's
+objective (the loss-weighted sum) and ``α`` acts on the shared parameters.
 """
 
 import keras
