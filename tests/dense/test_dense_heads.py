@@ -1,6 +1,7 @@
 """Dense heads: the Conv3x3 -> Conv1x1 chain against NumPy, each kind's output map,
 parameter counts and bad input."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -70,3 +71,12 @@ def test_bad_arguments(args, match):
         dense_head("segmentation")
     with pytest.raises(ValueError, match="Received: log_softmax"):
         DenseHead("segmentation", 3, log_softmax="yes")
+
+
+def test_batch_norm_uses_pytorchs_defaults_in_segnet_and_mtan():
+    from tf_mtl.dense.mtan import SegNetMTAN
+    from tf_mtl.keras_internals import nested_layers
+    mtan = SegNetMTAN(["a"], filters=[4, 4])
+    mtan.build((None, 8, 8, 3))
+    norms = [l for l in nested_layers(mtan) if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all((n.epsilon, n.momentum) == (1e-5, 0.9) for n in norms)

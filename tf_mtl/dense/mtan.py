@@ -19,7 +19,8 @@ the layout of their ``im2im_pred/model_segnet_mtan.py`` (at ``001``'s pinned com
   whose mask multiplies SegNet's decoder stage output;
 - each task's output: its last decoder level, ``f[0]`` channels at the input size.
 
-Init: Xavier-normal convs, zero biases, BN gamma 1, beta 0 (as the reference).
+Init: Xavier-normal convs, zero biases, BN gamma 1, beta 0, BN with PyTorch's epsilon and
+momentum (as the reference; ``tf_mtl.dense.segnet.TORCH_BATCH_NORM``).
 
 ``call`` returns ``{task: features}``. ``task_variables(task)`` gives the task's
 attention modules' trainable variables, its task-specific parameters like a head's:
@@ -36,8 +37,8 @@ import keras
 import tensorflow as tf
 
 from tf_mtl.encoders import _Stack
-from tf_mtl.dense.segnet import (FILTERS, ConvStage, SegNet, check_filters, check_spatial,
-                                 conv, max_pool_2x2)
+from tf_mtl.dense.segnet import (FILTERS, TORCH_BATCH_NORM, ConvStage, SegNet, check_filters,
+                                 check_spatial, conv, max_pool_2x2)
 
 
 def upsample_bilinear_2x(x):
@@ -72,8 +73,9 @@ class AttentionModule(_Stack):
     def __init__(self, hidden, channels, **kwargs):
         super().__init__(**kwargs)
         self.hidden, self.channels = hidden, channels
-        self.blocks = [conv(hidden, 1), keras.layers.BatchNormalization(), keras.layers.ReLU(),
-                       conv(channels, 1), keras.layers.BatchNormalization(),
+        self.blocks = [conv(hidden, 1), keras.layers.BatchNormalization(**TORCH_BATCH_NORM),
+                       keras.layers.ReLU(), conv(channels, 1),
+                       keras.layers.BatchNormalization(**TORCH_BATCH_NORM),
                        keras.layers.Activation("sigmoid")]
 
     def get_config(self):

@@ -16,7 +16,9 @@ CVPR 2019) and Maximum Roaming's ``SegNet`` (Pascal et al., ``003``):
   resolution. Heads are ``tf_mtl.dense.heads``.
 
 Init as both codes: Xavier-normal kernels (untruncated, PyTorch's
-``xavier_normal_``), zero biases, BatchNorm gamma 1, beta 0.
+``xavier_normal_``), zero biases, BatchNorm gamma 1, beta 0; BatchNorm with PyTorch's
+defaults (``epsilon=1e-5``, moving-average momentum 0.9 in Keras's convention = PyTorch's 0.1),
+not Keras's (1e-3, 0.99).
 
 Pooling and unpooling are written as reshapes of each 2x2 window (``max_pool_2x2``,
 ``max_unpool_2x2``): the forward equals ``tf.nn.max_pool_with_argmax`` followed by a
@@ -38,6 +40,8 @@ Example:
     ...     "sharing_ratio": 0.6, "update_every": 398})
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -53,6 +57,10 @@ def xavier_normal():
     """PyTorch's ``xavier_normal_``: N(0, 2 / (fan_in + fan_out)), not truncated."""
     return keras.initializers.VarianceScaling(1.0, mode="fan_avg",
                                               distribution="untruncated_normal")
+
+
+# PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1 = Keras's 0.9), as the references ran.
+TORCH_BATCH_NORM = {"epsilon": 1e-5, "momentum": 0.9}
 
 
 def conv(filters, kernel_size=3):
@@ -117,8 +125,9 @@ class ConvStage(_Stack):
     def __init__(self, widths, routing=None, **kwargs):
         super().__init__(routing=routing, **kwargs)
         self.widths = list(widths)
+        norm = functools.partial(self.norm_layer, **TORCH_BATCH_NORM)
         self.blocks = [layer for width in self.widths for layer in _conv_block(
-            conv(width), self.mask_factory, self.norm_layer, keras.layers.ReLU())]
+            conv(width), self.mask_factory, norm, keras.layers.ReLU())]
 
     def get_config(self):
         return {**super().get_config(), "widths": self.widths}
