@@ -102,3 +102,19 @@ def test_config_round_trip_and_save_load_keep_the_averages(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DBMTL(**kwargs)
+
+
+def test_state_can_be_made_before_the_first_step_and_must_fit_the_model():
+    rule = DBMTL()
+    model = _model(rule)
+    x, y = _batch(1)
+    model.build_for(x)
+    count = len(model.variables)
+    rule.build_for_variables(model.shared_variables)   # what a model hook would call
+    assert len(model.variables) == count + 4           # one [m, *shape] per shared variable
+    assert [tuple(v.shape) for v in rule.task_state("average")] == [
+        (3, *v.shape) for v in model.shared_variables]
+    model.train_on_batch(x, y)                         # uses (and keeps) that state
+    assert len(model.variables) == count + 4
+    with pytest.raises(ValueError, match="Received: shared variables of shapes"):
+        rule.build_for_variables(model.shared_variables[:2])

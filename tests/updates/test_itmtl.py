@@ -291,3 +291,17 @@ def test_direction_candidates_only_and_every_direction_rule_runs():
     assert [int(r.steps.numpy()) for r in rule.rules] == [2, 2, 2]
     config = ITMTL.from_config(rule.get_config()).get_config()
     assert config["candidates"] == rule.get_config()["candidates"]
+
+
+def test_a_direction_candidates_state_saves_and_loads(tmp_path):
+    from tf_mtl.updates.dbmtl import DBMTL
+    rule = ITMTL(["all", DBMTL()])
+    model = _model(rule, keras.optimizers.SGD(0.05))
+    model.train_on_batch(*_batch(1))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras").update.rules[0]
+    saved = rule.rules[0].task_state("average")
+    assert len(loaded.task_state("average")) == len(saved) == len(model.shared_variables)
+    for a, b in zip(saved, loaded.task_state("average")):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.allclose(saved[0].numpy(), 0.0)

@@ -144,9 +144,6 @@ class DirectionRule(PerTaskState, Weighted):
             grads = [g + tf.cast(e, g.dtype) for g, e in zip(grads, extra)]
         return grads, logs
 
-    def log_names(self):
-        return []
-
 
 def norms(per_task):
     """``[m]`` Euclidean norms of the per-task tensors (over all variables)."""

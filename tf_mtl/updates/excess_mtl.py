@@ -2,24 +2,26 @@
 with Excess Risks", ICML 2024).
 
 Task weights from each task's *excess* risk (its loss above the best it could
-reach), estimated with a diagonal second-order model: the loss's distance to
-its minimum is about ``½ gᵀ H⁻¹ g``, and ``H`` is approximated by AdaGrad's
-accumulated squared gradients. Exactly as the authors' code
-(``ExcessMTL.py`` in their LibMTL fork; LibMTL's copy), at every step:
+reach), estimated with a diagonal second-order model: the distance to the
+minimum is about ``gᵀ H⁻¹ g``, with ``H`` AdaGrad's diagonal preconditioner
+``diag(sqrt(G))`` (``G``: the accumulated squared gradients). Exactly as the
+authors' code (``ExcessMTL.py`` in their LibMTL fork; LibMTL's copy), at every
+step:
 
-    ``G_i ← G_i + g_i ∘ g_i``                          (per-task AdaGrad sums, elementwise)
-    ``r_i = sum_k g_ik² / sqrt(G_ik + 1e-7)``          (``g_iᵀ diag(H_i)⁻¹ g_i``)
+    ``G_i ← G_i + g_i ∘ g_i``                          (per-task sums, elementwise)
+    ``r_i = sum_k g_ik² / sqrt(G_ik + 1e-7)``          (``g_iᵀ H_i⁻¹ g_i``)
     first step:   ``r⁰ = r``, weights unchanged (``w = 1``)
     later steps:  ``w_i ← w_i exp(η r_i / r⁰_i)``, then ``w ← m w / sum_j w_j``
 
 and the shared gradient is ``sum_i w_i g_i`` — a weight row (so the rule is a
 ``GradientRule``: composable as an IT-MTL candidate). The first step's risks
 normalize the later ones (the code's ``first_epoch`` flag is cleared after the
-first call, i.e. after one *step*). ``η = robust_step_size = 0.01`` (the code's
-default). Weights sum to ``m`` (not 1), as in the code. A task whose
-first risk is 0 (a zero gradient) gets ratio 0 where the code divides by zero. ``g_i`` are the
-gradients of the scaled losses ``b_i L_i`` (``b``: the model's loss weights,
-or IT-MTL's weighting); the returned coefficients are ``w_i b_i``.
+first call, i.e. after one *step*). ``η = robust_step_size = 0.01`` (LibMTL's
+default for it). Weights sum to ``m`` (not 1), as in the code. A task whose
+first risk is 0 (a zero gradient) gets ratio 0 where the code divides by zero.
+``g_i`` are the gradients of the scaled losses ``b_i L_i`` (``b``: the model's
+loss weights, or IT-MTL's weighting); the returned coefficients are ``w_i b_i``.
+The rule weighs the losses itself, so it takes no ``weighting``.
 
 The heads get ``sum_i w_i lw_i L_i`` with the weights *before* this step's
 update (the objective is formed in the forward pass, before the shared

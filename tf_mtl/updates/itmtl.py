@@ -188,6 +188,13 @@ class ITMTL(Weighted):
     def log_names(self):
         return self.chosen.log_names()
 
+    def build_for_variables(self, variables):
+        """Creates the candidate rules' state shaped like the shared ``variables``
+        (``tf_mtl.updates.direction.PerTaskState``); they otherwise make it on the first step."""
+        for rule in self.rules:
+            if hasattr(rule, "build_for_variables"):
+                rule.build_for_variables(variables)
+
     def candidate_rows(self, step, base):
         """``[k, m]``: each candidate's weights over the unscaled per-task gradients
         (zero for a direction rule's candidate: see ``candidate_directions``)."""
