@@ -59,10 +59,56 @@ def test_quickstart_takes_every_rule_by_name(name):
     ({"name": "itmtl"}, "Received: candidates=''"),
     ({"name": "equal", "temprature": 2}, "Unknown update setting.*temprature"),
     ({"name": "dwa", "temperature": 0.0}, "Received: temperature=0.0"),
+    ({"name": "cagrad", "cagrad": {"c": -1.0}}, "Received: c=-1.0"),
+    ({"name": "cagrad", "cagrad": {"cc": 0.5}}, "Unknown `rule.cagrad` setting.*cc"),
+    ({"name": "fairgrad", "fairgrad": {"alpha": 0.0}}, "Received: alpha=0.0"),
+    ({"name": "dbmtl", "weighting": "uw"}, "Received: name='dbmtl', weighting='uncertainty'"),
 ])
 def test_bad_settings(settings, match):
     with pytest.raises(ValueError, match=match):
         build_update(settings)
+
+
+CLASSES = {
+    "equal": "EqualWeights", "uw": "UncertaintyWeights", "cov": "CoV", "dwa": "DWA",
+    "gradnorm": "GradNorm", "rlw": "RLW", "gls": "GLS", "famo": "FAMO", "stch": "STCH",
+    "pcgrad": "PCGrad", "mgda": "MGDA", "cagrad": "CAGrad", "imtl": "IMTL",
+    "nash_mtl": "NashMTL", "aligned_mtl": "AlignedMTL", "upgrad": "UPGrad",
+    "dualproj": "DualProj", "config": "ConFIG", "gradvac": "GradVac", "fairgrad": "FairGrad",
+    "excess_mtl": "ExcessMTL", "dbmtl": "DBMTL", "moco": "MoCo", "graddrop": "GradDrop"}
+
+
+def test_every_rule_name_builds_its_class_with_the_paper_defaults():
+    from tf_mtl.updates import build
+    assert set(build.NAMES) == set(CLASSES) | {"itmtl"}
+    for name, cls in CLASSES.items():
+        rule = build_update({"name": name})
+        assert type(rule) is getattr(updates, cls), name
+    assert build_update({"name": "cagrad"}).c == 0.4
+    assert build_update({"name": "cagrad", "cagrad": {"c": 0.5}}).c == 0.5
+    assert build_update({"name": "imtl", "imtl": {"mode": "gradient"}}).mode == "gradient"
+    assert build_update({"name": "fairgrad", "fairgrad": {"alpha": 2.0}}).alpha == 2.0
+
+
+def test_new_rules_compose_and_are_itmtl_candidates_by_name():
+    rule = build_update({"name": "cagrad", "weighting": "famo"})
+    assert isinstance(rule.weighting, updates.FAMO)
+    it = build_update({"name": "itmtl", "candidates": "all,cagrad,upgrad,dbmtl,graddrop",
+                       "weighting": "rlw", "cagrad": {"c": 0.2}})
+    assert it.candidate_names == ["all", "cagrad", "upgrad", "dbmtl", "graddrop"]
+    assert it.candidates[1].c == 0.2 and isinstance(it.weighting, updates.RLW)
+
+
+def test_nested_rule_settings_are_flags():
+    from absl import flags
+    from ml_collections import config_flags
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = ["prog", f"--config={root}/configs/quickstart.py:runlocal",
+            "--config.rule.name=cagrad", "--config.rule.cagrad.c=0.7"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "config", flag_values=values, sys_argv=argv)
+    values(argv)
+    assert build_update(values.config.rule).c == 0.7
 
 
 def test_rule_is_selectable_from_the_command_line():

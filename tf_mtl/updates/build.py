@@ -3,18 +3,28 @@
 ``build_update(settings)`` takes a mapping (an ``ml_collections.ConfigDict``
 or a dict) with the fields of ``DEFAULTS``:
 
-* ``name``: ``"equal"``, ``"uw"``, ``"cov"``, ``"dwa"``, ``"gradnorm"``,
-  ``"pcgrad"``, ``"mgda"`` or ``"itmtl"``;
-* ``weighting``: ``""`` or a loss weighting name (``"uw"``, ``"cov"``, ``"dwa"``,
-  ``"gradnorm"``) composed into ``pcgrad``, ``mgda`` and ``itmtl`` (UW-PCGrad is
+* ``name``: a rule of ``NAMES``: ``"equal"``; the loss weightings ``"uw"``,
+  ``"cov"``, ``"dwa"``, ``"gradnorm"``, ``"rlw"``, ``"gls"``, ``"famo"``,
+  ``"stch"``; the gradient rules ``"pcgrad"``, ``"mgda"``, ``"cagrad"``,
+  ``"imtl"``, ``"nash_mtl"``, ``"aligned_mtl"``, ``"upgrad"``, ``"dualproj"``,
+  ``"config"`` (ConFIG), ``"gradvac"``, ``"fairgrad"``, ``"excess_mtl"``; the
+  direction rules ``"dbmtl"``, ``"moco"``, ``"graddrop"``; or ``"itmtl"``;
+* ``weighting``: ``""`` or a loss weighting name, composed into a gradient or
+  direction rule that takes one, or into ``itmtl`` (UW-PCGrad is
   ``name="pcgrad", weighting="uw"``);
 * ``candidates`` (itmtl): comma-separated task names, ``|``-joined subsets,
-  ``all``, and the gradient rules ``pcgrad`` / ``mgda`` (built with the fields
-  below): ``"left,right,all"`` or ``"all,pcgrad"``;
-* each rule's own arguments: ``form``; ``temperature``, ``period``; ``alpha``,
-  ``on``, ``gradnorm_learning_rate``; ``seed``; ``upper_bound``,
-  ``normalization``; ``lookahead``, ``update_heads``.
+  ``all``, and gradient/direction rule names (built with their settings):
+  ``"left,right,all"`` or ``"all,pcgrad,cagrad"``;
+* the first rules' own arguments, flat: ``form``; ``temperature``, ``period``;
+  ``alpha``, ``on``, ``gradnorm_learning_rate``; ``seed``; ``upper_bound``,
+  ``normalization``; ``lookahead``, ``update_heads``;
+* every later rule's arguments under its name, with the rule's own defaults
+  (its constructor's): ``--config.rule.cagrad.c=0.5``,
+  ``--config.rule.imtl.mode=gradient``, ``--config.rule.fairgrad.alpha=2``.
 """
+
+import importlib
+import inspect
 
 from tf_mtl.updates.cov import CoV
 from tf_mtl.updates.dwa import DWA
@@ -25,18 +35,55 @@ from tf_mtl.updates.mgda import MGDA
 from tf_mtl.updates.pcgrad import PCGrad
 from tf_mtl.updates.uncertainty import UncertaintyWeights
 
-DEFAULTS = {
+FLAT_DEFAULTS = {
     "name": "equal", "weighting": "", "candidates": "", "form": "kendall",
     "temperature": 2.0, "period": 1, "alpha": 1.5, "on": "last_shared_layer",
     "gradnorm_learning_rate": 0.025, "seed": 0, "upper_bound": True, "normalization": "none",
     "lookahead": "exact", "update_heads": False,
 }
-WEIGHTINGS = ("uw", "cov", "dwa", "gradnorm")
-GRADIENT_RULES = ("pcgrad", "mgda")
+# Rules whose arguments live under their name: config name -> (module, class).
+NESTED = {
+    "rlw": ("rlw", "RLW"), "gls": ("gls", "GLS"), "famo": ("famo", "FAMO"),
+    "stch": ("stch", "STCH"),
+    "cagrad": ("cagrad", "CAGrad"), "imtl": ("imtl", "IMTL"), "nash_mtl": ("nash_mtl", "NashMTL"),
+    "aligned_mtl": ("aligned_mtl", "AlignedMTL"), "upgrad": ("dual_cone", "UPGrad"),
+    "dualproj": ("dual_cone", "DualProj"), "config": ("config_rule", "ConFIG"),
+    "gradvac": ("gradvac", "GradVac"), "fairgrad": ("fairgrad", "FairGrad"),
+    "excess_mtl": ("excess_mtl", "ExcessMTL"),
+    "dbmtl": ("dbmtl", "DBMTL"), "moco": ("moco", "MoCo"), "graddrop": ("graddrop", "GradDrop"),
+}
+WEIGHTINGS = ("uw", "cov", "dwa", "gradnorm", "rlw", "gls", "famo", "stch")
+GRADIENT_RULES = ("pcgrad", "mgda") + tuple(n for n in NESTED if n not in WEIGHTINGS)
 NAMES = ("equal",) + WEIGHTINGS + GRADIENT_RULES + ("itmtl",)
+_SCALARS = (bool, int, float, str)
+
+
+def _class(name):
+    module, cls = NESTED[name]
+    return getattr(importlib.import_module(f"tf_mtl.updates.{module}"), cls)
+
+
+def _arguments(cls):
+    """A rule's constructor arguments a flag can set, with their defaults.
+
+    ``weighting`` is composed by name; arguments whose default is not a scalar
+    (``None``, lists) are left to Python (a flag could not type them).
+    """
+    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name not in ("self", "weighting") and p.kind is p.POSITIONAL_OR_KEYWORD
+            and isinstance(p.default, _SCALARS)}
+
+
+def _takes_weighting(cls):
+    return "weighting" in inspect.signature(cls.__init__).parameters
+
+
+DEFAULTS = {**FLAT_DEFAULTS, **{n: _arguments(_class(n)) for n in NESTED}}
 
 
 def _weighting(name, s):
+    if name in NESTED:
+        return _class(name)(**s[name])
     return {"uw": lambda: UncertaintyWeights(form=s["form"]),
             "cov": CoV,
             "dwa": lambda: DWA(temperature=s["temperature"], period=s["period"]),
@@ -47,18 +94,38 @@ def _weighting(name, s):
 def _gradient_rule(name, s, weighting=None):
     if name == "pcgrad":
         return PCGrad(weighting=weighting, seed=s["seed"])
-    return MGDA(upper_bound=s["upper_bound"], normalization=s["normalization"],
-                weighting=weighting)
+    if name == "mgda":
+        return MGDA(upper_bound=s["upper_bound"], normalization=s["normalization"],
+                    weighting=weighting)
+    cls = _class(name)
+    if weighting is not None and not _takes_weighting(cls):
+        raise ValueError(f"`rule.weighting` does not compose with {name!r} ({cls.__name__} "
+                         f"takes no weighting). Received: name={name!r}, "
+                         f"weighting={weighting.name!r}")
+    extra = {"weighting": weighting} if weighting is not None else {}
+    return cls(**s[name], **extra)
 
 
-def build_update(settings):
-    """The ``tf_mtl.updates`` rule ``settings`` describe (see the module docstring)."""
+def _settings(settings):
     given = dict(settings.to_dict() if hasattr(settings, "to_dict") else settings)
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"Unknown update setting(s) {unknown}; known: {sorted(DEFAULTS)}. "
                          f"Received: {given}")
     s = {**DEFAULTS, **given}
+    for name in NESTED:  # A partial group keeps the other defaults.
+        group = dict(given.get(name) or {})
+        unknown = sorted(set(group) - set(DEFAULTS[name]))
+        if unknown:
+            raise ValueError(f"Unknown `rule.{name}` setting(s) {unknown}; known: "
+                             f"{sorted(DEFAULTS[name])}. Received: {group}")
+        s[name] = {**DEFAULTS[name], **group}
+    return s
+
+
+def build_update(settings):
+    """The ``tf_mtl.updates`` rule ``settings`` describe (see the module docstring)."""
+    s = _settings(settings)
     name, weighting = s["name"], s["weighting"] or ""
     if name not in NAMES:
         raise ValueError(f"`rule.name` must be one of {NAMES}. Received: name={name!r}")
