@@ -270,6 +270,35 @@ class MultiTaskModel(keras.Model):
     def compile(self, optimizer="rmsprop", **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
         _check_optimizer(self.optimizer)
+        self._exclude_rule_variables_from_weight_decay()
+
+    def _exclude_rule_variables_from_weight_decay(self):
+        """The update rule's own trainable variables (uncertainty log-variances, IMTL's
+        scales) parametrise the loss weighting, not the network: the optimizer's
+        ``weight_decay`` would pull them to 0 (UW's weights to their initial ½ or 1).
+        Excluded here, before the optimizer is built, for every rule at once.
+
+        ``exclude_from_weight_decay`` replaces the optimizer's earlier exclusions: those
+        on variables that exist now are carried over (a ``var_names`` pattern becomes the
+        list of the variables it matches now; build the model first, e.g.
+        ``model.build_for(x)``, for it to cover the encoder and heads).
+        """
+        own = list(self.update.trainable_variables)
+        optimizer = self.optimizer
+        if not own:
+            return
+        if optimizer.built:   # e.g. compiled again with the same optimizer
+            decayed = [v.path for v in own if keras_internals.optimizer_decays(optimizer, v)]
+            if optimizer.weight_decay and decayed:
+                raise ValueError(
+                    "The optimizer was built before `compile`, with weight decay on the update "
+                    f"rule's variables {decayed}: pass an optimizer that is not built yet. "
+                    f"Received: optimizer={optimizer!r} (built)")
+            return
+        ids = {id(v) for v in own}
+        kept = [v for v in self.variables
+                if id(v) not in ids and not keras_internals.optimizer_decays(optimizer, v)]
+        optimizer.exclude_from_weight_decay(var_list=kept + own)
 
     def _build_for_step(self, x):
         """Creates every variable before any branch of the step is traced."""
