@@ -98,6 +98,25 @@ def test_compare_writes_one_table_and_reuses_finished_seeds(tmp_path, monkeypatc
     assert os.path.getmtime(tmp_path / "quickstart-uw-runlocal" / "seed_1" /
                             "results.json") == stamp
     assert (tmp_path / "compare.md").read_text().splitlines() == lines
+    # Δm against MTL from the same finished runs: the mean over tasks of the mean relative
+    # decrease of each (lower-is-better) metric, in percent, recomputed from the seeds.
+    with pytest.raises(ValueError, match="Received: baseline='stl'"):
+        runs.compare(specs, 2, str(tmp_path), SMALL, baseline="stl")
+    out = runs.compare(specs, 2, str(tmp_path), SMALL, baseline="quickstart:mtl,runlocal")
+    assert calls == []
+    delta_lines = (tmp_path / "compare.md").read_text().splitlines()
+    assert delta_lines[2].endswith("| Δm (%) |")
+    means = {m: {(t, k): sum(json.loads((tmp_path / m.replace(":", "-").replace(",", "-") /
+                                         f"seed_{s}" / "results.json").read_text())
+                             ["test"][t][k] for s in (0, 1)) / 2
+                 for t, k in (label.split() for label in header)} for m in out["methods"]}
+    base, uw = means["quickstart:mtl,runlocal"], means["quickstart:uw,runlocal"]
+    by_task = {}
+    for (t, k), value in uw.items():
+        by_task.setdefault(t, []).append(-(value - base[(t, k)]) / base[(t, k)])
+    expected = 100 * sum(sum(v) / len(v) for v in by_task.values()) / len(by_task)
+    assert delta_lines[4].endswith("| +0.00 |")
+    assert delta_lines[5].endswith(f"| {expected:+.2f} |")
 
 
 def test_compare_refuses_configs_with_other_tasks(tmp_path):

@@ -99,6 +99,18 @@ def test_new_rules_compose_and_are_itmtl_candidates_by_name():
     assert it.candidates[1].c == 0.2 and isinstance(it.weighting, updates.RLW)
 
 
+def test_rules_config_has_a_variant_per_rule_and_each_checks():
+    from tf_mtl.experiments import config_checks
+    module = importlib.import_module("configs.multimnist_rules")
+    assert set(CLASSES) - {"equal"} <= set(module.VARIANTS) and "mtl" in module.VARIANTS
+    for variant in module.VARIANTS:
+        c = module.get_config(f"{variant},runlocal")
+        config_checks.check_config(c)
+        rule = build_update(c.rule)
+        expected = "ITMTL" if variant.startswith("it") else CLASSES.get(variant, "EqualWeights")
+        assert type(rule).__name__ == expected, variant
+
+
 def test_nested_rule_settings_are_flags():
     from absl import flags
     from ml_collections import config_flags
