@@ -30,9 +30,10 @@ def _task_gradients(model, x, y):
     with tf.GradientTape(persistent=True) as tape:
         pred = model(x, training=True)
         losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in TASKS]
-    grads = [np.concatenate([g.numpy().ravel() for g in tape.gradient(l, model.shared_variables)])
-             for l in losses]
-    return np.array([float(l) for l in losses]), np.stack(grads).astype(np.float64)
+    grads = [np.concatenate([g.numpy().ravel()
+                             for g in tape.gradient(loss, model.shared_variables)])
+             for loss in losses]
+    return np.array([float(loss) for loss in losses]), np.stack(grads).astype(np.float64)
 
 
 def _flat(model):
@@ -69,8 +70,8 @@ def test_heads_get_the_log_loss_gradient():
     with tf.GradientTape() as tape:
         pred = model(x, training=True)
         loss = tf.math.log(keras.losses.MeanSquaredError()(y["b"], pred["b"]) + 1e-8)
-    expected = [w.numpy() - 0.1 * g.numpy()
-                for w, g in zip(head.trainable_variables, tape.gradient(loss, head.trainable_variables))]
+    grads = tape.gradient(loss, head.trainable_variables)
+    expected = [w.numpy() - 0.1 * g.numpy() for w, g in zip(head.trainable_variables, grads)]
     model.train_on_batch(x, y)
     for w, e in zip(head.trainable_variables, expected):
         np.testing.assert_allclose(w.numpy(), e, rtol=1e-4, atol=1e-6)

@@ -31,7 +31,7 @@ def _task_gradients(model, x, y):
         pred = model(x, training=True)
         losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in TASKS]
     return np.stack([np.concatenate([g.numpy().ravel() for g in tape.gradient(
-        l, model.shared_variables)]) for l in losses]).astype(np.float64)
+        loss, model.shared_variables)]) for loss in losses]).astype(np.float64)
 
 
 def _flat(model):

@@ -60,13 +60,14 @@ def _expected_step(model, x, y, leak, draw, seed=0):
     with tf.GradientTape(persistent=True) as tape:
         z = model.encoder(x, training=True)
         losses = [keras.losses.MeanSquaredError()(y[t], model.heads[t](z)) for t in TASKS]
-    c = np.stack([tape.gradient(l, z).numpy() for l in losses])               # [m, B, f]
+    c = np.stack([tape.gradient(loss, z).numpy() for loss in losses])               # [m, B, f]
     signed = (np.sign(z.numpy())[None] * c).sum(1)                            # [m, f]
     purity = 0.5 * (1 + signed.sum(0) / (np.abs(signed).sum(0) + 1e-7))
     u = uniform(seed, draw, z.shape[1:]).numpy()
     masks = (purity > u) * (signed > 0) + (purity < u) * (signed < 0)
     cotangent = ((leak + (1 - leak) * masks)[:, None] * c).sum(0)
-    grads = tape.gradient(z, model.shared_variables, output_gradients=tf.constant(cotangent, tf.float32))
+    grads = tape.gradient(z, model.shared_variables,
+                          output_gradients=tf.constant(cotangent, tf.float32))
     return np.concatenate([g.numpy().ravel() for g in grads]), masks
 
 

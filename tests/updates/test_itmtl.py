@@ -236,7 +236,7 @@ def test_candidates_must_be_tasks_or_subsets(candidate):
 def _dbmtl_first_direction(grads, losses, beta=0.9):
     """DB-MTL's first step by hand: ĝ_i = (1-β) g_i/(L_i+ε); Σ max||ĝ||/||ĝ_i|| ĝ_i."""
     flat = [np.concatenate([g.ravel() for g in gs]).astype(np.float64) for gs in grads]
-    avg = [(1 - beta) * f / (l + 1e-8) for f, l in zip(flat, losses)]
+    avg = [(1 - beta) * f / (loss + 1e-8) for f, loss in zip(flat, losses)]
     size = np.array([np.linalg.norm(a) for a in avg])
     total = sum(size.max() / (s + 1e-8) * a for s, a in zip(size, avg))
     out, start = [], 0
@@ -268,7 +268,7 @@ def test_a_direction_candidate_is_scored_by_really_stepped_copies(lookahead):
         loss_before, after, weights = _stepped(model, x, y, g)
         delta = np.concatenate([w.ravel() for w in weights]) - start
         expected.append(np.sum(1 - after / loss_before) if lookahead == "exact" else
-                        -sum(f @ delta / l for f, l in zip(flat, loss_before)))
+                        -sum(f @ delta / loss for f, loss in zip(flat, loss_before)))
         stepped.append(weights)
     model.train_on_batch(x, y)
     scores, choice = rule.last_scores.numpy(), int(rule.last_choice.numpy())

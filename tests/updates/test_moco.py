@@ -30,9 +30,10 @@ def _task_gradients(model, x, y):
     with tf.GradientTape(persistent=True) as tape:
         pred = model(x, training=True)
         losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in TASKS]
-    grads = [np.concatenate([g.numpy().ravel() for g in tape.gradient(l, model.shared_variables)])
-             for l in losses]
-    return np.array([float(l) for l in losses]), np.stack(grads).astype(np.float64)
+    grads = [np.concatenate([g.numpy().ravel()
+                             for g in tape.gradient(loss, model.shared_variables)])
+             for loss in losses]
+    return np.array([float(loss) for loss in losses]), np.stack(grads).astype(np.float64)
 
 
 def _flat(model):

@@ -220,7 +220,8 @@ class ITMTL(Weighted):
         base = tf.cast(self.base_weights(step), tf.float32)
         rows = tf.stop_gradient(self.candidate_rows(step, base))
         directions = self.candidate_directions(step, base)
-        z, valid = transference.compute(step.model, step, tf.gather(rows, tf.constant(self._row_index, tf.int32)),
+        row_candidates = tf.gather(rows, tf.constant(self._row_index, tf.int32))
+        z, valid = transference.compute(step.model, step, row_candidates,
                                         method=self.lookahead, update_heads=self.update_heads,
                                         chunk_size=self.chunk_size, directions=directions)
         z, valid = tf.gather(z, self._to_given_order), tf.gather(valid, self._to_given_order)
