@@ -27,6 +27,17 @@ RULES = {
     "it_uw_pcgrad": lambda: updates.ITMTL(["t0", "all", updates.PCGrad()],
                                           weighting=updates.UncertaintyWeights()),
     "itmtl_first_order": lambda: updates.ITMTL(["t0", "t1|t2", "all"], lookahead="first_order"),
+    # The later family: Gram-based solvers, a stateful Gram rule, a loss weighting drawing
+    # random weights, a direction rule with per-task gradient state, elementwise masks.
+    "cagrad_uw": lambda: updates.CAGrad(weighting=updates.UncertaintyWeights()),
+    "nash_mtl": lambda: updates.NashMTL(update_weights_every=2),
+    "upgrad": updates.UPGrad,
+    "gradvac": lambda: updates.GradVac(beta=0.5),
+    "rlw_pcgrad": lambda: updates.PCGrad(weighting=updates.RLW()),
+    "dbmtl": updates.DBMTL,
+    "graddrop": updates.GradDrop,
+    "it_famo_cagrad": lambda: updates.ITMTL(["all", updates.CAGrad()],
+                                            weighting=updates.FAMO()),
 }
 
 

@@ -29,19 +29,8 @@ that needs per-layer Gram matrices and is not offered.
 import keras
 import tensorflow as tf
 
-from tf_mtl.updates.pcgrad import _hash32
+from tf_mtl.updates.pcgrad import task_order
 from tf_mtl.updates.weighted import GradientRule, state_variable
-
-
-def task_order(seed, draw, num_tasks):
-    """A permutation of ``range(num_tasks)`` from integer hashes of ``(seed, draw, task)``.
-
-    ``draw`` is a step counter (a tensor); the same key as ``PCGrad.order``.
-    """
-    task = tf.range(num_tasks, dtype=tf.int32)
-    keys = _hash32(_hash32(_hash32(tf.constant(seed, tf.int32)) + tf.cast(draw, tf.int32))
-                   + task)
-    return tf.argsort(keys)
 
 
 def gradvac_combination(gram, goals, order, beta):

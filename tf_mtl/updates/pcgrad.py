@@ -43,6 +43,18 @@ def _hash32(x):
     return tf.bitwise.bitwise_xor(x, _logical_shift(x, 16))
 
 
+def task_order(seed, draw, num_tasks):
+    """A permutation of ``range(num_tasks)`` from integer hashes of ``(seed, draw, task)``.
+
+    ``draw`` is a step counter (a tensor): the same order on every replica, on
+    CPU, GPU and under XLA, for PCGrad's and GradVac's per-step task order.
+    """
+    task = tf.range(num_tasks, dtype=tf.int32)
+    keys = _hash32(_hash32(_hash32(tf.constant(seed, tf.int32)) + tf.cast(draw, tf.int32))
+                   + task)
+    return tf.argsort(keys)
+
+
 def pcgrad_combination(gram, order):
     """``[m]`` coefficients of ``sum_i g_i^PC`` over the task gradients.
 
@@ -93,10 +105,7 @@ class PCGrad(GradientRule):
         """This step's task order; advances the counter."""
         draw = tf.convert_to_tensor(self.draws)
         self.draws.assign_add(1)
-        task = tf.range(len(self.tasks), dtype=tf.int32)
-        keys = _hash32(_hash32(_hash32(tf.constant(self.seed, tf.int32)) + tf.cast(draw, tf.int32))
-                       + task)
-        return tf.argsort(keys)
+        return task_order(self.seed, draw, len(self.tasks))
 
     def combination(self, step, base):
         base = tf.cast(base, tf.float32)
