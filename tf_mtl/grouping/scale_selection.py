@@ -37,8 +37,11 @@ from scipy.sparse import coo_matrix
 
 SCALE_OBJECTIVES = ("tag", "hoa", "transference")
 _EPS = 1e-9
-HEURISTIC_NODES = 200  # Pricing nodes per size while column generation still finds columns.
-MAX_ENUMERATED = 100_000  # Columns the proof of optimality may enumerate.
+# Pricing nodes per size: few while column generation finds columns, more when it does not,
+# none (exact) at the end. Every limited search still bounds what it left unexplored.
+NODE_LIMITS = (200, 5_000, 100_000, None)
+MAX_ENUMERATED = 20_000  # Columns the proof of optimality may enumerate.
+PROOF_GAP = 0.05  # Try the proof once the bound is this close (relative) to the LP value.
 _DEBUG = bool(__import__('os').environ.get('SCALE_DEBUG'))
 
 
@@ -111,15 +114,20 @@ class _Pricer:
         inner = self.W0 @ members.astype(float)
         free_ranked = free[self.order]
         take = free_ranked & (np.cumsum(free_ranked, axis=1) <= r)
+        worst = free_ranked & (np.cumsum(free_ranked[:, ::-1], axis=1)[:, ::-1] <= r)
         others = free_ranked & ~self.is_self
         take_others = others & (np.cumsum(others, axis=1) <= r - 1)
         partners = np.where(members, (self.sorted * take).sum(1),
                             (self.sorted * take_others).sum(1))
         ub = np.maximum((inner + partners) * self.scale - self.pi, 0.0)
         ub_free = np.where(free, ub, -np.inf)
-        best_free = -np.partition(-ub_free, r - 1)[:r] if r else np.zeros(0)
-        return ub[members].sum() + best_free.sum(), ub_free
-
+        # A member positive even with its worst r partners is served whatever the picks:
+        # its worth is linear in them, so the picks' gains add up consistently.
+        served = members & ((inner + (self.sorted * worst).sum(1)) * self.scale >= self.pi)
+        gains = ub_free + self.scale * (self.W0[served].sum(0) if served.any() else 0.0)
+        best = -np.partition(-gains, r - 1)[:r] if r else np.zeros(0)
+        fixed = (inner[served] * self.scale - self.pi[served]).sum()
+        return fixed + ub[members & ~served].sum() + best.sum(), ub_free
     def _node(self, members, free, r):
         if r == 0 or r == free.sum():
             group = np.flatnonzero(members | free) if r else np.flatnonzero(members)
@@ -263,42 +271,101 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
     W0 = W - np.diag(np.diag(W))
     top = -np.sort(-np.where(np.eye(n, dtype=bool), -np.inf, W0), axis=1)
     reach = np.max(np.c_[alone, np.cumsum(top[:, :-1], 1) / np.arange(1, n)], axis=1).sum()
-    bound, converged = reach, False
-    node_limit = HEURISTIC_NODES
+    # The best Lagrangian bound, its duals and the bound on the best column's worth there.
+    bound, certificate = reach, None
+    incumbent = [best_value, best_groups]
+    level, tried = 0, np.inf
     while time.monotonic() < deadline:
         z_lp, pi, mu = master.lp()
-        new, upper, _ = _price(W, alone, pi, mu, deadline, node_limit, stop_after=2 * n)
-        bound = min(bound, pi.sum() + splits * max(0.0, upper))
-        if master.add(new):
-            node_limit = HEURISTIC_NODES  # Cheap pricing while it finds columns ...
-        elif node_limit:
-            node_limit = None             # ... then exact pricing, to find one or prove none.
-        else:
-            converged = upper <= mu + _EPS
-            break
+        if level == 0:  # Local search from the best columns of each size first.
+            groups = np.array(master.groups)
+            worth = np.maximum(member_values(W, alone, groups) - pi, 0.0).sum(1)
+            size = groups.sum(1)
+            starts = [groups[np.flatnonzero(size == k)[np.argsort(-worth[size == k])[:3]]]
+                      for k in np.unique(size)]
+            if master.add(_swap_search(W, pi, np.concatenate(starts), mu)):
+                continue
+        new, upper, complete = _price(W, alone, pi, mu, deadline, NODE_LIMITS[level],
+                                      stop_after=2 * n)
+        if pi.sum() + splits * upper < bound:
+            bound, certificate = pi.sum() + splits * upper, (pi, upper)
         if _DEBUG:
             print(f"{time.monotonic() - start:.2f}s lp {z_lp:.4f} bound {bound:.4f} "
-                  f"columns {len(master.groups)} limit {node_limit}")
-    remaining = deadline - time.monotonic()
-    value, groups, _ = master.integer(remaining)
-    if groups is not None and value > best_value:
-        best_value, best_groups = value, groups
-    exact = bound - best_value <= _EPS * max(1.0, abs(best_value))
-    if converged and not exact and time.monotonic() < deadline:
-        # Every column of a better selection has reduced cost >= -(bound - incumbent).
-        slack = bound - best_value
-        found, upper, complete = _price(W, alone, pi, mu - slack, deadline, None, collect=True)
-        if _DEBUG:
-            print(f"{time.monotonic() - start:.2f}s enumerated {len(found)} complete {complete}")
-        master.add(found)
-        value, groups, optimal = master.integer(deadline - time.monotonic())
-        if groups is not None and value > best_value:
-            best_value, best_groups = value, groups
-        if complete and optimal:
-            bound, exact = best_value, True
-    keep = member_values(W, alone, best_groups).argmax(0)
-    best_groups = best_groups[np.unique(keep)]
-    return best_groups, best_value, max(bound, best_value), exact
+                  f"columns {len(master.groups)} limit {NODE_LIMITS[level]}")
+        converged = complete and not len(new)
+        if certificate and (converged or (bound < tried and bound - z_lp <= PROOF_GAP * abs(z_lp))):
+            tried = bound
+            if _prove(master, W, alone, splits, certificate, bound, incumbent, deadline):
+                return _served(W, alone, incumbent[1]), incumbent[0], incumbent[0], True
+        if converged:
+            break
+        if master.add(new):
+            level = 0  # Cheap pricing while it finds columns, then ever larger searches.
+        else:
+            level = min(level + 1, len(NODE_LIMITS) - 1)
+    if time.monotonic() >= deadline or not tried < np.inf:
+        _improve(master, incumbent, deadline)
+    best_value, best_groups = incumbent
+    return _served(W, alone, best_groups), best_value, max(bound, best_value), (
+        bound - best_value <= _EPS * max(1.0, abs(best_value)))
+
+
+def _improve(master, incumbent, deadline):
+    """The integer master's best selection, if it beats ``incumbent`` (updated in place);
+    returns whether the master was solved to optimality."""
+    value, groups, optimal = master.integer(deadline - time.monotonic())
+    if groups is not None and value > incumbent[0]:
+        incumbent[:] = [value, groups]
+    return optimal
+
+
+def _prove(master, W, alone, splits, certificate, bound, incumbent, deadline):
+    """Optimality proof from the Lagrangian bound at duals ``pi`` (``upper`` bounds every
+    column's worth there): a selection better than the incumbent has every column worth
+    more than ``upper - (bound - incumbent)``, so those columns are enumerated and the
+    integer master over them is solved. True when that proves the incumbent optimal."""
+    _improve(master, incumbent, deadline)
+    pi, upper = certificate
+    slack = bound - incumbent[0]
+    if slack <= _EPS * max(1.0, abs(incumbent[0])):
+        return True
+    found, _, complete = _price(W, alone, pi, upper - slack, deadline, None, collect=True)
+    if _DEBUG:
+        print(f"enumerated {len(found)} complete {complete}")
+    if not complete:
+        return False
+    master.add(found)
+    return _improve(master, incumbent, deadline)
+
+
+def _served(W, alone, groups):
+    """``groups`` without the ones that serve no task."""
+    return groups[np.unique(member_values(W, alone, groups).argmax(0))]
+def _swap_search(W, pi, starts, threshold, rounds=30):
+    """Columns worth more than ``threshold``, by best-swap local search from ``starts``
+    (the cheap pricing: one member out, one non-member in, all swaps at once)."""
+    n, W0 = len(W), W - np.diag(np.diag(W))
+    found = []
+    for g in starts:
+        g, scale = g.copy(), 1.0 / max(g.sum() - 1, 1)
+        if g.sum() < 2 or g.all():
+            continue
+        for _ in range(rounds):
+            out, into = np.flatnonzero(g), np.flatnonzero(~g)
+            sums = W0 @ g.astype(float)                                          # [n]
+            new = sums[None, None, :] - W0[:, out].T[:, None, :] + W0[:, into].T[None, :, :]
+            member = np.broadcast_to(g, new.shape).copy()                         # [out, in, n]
+            member[np.arange(len(out)), :, out] = False
+            member[:, np.arange(len(into)), into] = True
+            value = (member * np.maximum(new * scale - pi, 0.0)).sum(-1)
+            i, j = np.unravel_index(np.argmax(value), value.shape)
+            current = np.maximum(sums[g] * scale - pi[g], 0.0).sum()
+            if value[i, j] <= current + _EPS:
+                break
+            g[out[i]], g[into[j]] = False, True
+            if value[i, j] > threshold + _EPS:
+                found.append(g.copy())
+    return np.array(found, bool).reshape(-1, n)
 
 
 def _price(W, alone, pi, threshold, deadline, node_limit, collect=False, stop_after=None):

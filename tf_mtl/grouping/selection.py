@@ -26,6 +26,8 @@ TAG_ALONE = -1e6  # A task alone scores this under "tag" (TAG notebook).
 # 9 tasks x 4 splits in ~0.03 s, 12 in seconds) and uses column generation past it.
 ENUMERATION_MAX_TASKS = 12
 SOLVERS = ("auto", "partition", "branch_and_bound", "column_generation")
+# Column generation's time_limit when none is given: a run's end (experiment.py) never hangs.
+COLUMN_GENERATION_TIME_LIMIT = 60.0
 
 
 def score_tasks(scores, tasks=None):
@@ -93,7 +95,7 @@ def select_groups(scores, splits=None, objective="tag", *, tasks=None, costs=Non
         budget: total cost allowed; defaults to ``splits``.
         time_limit: seconds (> 0) before the search returns the best found,
             marked inexact, with its proven ``bound`` and relative ``gap``;
-            None: until proven optimal.
+            None: until proven optimal (column generation: 60 s).
         solver: ``"auto"``, ``"partition"``, ``"branch_and_bound"`` (both
             enumerate every subset, see ``select_networks``) or
             ``"column_generation"`` (``scale_selection``: unit costs, no
@@ -160,7 +162,7 @@ def _select_by_column_generation(scores, tasks, splits, objective, time_limit):
     matrix = np.array([[scores[r][c] for c in tasks] for r in tasks], float)
     W, alone = scale_selection.pair_form(matrix, objective)
     groups, value, bound, exact = scale_selection.solve(
-        W, alone, splits, np.inf if time_limit is None else time_limit)
+        W, alone, splits, COLUMN_GENERATION_TIME_LIMIT if time_limit is None else time_limit)
     chosen = [tuple(t for t, member in zip(tasks, g) if member) for g in groups]
     # The chosen groups alone, through the one selection engine: serving and value as always.
     picked = select_networks(
