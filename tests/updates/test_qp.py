@@ -35,7 +35,8 @@ def _brute_min_norm(G):
     m, best = len(G), np.inf
     for r in range(1, m + 1):
         for S in map(list, itertools.combinations(range(m), r)):
-            kkt = np.block([[G[np.ix_(S, S)], np.ones((r, 1))], [np.ones((1, r)), np.zeros((1, 1))]])
+            kkt = np.block([[G[np.ix_(S, S)], np.ones((r, 1))],
+                            [np.ones((1, r)), np.zeros((1, 1))]])
             a = np.linalg.lstsq(kkt, np.r_[np.zeros(r), 1.0], rcond=None)[0][:r]
             if a.min() >= -1e-12:
                 full = np.zeros(m)

@@ -83,7 +83,8 @@ class _DualConeRule(GradientRule):
         gram = tf.cast(gram, tf.float64)
         trace = tf.linalg.trace(gram)
         small = (trace < self.norm_eps) | ~(trace > 0)
-        gram = tf.where(small, tf.zeros_like(gram), gram / tf.where(small, tf.ones_like(trace), trace))
+        divisor = tf.where(small, tf.ones_like(trace), trace)
+        gram = tf.where(small, tf.zeros_like(gram), gram / divisor)
         return gram + self.reg_eps * tf.eye(gram.shape[-1], dtype=tf.float64)
 
     def lower_bounds(self, pref):

@@ -63,7 +63,7 @@ def _face_solution(hessian, rhs, passive):
 
 
 def nonnegative_qp(hessian, linear, max_iter=250):
-    """``[b, m]``: for each row ``c`` of ``linear`` (``[b, m]``), ``argmin_{x >= 0} ½xᵀQx + cᵀx``.
+    """``[b, m]``: for each row ``c`` of ``linear`` ``[b, m]``, ``argmin_{x >= 0} ½xᵀQx + cᵀx``.
 
     ``hessian`` ``Q`` is ``[m, m]`` PSD and ``c`` must lie in its range (an NNLS
     problem; every caller's does). Exact up to float64 rounding after at most
@@ -85,7 +85,8 @@ def nonnegative_qp(hessian, linear, max_iter=250):
 
     def body(k, x, passive, adding, blocked, done):
         w = target - tf.linalg.matvec(q_mat, x)                  # -∇: positive = worth entering
-        candidates = tf.where(passive | blocked, tf.fill(tf.shape(w), tf.constant(-float("inf"), tf.float64)), w)
+        never = tf.fill(tf.shape(w), tf.constant(-float("inf"), tf.float64))
+        candidates = tf.where(passive | blocked, never, w)
         best = tf.reduce_max(candidates, axis=1)
         converged = adding & ~(best > tol)
         live = ~done & ~converged
@@ -137,7 +138,7 @@ def min_norm_weights(gram, max_iter=250):
     out_dtype = tf.float64 if gram.dtype == tf.float64 else tf.float32
     g = tf.cast(gram, tf.float64)
     m = g.shape[-1]
-    size = tf.reduce_max(tf.abs(tf.linalg.diag_part(g)))   # α is scale-invariant; keep 11ᵀ's scale
+    size = tf.reduce_max(tf.abs(tf.linalg.diag_part(g)))   # α is scale-invariant: G to 11ᵀ's scale
     g = g / tf.where(size > 0, size, tf.ones_like(size))
     x = nonnegative_qp(g + tf.ones([m, m], tf.float64), -tf.ones([1, m], tf.float64), max_iter)[0]
     return tf.cast(x / tf.reduce_sum(x), out_dtype)
