@@ -266,6 +266,9 @@ class MultiTaskModel(keras.Model):
         if not self.built:
             self(tf.nest.map_structure(
                 lambda t: keras.KerasTensor(tuple(t.shape), tf.as_dtype(t.dtype).name), x))
+        # State shaped like the shared variables (DB-MTL's, MoCo's gradient averages) exists
+        # before a checkpoint is restored into it or a step is traced.
+        self.update.build_for_variables(self.shared_variables)
 
     def compile(self, optimizer="rmsprop", **kwargs):
         super().compile(optimizer=optimizer, **kwargs)

@@ -12,13 +12,19 @@ from tf_mtl.experiments import checkpointing
 from tf_mtl.data import epochs as epoch_data
 
 
-def _model(seed):
+RULES = {"uw": tf_mtl.updates.UncertaintyWeights,
+         # State shaped like the shared variables, made by build_for before the restore.
+         "dbmtl": tf_mtl.updates.DBMTL,
+         "it_moco": lambda: tf_mtl.updates.ITMTL(["all", tf_mtl.updates.MoCo()])}
+
+
+def _model(seed, rule="uw"):
     keras.utils.set_random_seed(seed)
     encoder = keras.Sequential([keras.layers.Dense(8, activation="relu"),
                                 keras.layers.Dropout(0.5)])
     model = tf_mtl.MultiTaskModel(encoder, {t: keras.layers.Dense(1) for t in ("a", "b")},
                                   {"a": "mse", "b": "mse"},
-                                  update=tf_mtl.updates.UncertaintyWeights())
+                                  update=RULES[rule]())
     model.compile(optimizer=keras.optimizers.Adam(
         keras.optimizers.schedules.ExponentialDecay(0.01, 4, 0.5, staircase=True)))
     model.build_for(tf.TensorSpec([None, 5]))
@@ -33,12 +39,13 @@ def _data():
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 
 
-def test_a_restored_model_continues_exactly_like_the_original(tmp_path):
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_a_restored_model_continues_exactly_like_the_original(tmp_path, rule):
     path = str(tmp_path / "ckpt.bin")
-    original = _model(seed=1)
+    original = _model(seed=1, rule=rule)
     ckpt = checkpointing.EpochCheckpoint(path)
     original.fit(_data(), epochs=1, verbose=0, callbacks=[ckpt])
-    restored = _model(seed=2)  # Other initial weights and other dropout seeds.
+    restored = _model(seed=2, rule=rule)  # Other initial weights and other dropout seeds.
     assert (checkpointing.EpochCheckpoint(path).restore(restored)) == (1, True)
     for a, b in zip(checkpointing.state_variables(original),
                     checkpointing.state_variables(restored)):

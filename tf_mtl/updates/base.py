@@ -37,6 +37,11 @@ class Update(keras.layers.Layer):
         self.tasks = list(tasks)
         self.built = True
 
+    def build_for_variables(self, variables):
+        """Creates state shaped like the shared ``variables`` (``MultiTaskModel.build_for``
+        calls it once they exist); most rules keep none."""
+        del variables
+
     def objective(self, losses, weights):
         """Scalar whose gradient the heads get: ``sum_i weights[i] * losses[i]``.
 

@@ -192,8 +192,7 @@ class ITMTL(Weighted):
         """Creates the candidate rules' state shaped like the shared ``variables``
         (``tf_mtl.updates.direction.PerTaskState``); they otherwise make it on the first step."""
         for rule in self.rules:
-            if hasattr(rule, "build_for_variables"):
-                rule.build_for_variables(variables)
+            rule.build_for_variables(variables)
 
     def candidate_rows(self, step, base):
         """``[k, m]``: each candidate's weights over the unscaled per-task gradients
