@@ -105,17 +105,16 @@ def test_bad_arguments(kwargs, match):
         DBMTL(**kwargs)
 
 
-def test_state_can_be_made_before_the_first_step_and_must_fit_the_model():
+def test_state_is_made_by_build_for_and_must_fit_the_model():
     rule = DBMTL()
     model = _model(rule)
     x, y = _batch(1)
-    model.build_for(x)
-    count = len(model.variables)
-    rule.build_for_variables(model.shared_variables)   # what a model hook would call
-    assert len(model.variables) == count + 4           # one [m, *shape] per shared variable
+    model.build_for(x)                                 # calls rule.build_for_variables
     assert [tuple(v.shape) for v in rule.task_state("average")] == [
-        (3, *v.shape) for v in model.shared_variables]
+        (3, *v.shape) for v in model.shared_variables]  # one [m, *shape] per shared variable
+    count = len(model.variables)
+    rule.build_for_variables(model.shared_variables)   # again: nothing new
     model.train_on_batch(x, y)                         # uses (and keeps) that state
-    assert len(model.variables) == count + 4
+    assert len(model.variables) == count
     with pytest.raises(ValueError, match="Received: shared variables of shapes"):
         rule.build_for_variables(model.shared_variables[:2])

@@ -48,6 +48,8 @@ class PerTaskState:
 
     def build_for_variables(self, variables):
         """Creates the state for ``variables`` (the shared ones); checks it if it exists."""
+        if not self.per_task_state:  # GradDrop: a direction rule keeping no such state.
+            return
         shapes = [tuple(v.shape) for v in variables]
         if getattr(self, "_per_task", None) is not None:
             have = [tuple(v.shape[1:]) for v in self._per_task[self.per_task_state[0]]]
