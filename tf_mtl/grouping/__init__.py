@@ -4,6 +4,9 @@
   HOA or transference objective; ``hoa_table`` / ``hoa_predict``.
 - ``select_networks``, ``Network``, ``Selection`` (``network_selection``): the one
   selection engine over candidate networks with costs and a budget.
+- ``scale_selection``: the same selection for many tasks (20-40+) by column
+  generation with a certified bound; ``select_groups`` uses it past 12 tasks
+  (imported there when needed: it loads SciPy).
 - ``pair_runs``: the networks ``002``'s HOA and ESA train (pairs, subsets).
 - ``serving``: each task served by its chosen network, scored on the test split.
 - ``comparison``: ``001`` Fig. 4 / ``002`` Table 4 as one call.

@@ -14,21 +14,26 @@ the columns found so far (HiGHS via ``scipy.optimize.linprog``) gives duals
 ``pi`` (tasks) and ``mu`` (budget).
 
 **Pricing** (is a better column missing?): ``P(pi) = max_G sum_{p in G}
-max(0, c(p, G) - pi[p])``, solved exactly per group size ``s`` by a
-depth-first branch and bound over members; a node's bound lets every
-member keep its best ``r`` remaining partners among the free tasks.
-Columns with ``P > mu`` enter the master.
+max(0, c(p, G) - pi[p])``. First a local search over member swaps from the
+best columns of each size; when it finds nothing, a depth-first branch and
+bound (best-first) per group size ``s`` with growing node limits (``NODE_LIMITS``), exact at
+the end. A node's bound lets every member keep its best remaining partners
+among the free tasks, except that members served whatever the picks add their
+partners' gains consistently. Columns with ``P > mu`` enter the master.
 
-**Certificate.** Relaxing "served once" with any ``pi`` gives the
-Lagrangian bound ``sum(pi) + splits * max(0, P(pi))`` on the optimum; when no
-column is missing it equals the LP value. The integer master over the columns
-(``scipy.optimize.milp``) gives the incumbent; then every column that can be
-in a better solution has reduced cost ``>= incumbent - bound`` (each chosen
-column's reduced cost is ``<= 0`` and they sum to at least that), so pricing
-enumerates those and one more integer solve proves the optimum (``exact``).
-Past ``time_limit`` the incumbent comes back with its bound and ``gap``.
+**Certificate.** Relaxing "served once" with any duals ``pi`` gives the
+Lagrangian bound ``L = sum(pi) + splits * U`` on the optimum, where ``U >=
+P(pi)`` (an exact pricing pass, or a limited one with the bounds of the nodes
+it left); when no column is missing it equals the LP value. A selection better
+than the incumbent ``z`` (the integer master, ``scipy.optimize.milp``) has
+every column worth more than ``U - (L - z)`` at those duals (its worth is at
+most ``sum(pi)`` plus its columns' worths, each at most ``U``), so pricing
+enumerates those columns (``collect``) and one more integer solve over them
+proves the optimum (``exact``). Past ``time_limit`` the incumbent comes back
+with the best ``L`` and the gap.
 """
 
+import heapq
 import time
 
 import numpy as np
@@ -39,10 +44,9 @@ SCALE_OBJECTIVES = ("tag", "hoa", "transference")
 _EPS = 1e-9
 # Pricing nodes per size: few while column generation finds columns, more when it does not,
 # none (exact) at the end. Every limited search still bounds what it left unexplored.
-NODE_LIMITS = (200, 5_000, 100_000, None)
+NODE_LIMITS = (1_000, 20_000, None)
 MAX_ENUMERATED = 20_000  # Columns the proof of optimality may enumerate.
 PROOF_GAP = 0.05  # Try the proof once the bound is this close (relative) to the LP value.
-_DEBUG = bool(__import__('os').environ.get('SCALE_DEBUG'))
 
 
 def pair_form(matrix, objective):
@@ -78,7 +82,7 @@ def member_values(W, alone, groups):
 
 
 class _Pricer:
-    """``max_{|G| = s} sum_{p in G} max(0, c(p, G) - pi[p])`` by depth-first branch and bound.
+    """``max_{|G| = s} sum_{p in G} max(0, c(p, G) - pi[p])`` by best-first branch and bound.
 
     A node fixes some members and some non-members; ``r`` members are still to
     pick among the free tasks. Its bound lets each member, and each of the ``r``
@@ -100,10 +104,10 @@ class _Pricer:
         ``open_bound`` bounds the nodes a deadline or node limit left unexplored
         (``-inf`` when the search finished: then nothing of size ``s`` beats
         ``max(threshold, best)``)."""
-        self.scale, self.nodes = 1.0 / (s - 1), 0
+        self.scale, self.nodes, self.queued = 1.0 / (s - 1), 0, 0
         self.columns, self.best, self.open_bound = [], -np.inf, -np.inf
         self.threshold, self.collect = threshold, collect
-        self._node(np.zeros(self.n, bool), np.ones(self.n, bool), s)
+        self._search(np.zeros(self.n, bool), np.ones(self.n, bool), s)
         return self.columns, self.best, self.open_bound
 
     def root_bound(self, s):
@@ -128,7 +132,8 @@ class _Pricer:
         best = -np.partition(-gains, r - 1)[:r] if r else np.zeros(0)
         fixed = (inner[served] * self.scale - self.pi[served]).sum()
         return fixed + ub[members & ~served].sum() + best.sum(), ub_free
-    def _node(self, members, free, r):
+    def _push(self, heap, members, free, r):
+        """Evaluates a complete group, or queues a node whose bound can beat the threshold."""
         if r == 0 or r == free.sum():
             group = np.flatnonzero(members | free) if r else np.flatnonzero(members)
             sums = self.W0[np.ix_(group, group)].sum(1) * self.scale
@@ -140,20 +145,29 @@ class _Pricer:
                     self.threshold = max(self.threshold, value)
             return
         bound, ub_free = self._bound(members, free, r)
-        if bound <= self.threshold + _EPS:
-            return
-        self.nodes += 1
-        if time.monotonic() > self.deadline or (self.node_limit and self.nodes > self.node_limit):
-            self.open_bound = max(self.open_bound, bound)
-            return
-        pick = int(np.argmax(ub_free))
-        free = free.copy()
-        free[pick] = False
-        with_pick = members.copy()
-        with_pick[pick] = True
-        self._node(with_pick, free, r - 1)
-        if free.sum() >= r:
-            self._node(members, free, r)
+        if bound > self.threshold + _EPS:
+            self.queued += 1  # Equal bounds: first queued first (deterministic).
+            heapq.heappush(heap, (-bound, self.queued, members, free, r, int(np.argmax(ub_free))))
+
+    def _search(self, members, free, r):
+        """Best-first: the node with the highest bound next, so a stopped search leaves
+        the lowest bound it can (the top of the queue)."""
+        heap = []
+        self._push(heap, members, free, r)
+        while heap and -heap[0][0] > self.threshold + _EPS:
+            self.nodes += 1
+            if time.monotonic() > self.deadline or (self.node_limit
+                                                    and self.nodes > self.node_limit):
+                self.open_bound = -heap[0][0]
+                return
+            _, _, members, free, r, pick = heapq.heappop(heap)
+            free = free.copy()
+            free[pick] = False
+            with_pick = members.copy()
+            with_pick[pick] = True
+            self._push(heap, with_pick, free, r - 1)
+            if free.sum() >= r:
+                self._push(heap, members, free, r)
 
 
 class _Master:
@@ -289,9 +303,6 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
                                       stop_after=2 * n)
         if pi.sum() + splits * upper < bound:
             bound, certificate = pi.sum() + splits * upper, (pi, upper)
-        if _DEBUG:
-            print(f"{time.monotonic() - start:.2f}s lp {z_lp:.4f} bound {bound:.4f} "
-                  f"columns {len(master.groups)} limit {NODE_LIMITS[level]}")
         converged = complete and not len(new)
         if certificate and (converged or (bound < tried and bound - z_lp <= PROOF_GAP * abs(z_lp))):
             tried = bound
@@ -330,8 +341,6 @@ def _prove(master, W, alone, splits, certificate, bound, incumbent, deadline):
     if slack <= _EPS * max(1.0, abs(incumbent[0])):
         return True
     found, _, complete = _price(W, alone, pi, upper - slack, deadline, None, collect=True)
-    if _DEBUG:
-        print(f"enumerated {len(found)} complete {complete}")
     if not complete:
         return False
     master.add(found)
