@@ -63,6 +63,7 @@ def test_quickstart_takes_every_rule_by_name(name):
     ({"name": "cagrad", "cagrad": {"cc": 0.5}}, "Unknown `rule.cagrad` setting.*cc"),
     ({"name": "fairgrad", "fairgrad": {"alpha": 0.0}}, "Received: alpha=0.0"),
     ({"name": "dbmtl", "weighting": "uw"}, "Received: name='dbmtl', weighting='uncertainty'"),
+    ({"name": "uw", "form": "left:classification,right"}, "Received: form='left:class"),
 ])
 def test_bad_settings(settings, match):
     with pytest.raises(ValueError, match=match):
@@ -88,6 +89,12 @@ def test_every_rule_name_builds_its_class_with_the_paper_defaults():
     assert build_update({"name": "cagrad", "cagrad": {"c": 0.5}}).c == 0.5
     assert build_update({"name": "imtl", "imtl": {"mode": "gradient"}}).mode == "gradient"
     assert build_update({"name": "fairgrad", "fairgrad": {"alpha": 2.0}}).alpha == 2.0
+
+
+def test_uncertainty_forms_from_a_flat_setting():
+    assert build_update({"name": "uw"}).form == "regression"
+    rule = build_update({"name": "uw", "form": "left:classification, right:regression"})
+    assert rule.form == {"left": "classification", "right": "regression"}
 
 
 def test_new_rules_compose_and_are_itmtl_candidates_by_name():

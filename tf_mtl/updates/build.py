@@ -15,7 +15,9 @@ or a dict) with the fields of ``DEFAULTS``:
 * ``candidates`` (itmtl): comma-separated task names, ``|``-joined subsets,
   ``all``, and gradient/direction rule names (built with their settings):
   ``"left,right,all"`` or ``"all,pcgrad,cagrad"``;
-* the first rules' own arguments, flat: ``form``; ``temperature``, ``period``;
+* the first rules' own arguments, flat: ``form`` (uncertainty weighting: one form
+  for every task, or per task as ``"left:classification,right:regression"``);
+  ``temperature``, ``period``;
   ``alpha``, ``on``, ``gradnorm_learning_rate``; ``seed``; ``upper_bound``,
   ``normalization``; ``lookahead``, ``update_heads``;
 * every later rule's arguments under its name, with the rule's own defaults
@@ -36,7 +38,7 @@ from tf_mtl.updates.pcgrad import PCGrad
 from tf_mtl.updates.uncertainty import UncertaintyWeights
 
 FLAT_DEFAULTS = {
-    "name": "equal", "weighting": "", "candidates": "", "form": "kendall",
+    "name": "equal", "weighting": "", "candidates": "", "form": "regression",
     "temperature": 2.0, "period": 1, "alpha": 1.5, "on": "last_shared_layer",
     "gradnorm_learning_rate": 0.025, "seed": 0, "upper_bound": True, "normalization": "none",
     "lookahead": "exact", "update_heads": False,
@@ -81,10 +83,21 @@ def _takes_weighting(cls):
 DEFAULTS = {**FLAT_DEFAULTS, **{n: _arguments(_class(n)) for n in NESTED}}
 
 
+def _uw_form(text):
+    """``"regression"`` or per task ``"a:classification,b:regression"`` -> a form or ``{task: form}``."""
+    if ":" not in str(text):
+        return text
+    pairs = [p.strip().partition(":") for p in str(text).split(",") if p.strip()]
+    if any(not task or not sep or not form for task, sep, form in pairs):
+        raise ValueError("`rule.form` must be one form or 'task:form' pairs joined by commas, "
+                         f"e.g. 'left:classification,right:regression'. Received: form={text!r}")
+    return {task.strip(): form.strip() for task, _, form in pairs}
+
+
 def _weighting(name, s):
     if name in NESTED:
         return _class(name)(**s[name])
-    return {"uw": lambda: UncertaintyWeights(form=s["form"]),
+    return {"uw": lambda: UncertaintyWeights(form=_uw_form(s["form"])),
             "cov": CoV,
             "dwa": lambda: DWA(temperature=s["temperature"], period=s["period"]),
             "gradnorm": lambda: GradNorm(alpha=s["alpha"], on=s["on"],
