@@ -8,14 +8,22 @@ About a minute on a 2-core laptop CPU:
 
     python -m launch.train --config=configs/quickstart.py --workdir=/tmp/quickstart
 
-The argument picks the update rule (``mtl`` by default, ``uw``, ``pcgrad``) and/or
-``runlocal``: ``configs/quickstart.py:uw,runlocal``.
+The argument picks the update rule (``mtl`` by default, or any rule's config name:
+``uw``, ``pcgrad``, ``cagrad``, ``nash_mtl``, ...; ``itmtl`` chooses between all tasks and
+PCGrad) and/or ``runlocal``: ``configs/quickstart.py:uw,runlocal``. Several rules in one
+table, offline:
+
+    python -m launch.compare --seeds=2 --workdir=/tmp/rules --baseline=quickstart:mtl,runlocal \
+        --configs=configs/quickstart.py:mtl,runlocal,configs/quickstart.py:cagrad,runlocal
 """
 
 from configs.variants import parse_arg
 from tf_mtl.experiments.experiment import base_config
+from tf_mtl.updates.build import NAMES
 
-VARIANTS = {"mtl": {"name": "equal"}, "uw": {"name": "uw"}, "pcgrad": {"name": "pcgrad"}}
+VARIANTS = {"mtl" if name == "equal" else name: {"name": name}
+            for name in NAMES if name != "itmtl"}
+VARIANTS["itmtl"] = {"name": "itmtl", "candidates": "all,pcgrad"}
 
 
 def get_config(arg=None):
