@@ -253,22 +253,28 @@ class StepGradients:
         return [g[0] for g in combine(self.per_task(), self.loss_weights[None, :],
                                       self.regularization_gradient())]
 
-    def head_task_gradients(self, heads, tasks):
-        """Global ``d L_t / d head_t`` for each task's head (unweighted)."""
-        return self._cached("heads", lambda: {
-            t: distribute.replica_sum(self.task_gradient(i, heads[t].trainable_variables))
-            for i, t in enumerate(tasks)})
+    def own_task_gradients(self, task_variables):
+        """Global ``d L_t / d theta_t`` for each task's own variables (unweighted).
 
-    def head_gradients(self, heads, tasks):
-        """Global gradient of ``loss_weights[t] * L_t`` (+ regularization) for each head.
+        ``task_variables``: ``{task: [variables]}`` in the losses' task order, each
+        task's own parameters (``MultiTaskModel.task_variables``: its head and any
+        task-specific encoder variables, e.g. SegNet-MTAN's attention modules).
+        """
+        return self._cached("own", lambda: {
+            t: distribute.replica_sum(self.task_gradient(i, variables))
+            for i, (t, variables) in enumerate(task_variables.items())})
 
-        Head ``t`` only enters task ``t``'s loss, so this is also the head's
-        part of the weighted-sum gradient the train step applies.
+    def own_gradients(self, task_variables):
+        """Global gradient of ``loss_weights[t] * L_t`` (+ regularization) for each
+        task's own variables (``own_task_gradients``).
+
+        Task ``t``'s own variables only enter task ``t``'s loss, so this is also
+        their part of the weighted-sum gradient the train step applies.
         """
         out = {}
-        for i, (t, grads) in enumerate(self.head_task_gradients(heads, tasks).items()):
+        for i, (t, grads) in enumerate(self.own_task_gradients(task_variables).items()):
             grads = [g * self.loss_weights[i] for g in grads]
-            extra = self.regularization_gradient(heads[t].trainable_variables)
+            extra = self.regularization_gradient(task_variables[t])
             out[t] = grads if extra is None else [g + e for g, e in zip(grads, extra)]
         return out
 

@@ -175,14 +175,14 @@ def map_chunks(fn, rows, chunk_size):
     return tf.reshape(out, [chunks * size, -1])[:n]
 
 
-def _substituted(model, shared_weights, head_weights=None):
-    """The model's trainable values with the encoder's (and heads') replaced."""
+def _substituted(model, shared_weights, task_weights=None):
+    """The model's trainable values with the shared ones (and tasks' own) replaced."""
     variables = model.trainable_variables
     index = {id(v): i for i, v in enumerate(variables)}
     values = [tf.convert_to_tensor(v) for v in variables]
     replaced = list(zip(model.shared_variables, shared_weights))
-    for t, weights in (head_weights or {}).items():
-        replaced += list(zip(model.heads[t].trainable_variables, weights))
+    for t, weights in (task_weights or {}).items():
+        replaced += list(zip(model.task_variables(t), weights))
     for v, w in replaced:
         values[index[id(v)]] = w
     return values
@@ -213,18 +213,19 @@ def _full_state(model, state):
             for v, is_late in zip(variables, late)]
 
 
-def losses_at(model, shared_weights, x, y, sample_weight=None, head_weights=None,
+def losses_at(model, shared_weights, x, y, sample_weight=None, task_weights=None,
               state=None):
-    """Per-task losses ``[m]`` with substituted encoder (and head) weights.
+    """Per-task losses ``[m]`` with substituted shared (and task-specific) weights.
 
-    ``shared_weights`` follow ``model.encoder.trainable_variables``;
-    ``head_weights`` (optional) is ``{task: [weights]}`` following each head's
-    ``trainable_variables``; ``state`` the non-trainable values to start from
+    ``shared_weights`` follow ``model.shared_variables``;
+    ``task_weights`` (optional) is ``{task: [weights]}`` following
+    ``model.task_variables(task)`` (the head's, then the encoder's task-specific
+    ones); ``state`` the non-trainable values to start from
     (default: the current ones). Nothing is assigned; BatchNorm statistics
     and seeds the forward advances are dropped.
     """
     state = _full_state(model, state)
-    y_pred, _ = model.stateless_call(_substituted(model, shared_weights, head_weights),
+    y_pred, _ = model.stateless_call(_substituted(model, shared_weights, task_weights),
                                      list(state), x, training=True)
     # Keras's values: the factors need an all-reduce, which cannot run in the loops.
     return model.compute_task_losses(y, y_pred, sample_weight, factors=None)
@@ -255,8 +256,8 @@ def resolve_execution(execution):
 
 
 def evaluate_losses(model, shared_weights, x, y, sample_weight=None,
-                    head_weights=None, state=None, execution="sequential"):
-    """Losses ``[n, m]`` for ``n`` candidate encoder weights (each ``[n, *shape]``).
+                    task_weights=None, state=None, execution="sequential"):
+    """Losses ``[n, m]`` for ``n`` candidate shared weights (each ``[n, *shape]``).
 
     ``execution`` (same values, different speed per device):
 
@@ -272,7 +273,7 @@ def evaluate_losses(model, shared_weights, x, y, sample_weight=None,
     check_execution(execution)
 
     def one(ws):
-        return losses_at(model, ws, x, y, sample_weight, head_weights, state)
+        return losses_at(model, ws, x, y, sample_weight, task_weights, state)
 
     n = shared_weights[0].shape[0]
     if execution == "unrolled":
@@ -305,7 +306,7 @@ def candidate_basis(step, rows, directions=None):
     return basis, rows
 
 
-def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
+def lookahead_losses(model, step, rows, task_weights=None, chunk_size=None,
                      execution="sequential", directions=None):
     """Each task's loss after the optimizer's next step along each row's gradient.
 
@@ -314,7 +315,9 @@ def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
         step: the step's ``tf_mtl.gradients.StepGradients``.
         rows: ``[n, m]`` weights over the per-task gradients; row ``s`` steps
             along ``sum_i rows[s, i] g_i`` plus the regularization gradient.
-        head_weights: ``{task: [weights]}`` to evaluate with, else the heads'.
+        task_weights: ``{task: [weights]}`` following ``model.task_variables(task)``
+            to evaluate with, else the current ones (heads and task-specific encoder
+            variables held).
         chunk_size: candidates per chunk (default ``chunk_size_for``; at most
             ``UNROLL_LIMIT`` when unrolled).
         execution: how a chunk's forwards run (``evaluate_losses``).
@@ -333,7 +336,7 @@ def lookahead_losses(model, step, rows, head_weights=None, chunk_size=None,
     def chunk(chunk_rows):
         new = next_weights(model.optimizer, combine(per_task, chunk_rows, extra), shared)
         return evaluate_losses(model, new, step.x, step.y, step.sample_weight,
-                               head_weights, step.state, execution)
+                               task_weights, step.state, execution)
 
     size = chunk_size_for(shared, rows.shape[0], chunk_size)
     if execution == "unrolled":

@@ -49,8 +49,13 @@ class MultiTaskModel(keras.Model):
     """Multi-task model with pluggable update rule and probes.
 
     Args:
-        encoder: Keras layer/model holding the shared parameters.
-        heads: ``{task: layer}``, each applied to the encoder's output.
+        encoder: Keras layer/model holding the shared parameters. It may also hold
+            task-specific ones, exposed as ``encoder.task_variables(task)`` (they are
+            then ``task_variables(task)``, trained with the heads, not shared), and
+            may return one feature per task as a dict keyed by exactly the tasks
+            (``tf_mtl.dense.mtan.SegNetMTAN``).
+        heads: ``{task: layer}``, each applied to the encoder's output (to its
+            entry ``task`` where that is a per-task dict).
         losses: ``{task: keras.losses.Loss | name}``; each is a batch mean.
         loss_weights: optional ``{task: float}``; missing tasks weigh 1.
         update: a ``tf_mtl.updates.Update``; default ``EqualWeights()``.
@@ -166,6 +171,11 @@ class MultiTaskModel(keras.Model):
         return any(id(v) in shared for v in self.head_variables)
 
     def _apply_head(self, task, features, training):
+        """Head ``task`` on the encoder's output, or on its entry ``task`` where the
+        encoder returns one feature per task (a dict keyed by exactly the tasks, e.g.
+        ``tf_mtl.dense.mtan.SegNetMTAN``'s attention paths)."""
+        if isinstance(features, dict) and set(features) == set(self.tasks):
+            features = features[task]
         head = self.heads[task]
         if head.built:
             return head(features, training=training)
@@ -173,18 +183,37 @@ class MultiTaskModel(keras.Model):
             return head(features, training=training)
         except Exception as e:  # First call: say which head rejects what.
             raise ValueError(
-                f"Head '{task}' cannot take the encoder's output. Received: "
-                f"encoder output of shape {tuple(features.shape)}; the head "
+                f"Head '{task}' cannot take the encoder's output. Received: encoder output "
+                f"of shape {tf.nest.map_structure(lambda f: tuple(f.shape), features)}; the head "
                 f"raised {type(e).__name__}: {e}"
             ) from e
 
     @property
     def shared_variables(self):
-        return self.encoder.trainable_variables
+        """The encoder's trainable variables less every task's own (``task_variables``):
+        what the update rule, transference and IT-MTL act on."""
+        own = {id(v) for t in self.tasks for v in self._encoder_task_variables(t)}
+        return [v for v in self.encoder.trainable_variables if id(v) not in own]
 
     @property
     def head_variables(self):
         return [v for t in self.tasks for v in self.heads[t].trainable_variables]
+
+    def task_variables(self, task):
+        """Task ``task``'s own trainable variables: its head's, then the encoder's for
+        that task where the encoder exposes ``task_variables(task)`` (SegNet-MTAN's
+        attention modules). They enter only task ``task``'s loss and, like heads, get
+        the gradient of the rule's objective and step with their head in lookaheads."""
+        return list(self.heads[task].trainable_variables) + self._encoder_task_variables(task)
+
+    @property
+    def task_specific_variables(self):
+        """Every task's ``task_variables``, in ``tasks`` order."""
+        return [v for t in self.tasks for v in self.task_variables(t)]
+
+    def _encoder_task_variables(self, task):
+        own = getattr(self.encoder, "task_variables", None)
+        return list(own(task)) if callable(own) else []
 
     def loss_weight_vector(self):
         return tf.constant([self.loss_weights[t] for t in self.tasks], tf.float32)
@@ -241,7 +270,7 @@ class MultiTaskModel(keras.Model):
         x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
         self.check_labels(y)
         self._build_for_step(x)
-        own_vars = self.head_variables + list(self.update.trainable_variables)
+        own_vars = self.task_specific_variables + list(self.update.trainable_variables)
         out = step_schedule.run_step(  # With the probes due on this step (step_schedule).
             self, functools.partial(self._gradients, x, y, sw, own_vars))
         y_pred, losses, objective, grads, rule_logs, done = out

@@ -22,7 +22,9 @@ Methods (``method=``):
 Options: ``scale_by_lr`` divides by the learning rate of that update (the TAG
 notebook does this); ``update_heads`` also steps each head on its own weighted
 loss, as Algorithm 1 of ``001`` writes it (default: heads held at ``theta_j``,
-as the original code does). Losses before and after a step are evaluated from
+as the original code does); a task's other own variables
+(``MultiTaskModel.task_variables``, e.g. SegNet-MTAN's attention modules) move
+or stay with its head, and never with the shared weights. Losses before and after a step are evaluated from
 the same non-trainable state (BatchNorm uses batch statistics; dropout draws
 the same masks). Entries whose loss before the step is zero or non-finite, or
 whose value is non-finite, are skipped and counted, never NaN.
@@ -131,20 +133,20 @@ def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_head
         z = dots / (source_norm[:, None] * task_norm[None, :])
         valid = tf.math.is_finite(z)
     else:
-        head_weights = None
-        if update_heads:
-            head_weights = {}
-            for t, grads in step.head_gradients(model.heads, model.tasks).items():
-                vars_t = model.heads[t].trainable_variables
-                new = lookahead.next_weights(optimizer, [g[None] for g in grads], vars_t)
-                head_weights[t] = [w[0] for w in new]
+        task_weights = None
+        if update_heads:  # Each head, with its task's encoder variables (MTAN's attention).
+            own = {t: model.task_variables(t) for t in model.tasks}
+            task_weights = {}
+            for t, grads in step.own_gradients(own).items():
+                new = lookahead.next_weights(optimizer, [g[None] for g in grads], own[t])
+                task_weights[t] = [w[0] for w in new]
         if method == "exact":
             after = distribute.replica_sum(lookahead.lookahead_losses(
-                model, step, rows, head_weights, chunk_size,
+                model, step, rows, task_weights, chunk_size,
                 lookahead.resolve_execution(model.lookahead_execution), directions))
             z = 1.0 - after / losses[None, :]
         else:
-            z = -_first_order_change(model, step, rows, head_weights, chunk_size,
+            z = -_first_order_change(model, step, rows, task_weights, chunk_size,
                                      directions) / losses[None, :]
         valid = tf.logical_and(tf.math.is_finite(z), (tf.math.is_finite(losses)
                                                        & (losses > 0))[None, :])
@@ -154,18 +156,18 @@ def compute(model, step, rows, *, method="exact", scale_by_lr=False, update_head
     return tf.where(valid, z, tf.zeros_like(z)), valid
 
 
-def _first_order_change(model, step, rows, head_weights, chunk_size, directions=None):
+def _first_order_change(model, step, rows, task_weights, chunk_size, directions=None):
     """``<grad L_j, Delta_s>`` ``[n, m]``: the first-order change of each loss."""
     per_task, extra = step.per_task(), step.regularization_gradient()
     basis, rows = lookahead.candidate_basis(step, rows, directions)
     shared = model.shared_variables
     head_change = 0.0
-    if head_weights is not None:  # Head t only moves L_t: <grad_t L_t, Delta head_t>.
-        grads = step.head_task_gradients(model.heads, model.tasks)
+    if task_weights is not None:  # Task t's own variables only move L_t: <grad L_t, Delta>.
+        own = {t: model.task_variables(t) for t in model.tasks}
+        grads = step.own_task_gradients(own)
         head_change = tf.stack([
             tf.add_n([tf.reduce_sum(g * (w - tf.convert_to_tensor(v)))
-                      for g, w, v in zip(grads[t], head_weights[t],
-                                         model.heads[t].trainable_variables)])
+                      for g, w, v in zip(grads[t], task_weights[t], own[t])])
             for t in model.tasks])[None, :]
 
     def chunk(chunk_rows):
@@ -272,7 +274,8 @@ class Transference(Probe):
         every: measure when ``optimizer.iterations % every == 0``.
         method: ``"exact"``, ``"first_order"`` or ``"cosine"``.
         scale_by_lr: divide by the learning rate (TAG notebook convention).
-        update_heads: also step the heads in the lookahead (``001`` Alg. 1).
+        update_heads: also step the heads (each task's own variables) in the
+            lookahead (``001`` Alg. 1).
         log_pairs: also put every ``source>target`` epoch mean in the Keras
             logs (progress bar, History, CSV). By default the logs carry the
             summary (``steps``, ``skipped``, ``self``, ``cross``); every pair

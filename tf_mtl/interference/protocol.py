@@ -134,7 +134,7 @@ def coupled_weight_decay(model, x, weight_decay):
     if weight_decay < 0:
         raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay!r}")
     model.build_for(x)
-    for v in model.shared_variables + model.head_variables:
+    for v in model.shared_variables + model.task_specific_variables:
         v.regularizer = keras.regularizers.L2(weight_decay / 2.0)
 
 
