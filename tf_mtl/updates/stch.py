@@ -46,7 +46,8 @@ class STCH(LossWeighting):
         epsilon: ``ε >= 0`` inside the logarithms (authors: 1e-20).
 
     Example:
-        >>> update = tf_mtl.updates.STCH(mu=1.0, warmup_epochs=4, steps_per_epoch=steps)
+        >>> update = tf_mtl.updates.STCH()      # the authors' defaults, phases in steps
+        >>> update = tf_mtl.updates.STCH(mu=1.0, warmup_epochs=4, steps_per_epoch=100)
     """
 
     uses_step_losses = True
