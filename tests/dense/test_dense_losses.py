@@ -33,10 +33,10 @@ def _batch(seed, b=3, h=4, w=5, classes=4):
     return {"seg": labels, "depth": depth, "normal": normal}, pred
 
 
-def _numpy(y, pred, mask_source):
-    """MTAN's utils.py formulas; the depth mask for depth and normals when mask_source='depth'."""
+def _numpy(y, pred, mask):
+    """MTAN's utils.py formulas; the depth mask for depth and normals when mask='depth'."""
     m_depth = (y["depth"].sum(-1) != 0).astype("float64")
-    m_normal = m_depth if mask_source == "depth" else (y["normal"].sum(-1) != 0).astype("float64")
+    m_normal = m_depth if mask == "depth" else (y["normal"].sum(-1) != 0).astype("float64")
     valid = y["seg"] != -1
     logp = pred["seg"] - np.log(np.exp(pred["seg"].astype("float64")).sum(-1, keepdims=True))
     nll = [-logp[i, j, k, y["seg"][i, j, k]] for i, j, k in zip(*np.nonzero(valid))]
@@ -49,19 +49,19 @@ def _numpy(y, pred, mask_source):
 LOSSES = {"seg": SegmentationCrossEntropy(), "depth": DepthL1(), "normal": NormalCosine()}
 
 
-@pytest.mark.parametrize("mask_source", ["target", "depth"])
+@pytest.mark.parametrize("mask", ["own", "depth"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_losses_with_masks_from_own_target_or_depth(mask_source, seed):
+def test_losses_with_masks_from_own_target_or_depth(mask, seed):
     y, pred = _batch(seed)
-    weights = validity_weights(y, KINDS, mask_source=mask_source)
-    expected = _numpy(y, pred, mask_source)
+    weights = validity_weights(y, KINDS, mask=mask)
+    expected = _numpy(y, pred, mask)
     for t, loss in LOSSES.items():
         np.testing.assert_allclose(float(loss(y[t], pred[t], sample_weight=weights[t])),
                                    expected[t], rtol=1e-5)
-    if mask_source == "target":   # Without sample weights: each task's own mask.
+    if mask == "own":   # Without sample weights: each task's own mask.
         for t, loss in LOSSES.items():
             np.testing.assert_allclose(float(loss(y[t], pred[t])), expected[t], rtol=1e-5)
-    other = _numpy(y, pred, "depth" if mask_source == "target" else "target")
+    other = _numpy(y, pred, "depth" if mask == "own" else "own")
     assert abs(float(LOSSES["normal"](y["normal"], pred["normal"], weights["normal"]))
                - other["normal"]) > 1e-4   # the two sources differ on this batch
 
@@ -84,7 +84,7 @@ def test_all_invalid_contributes_nothing_and_has_finite_gradients():
     y, pred = _batch(4)
     y = {"seg": np.full_like(y["seg"], -1), "depth": np.zeros_like(y["depth"]),
          "normal": np.zeros_like(y["normal"])}
-    weights = validity_weights(y, KINDS, mask_source="depth")
+    weights = validity_weights(y, KINDS, mask="depth")
     for t, loss in LOSSES.items():
         p = tf.Variable(pred[t])
         with tf.GradientTape() as tape:
@@ -111,15 +111,15 @@ def test_binary_per_class_loss_of_003():
 
 def test_bad_arguments():
     y, _ = _batch(7)
-    with pytest.raises(ValueError, match="Received: mask_source='own'"):
-        validity_weights(y, KINDS, mask_source="own")
+    with pytest.raises(ValueError, match="Received: mask='target'"):
+        validity_weights(y, KINDS, mask="target")   # the old name of "own"
     with pytest.raises(ValueError, match="Received: kinds"):
         validity_weights(y, {"seg": "segmentation"})
     with pytest.raises(ValueError, match="Received: kinds"):
         validity_weights(y, {**KINDS, "depth": "edges"})
     with pytest.raises(ValueError, match="Received: kinds"):
         validity_weights(y, {"seg": "segmentation", "depth": "normal", "normal": "normal"},
-                         mask_source="depth")
+                         mask="depth")
     with pytest.raises(ValueError, match="Received: ignore_index"):
         SegmentationCrossEntropy(ignore_index=-1.5)
     clone = SegmentationCrossEntropy.from_config(SegmentationCrossEntropy(255).get_config())

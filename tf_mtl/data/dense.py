@@ -29,8 +29,8 @@ sample weights: ``w`` is a per-pixel validity ``[H, W]`` float32 (1 valid,
 * ``"normal"`` (NYUv2 only): ``y`` float32 ``[H, W, 3]``; ``mask="own"``:
   ``w = (sum_c y != 0)`` (MTAN since July 2020, LibMTL); ``mask="depth"``:
   the depth's validity (MTAN before, Maximum Roaming, ``003``). These are the
-  rules of ``tf_mtl.dense.losses.validity_weights`` (whose ``mask_source="target"``
-  is ``mask="own"`` here), computed by its ``pixel_validity``.
+  rules of ``tf_mtl.dense.losses.validity_weights`` (the same ``mask`` option and
+  values, ``MASK_SOURCES``), computed by its ``pixel_validity``.
 * ``binary_classes=True`` (Maximum Roaming, ``003`` §5) replaces
   ``"segmentation"`` by one binary task per class, ``"class_<c>"`` zero-padded
   to sort numerically (``class_00``..``class_12`` for NYUv2, ``class_0``..
@@ -56,14 +56,13 @@ import tensorflow as tf
 
 from tf_mtl.data import dense_augment
 from tf_mtl.data.dense_release import CHANNELS, SPLIT_FOLDERS, Release
-from tf_mtl.dense.losses import pixel_validity
+from tf_mtl.dense.losses import MASK_SOURCES, pixel_validity
 
 NYUV2_RELEASE = "https://www.dropbox.com/s/p2nn02wijg7peiy/nyuv2.zip?dl=0"
 CITYSCAPES_RELEASES = {"128x256": "https://www.dropbox.com/s/lg2ktu7o8hzwf99/cityscapes2.zip?dl=0",
                        "256x512": "https://www.dropbox.com/s/q2333k4eyrnezbh/cityscapes.zip?dl=0"}
 NYUV2_CLASSES = 13
 CITYSCAPES_CLASSES = (2, 7, 19)
-MASKS = ("own", "depth")
 
 
 def class_task_names(num_classes):
@@ -128,8 +127,8 @@ def _check_options(tasks, allowed, mask, batch_size, seed, flags):
     if not tasks or any(t not in allowed for t in tasks) or len(set(tasks)) != len(tasks):
         raise ValueError(f"`tasks` must name distinct tasks among {list(allowed)}. "
                          f"Received: tasks={tasks!r}")
-    if mask not in MASKS:
-        raise ValueError(f"`mask` must be one of {MASKS}. Received: mask={mask!r}")
+    if mask not in MASK_SOURCES:
+        raise ValueError(f"`mask` must be one of {MASK_SOURCES}. Received: mask={mask!r}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an int >= 1. Received: batch_size={batch_size!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):

@@ -22,12 +22,13 @@ weights and ``MultiTaskModel`` turns each replica's loss into its exact share of
 global batch's mean over valid pixels: two replicas give one device's loss and
 gradients. A batch with no valid pixel gives 0 (``divide_no_nan``), never NaN.
 
-Where the mask comes from is a named option of ``validity_weights`` (what the data
-pipeline yields as sample weights):
+Where the mask comes from is the named option ``mask`` of ``validity_weights``, with
+the vocabulary of the loaders' ``mask`` (``tf_mtl.data.nyuv2``, which yield these
+weights):
 
-- ``mask_source="target"``: each task's own target (MTAN since July 2020):
+- ``mask="own"``: each task's own target (MTAN since July 2020, LibMTL):
   labels ``!= -1``, depth and normals ``sum_c y != 0``;
-- ``mask_source="depth"``: depth and normals both masked by the depth target (MTAN
+- ``mask="depth"``: depth and normals both masked by the depth target (MTAN
   before July 2020 and ``003``'s code); segmentation keeps its labels' mask.
 
 Called without sample weights, the segmentation, depth and normal losses mask with
@@ -47,7 +48,7 @@ import tensorflow as tf
 
 from tf_mtl import distribute
 
-MASK_SOURCES = ("target", "depth")
+MASK_SOURCES = ("own", "depth")   # Values of ``mask``: where validity comes from.
 KINDS = ("segmentation", "depth", "normal", "binary")
 
 
@@ -67,18 +68,17 @@ def pixel_validity(y_true, kind, ignore_index=-1):
     raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
 
 
-def validity_weights(targets, kinds, mask_source="target", ignore_index=-1):
+def validity_weights(targets, kinds, mask="own", ignore_index=-1):
     """``{task: [..., H, W] float}`` sample weights: each task's valid pixels.
 
     Args:
         targets: ``{task: y_true}`` (a batch, or one example inside ``tf.data``).
         kinds: ``{task: kind}``, kinds in ``KINDS``.
-        mask_source: ``"target"`` (each task's own target) or ``"depth"`` (depth and
-            normals take the depth target's mask; exactly one task of kind ``"depth"``).
+        mask: ``"own"`` (each task's own target) or ``"depth"`` (depth and normals
+            take the depth target's mask; exactly one task of kind ``"depth"``).
     """
-    if mask_source not in MASK_SOURCES:
-        raise ValueError(f"`mask_source` must be one of {MASK_SOURCES}. "
-                         f"Received: mask_source={mask_source!r}")
+    if mask not in MASK_SOURCES:
+        raise ValueError(f"`mask` must be one of {MASK_SOURCES}. Received: mask={mask!r}")
     if set(kinds) != set(targets):
         raise ValueError(f"`kinds` must name exactly the tasks of `targets` {sorted(targets)}. "
                          f"Received: kinds={kinds!r}")
@@ -86,10 +86,10 @@ def validity_weights(targets, kinds, mask_source="target", ignore_index=-1):
     if bad:
         raise ValueError(f"Task kinds must be in {KINDS}. Received: kinds={kinds!r}")
     weights = {t: pixel_validity(targets[t], k, ignore_index) for t, k in kinds.items()}
-    if mask_source == "depth":
+    if mask == "depth":
         depth = [t for t, k in kinds.items() if k == "depth"]
         if len(depth) != 1:
-            raise ValueError("mask_source='depth' needs exactly one task of kind 'depth'. "
+            raise ValueError("mask='depth' needs exactly one task of kind 'depth'. "
                              f"Received: kinds={kinds!r}")
         for t, k in kinds.items():
             if k in ("depth", "normal"):
