@@ -9,12 +9,17 @@ import keras
 
 from tf_mtl import data as data_lib
 from tf_mtl import encoders
+from tf_mtl.dense.mtan import SegNetMTAN
+from tf_mtl.dense.segnet import FILTERS as SEGNET_FILTERS, SegNet
+from tf_mtl.experiments import dense_setup
 from tf_mtl.experiments.attribute_metrics import AttributeScore
 from tf_mtl.transference import Transference
 
 ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
             "resnet18": encoders.ResNet18, "lenet": encoders.LeNet, "etrnlp": encoders.ETRNLPNet,
-            "movielens": data_lib.MovieLensEncoder}
+            "movielens": data_lib.MovieLensEncoder,
+            # Dense prediction (tf_mtl.dense): SegNet-MTAN's tasks come from the data.
+            "segnet": SegNet, "segnet_mtan": SegNetMTAN}
 
 
 LOSSES = {  # Names configs use for losses that need arguments.
@@ -23,6 +28,8 @@ LOSSES = {  # Names configs use for losses that need arguments.
     "sparse_categorical_crossentropy_logits":
         lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     "binary_crossentropy_logits": lambda: keras.losses.BinaryCrossentropy(from_logits=True),
+    # Dense losses, a mean over valid pixels (tf_mtl.dense.losses; dense_setup).
+    **{name: loss for name, (loss, _) in dense_setup.DENSE_LOSSES.items()},
 }
 
 
@@ -38,7 +45,9 @@ METRICS = {  # Names configs use for metrics that need arguments.
 # The argument that sets each encoder's size, scaled by ``config.model.width``
 # (``002`` §3.1 compares pairs with half-sized single-task networks).
 ENCODER_WIDTH_ARGS = {"mlp": ("units", (64,)), "resnet_lite": ("filters", 64),
-                      "resnet18": ("width", 64), "lenet": ("hidden", 50)}
+                      "resnet18": ("width", 64), "lenet": ("hidden", 50),
+                      "segnet": ("filters", SEGNET_FILTERS),
+                      "segnet_mtan": ("filters", SEGNET_FILTERS)}
 
 
 CELEBA_PRESETS = {"tag": data_lib.CELEBA_TAG_TASKS, "mr_groups": data_lib.CELEBA_MR_GROUPS}
@@ -71,6 +80,9 @@ DATASETS = {
     "movielens": (data_lib.movielens, (
         "batch_size", "num_examples", "seed", "shuffle", "data_dir", "download",
         "verify_checksums", "retries")),
+    # MTAN's .npy releases (tf_mtl.data.nyuv2 / cityscapes); ``generate`` writes a small one.
+    **{name: (loader, dense_setup.loader_fields(name))
+       for name, loader in dense_setup.LOADERS.items()},
 }
 
 

@@ -15,6 +15,7 @@ import keras
 from tf_mtl import data as data_lib
 from tf_mtl import distribute, grouping, lookahead
 from tf_mtl.data.synthetic import synthetic_arrays, task_names as synthetic_task_names
+from tf_mtl.experiments import dense_setup, reporting
 from tf_mtl.experiments import results as results_lib
 from tf_mtl.experiments.components import (CELEBA_PRESETS, ENCODER_WIDTH_ARGS, ENCODERS, LOSSES,
                                            MULTI_MNIST_SPEC, OPTIMIZERS, check_known,
@@ -52,6 +53,8 @@ def config_tasks(config):
         tasks = list(MULTI_MNIST_SPEC)
     elif name == "movielens":
         tasks = ["rating", "watch"]
+    elif name in dense_setup.LOADERS:
+        tasks = dense_setup.config_tasks(name, loader_kwargs(data)[1])
     else:
         return None
     tasks = sorted(tasks)
@@ -150,6 +153,9 @@ def check_config(config):
     if mode is not None and mode not in ("auto", "min", "max"):
         raise ValueError("`config.early_stopping_mode` must be 'auto', 'min' or 'max'. "
                          f"Received: early_stopping_mode={mode!r}")
+    if config.get("report") is not None:
+        reporting.check_report(config.report)
+    dense_setup.conventions(config)   # config.metric_conventions, where given.
     spread = config.get("table_spread")
     if spread is not None and spread not in results_lib.SPREADS:
         raise ValueError(f"`config.table_spread` must be one of {sorted(results_lib.SPREADS)}. "

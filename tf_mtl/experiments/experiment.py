@@ -15,13 +15,16 @@ Config fields:
         offset by ``seed``, so the runs of ``seeds`` draw other
         partitions and PCGrad orders; False pins them as written)
     table_spread ("se" | "std": the seeds tables show mean ± standard error or ± std)
+    report (absent = "final" | "mean_last_<k>": ``tf_mtl.experiments.reporting``)
+    metric_conventions (dense metrics: {kind: convention}, ``dense_setup.conventions``)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
-          "movielens"), batch_size, and the loader's own arguments
-          (celeba ``tasks`` may be "tag" or "mr_groups" for the presets).
+          "movielens" | "nyuv2" | "cityscapes": ``dense_setup``), batch_size, and the
+          loader's own arguments (celeba ``tasks`` may be "tag" or "mr_groups" for the presets).
           Empty fields ("" / None) are not passed (the loader's default
           applies); a non-empty field the loader does not take is an error
           (``DATASETS`` lists each loader's fields)
-    model: encoder ("mlp" | "resnet_lite" | "resnet18" | "lenet" | "movielens"),
+    model: encoder ("mlp" | "resnet_lite" | "resnet18" | "lenet" | "movielens" |
+           "segnet" | "segnet_mtan"),
            encoder_kwargs, head_units and loss (used where the dataset does
            not fix them), loss_weights, per_task_gradients
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
@@ -46,6 +49,7 @@ import ml_collections
 
 from tf_mtl import distribute, grouping
 from tf_mtl.experiments import checkpointing
+from tf_mtl.experiments import dense_evaluation, dense_setup, reporting
 from tf_mtl.experiments import evaluation
 from tf_mtl import data as data_lib
 from tf_mtl.experiments import results as results_lib
@@ -75,6 +79,8 @@ def _load(config, split, **overrides):
     name, kwargs = loader_kwargs(config.data)
     kwargs.update(overrides)
     loader = DATASETS[name][0]
+    if name in dense_setup.LOADERS:
+        return dense_setup.load(name, split, kwargs)
     if name == "synthetic":
         ds, groups = loader(split, **kwargs)
         return ds, {"planted_groups": groups}
@@ -117,9 +123,9 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
     check_known("encoder", "model.encoder", m.encoder, ENCODERS)
     probes = [transference_probe(config.transference)] if config.transference.enabled else []
     return MultiTaskModel(
-        encoder=ENCODERS[m.encoder](**routed_encoder_kwargs(
-            kwargs, m.encoder, len(tasks), steps_per_epoch)),
-        heads={t: keras.layers.Dense(spec[t][0], name=f"head_{t}") for t in tasks},
+        encoder=ENCODERS[m.encoder](**dense_setup.encoder_arguments(routed_encoder_kwargs(
+            kwargs, m.encoder, len(tasks), steps_per_epoch), m.encoder, tasks)),
+        heads={t: dense_setup.make_head(t, *spec[t]) for t in tasks},
         losses={t: make_loss(spec[t][1]) for t in tasks},
         loss_weights=dict(m.loss_weights) if m.loss_weights else None,
         probes=probes,
@@ -283,7 +289,7 @@ def _compiled_model(config, dataset, task_spec, steps_per_epoch):
                         steps_per_epoch=steps_per_epoch)
     jit_compile = config.get("jit_compile")
     model.compile(optimizer=build_optimizer(config, steps_per_epoch),
-                  metrics=_compile_metrics(config, model.tasks),
+                  metrics=_compile_metrics(config, model.tasks, task_spec),
                   jit_compile="auto" if jit_compile is None else jit_compile)
     model.build_for(dataset.element_spec[0])
     model.optimizer.build(model.trainable_variables)
@@ -347,19 +353,35 @@ def _train_and_test(config, workdir, files):
     tmp = os.path.join(workdir, f"model.tmp{os.getpid()}.keras")
     model.save(tmp)
     os.replace(tmp, files["model.keras"])
-    kinds = {t: evaluation.kind_of_loss(task_spec[t][1] if task_spec else config.model.loss)
-             for t in model.tasks}
-    metrics = evaluation.resolve_metrics(dataset_key(config), model.tasks)
-    test = evaluation.evaluate(model, test_ds, metrics, kinds)
+    test = reporting.reported(config.get("report", "final"),
+                              _test_metrics(config, model, test_ds, task_spec),
+                              _read_history(files["metrics.csv"]))
     checkpointing.atomic_write_json(files["results.json"], {
         "seed": config.seed, "epochs_trained": checkpoint.epochs_done, "test": test,
         "extras": extras})
     return model
 
 
-def _compile_metrics(config, tasks):
-    metrics = {t: [METRICS[n]() if n in METRICS else n
-                   for n in config.metrics.get(t, config.metrics.get("all", []))] for t in tasks}
+def _test_metrics(config, model, test_ds, task_spec):
+    if config.data.name in dense_setup.LOADERS:
+        return dense_evaluation.evaluate(model, test_ds, task_spec,
+                                         dense_setup.conventions(config))
+    kinds = {t: evaluation.kind_of_loss(task_spec[t][1] if task_spec else config.model.loss)
+             for t in model.tasks}
+    metrics = evaluation.resolve_metrics(dataset_key(config), model.tasks)
+    return evaluation.evaluate(model, test_ds, metrics, kinds)
+
+
+def _compile_metrics(config, tasks, task_spec=None):
+    conventions = dense_setup.conventions(config)
+
+    def make(name, task):
+        if name in dense_setup.DENSE_METRICS:  # Needs the task's classes and a convention.
+            return dense_setup.make_metric(name, task_spec[task][0], conventions)
+        return METRICS[name]() if name in METRICS else name
+
+    metrics = {t: [make(n, t) for n in config.metrics.get(t, config.metrics.get("all", []))]
+               for t in tasks}
     return {t: m for t, m in metrics.items() if m} or None
 
 
