@@ -15,7 +15,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_mtl import distribute, keras_internals, lookahead, step_schedule
+from tf_mtl import distribute, keras_internals, lookahead, per_task_steps, step_schedule
 from tf_mtl.routing import task_paths
 from tf_mtl.gradients import PER_TASK_METHODS, record_step
 from tf_mtl.losses import as_loss
@@ -66,6 +66,9 @@ class MultiTaskModel(keras.Model):
             ``"auto"`` (``lookahead.AUTO_EXECUTION``, the fastest measured), ``"sequential"``,
             ``"unrolled"`` or ``"vectorized"`` (``lookahead.evaluate_losses``);
             same values, different speed.
+        task_steps: ``"summed"`` (one optimizer step on the rule's combined gradient per
+            batch) or ``"sequential"`` (one step per task in ``tasks`` order, each on that
+            task's loss: ``003``'s released CelebA code; ``tf_mtl.per_task_steps``).
 
     Example:
         >>> model = tf_mtl.MultiTaskModel(
@@ -78,7 +81,7 @@ class MultiTaskModel(keras.Model):
 
     def __init__(self, encoder, heads, losses, loss_weights=None, update=None,
                  probes=None, per_task_gradients="loop", lookahead_execution="auto",
-                 **kwargs):
+                 task_steps="summed", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(heads, dict) or not heads:
             raise ValueError(
@@ -119,8 +122,10 @@ class MultiTaskModel(keras.Model):
                 raise TypeError(
                     f"`probes` must hold tf_mtl.probes.Probe objects. Received: {p!r}"
                 )
+        per_task_steps.check_task_steps(task_steps, update, probes)
 
         self.tasks = tasks
+        self.task_steps = task_steps
         self.encoder = encoder
         self.heads = {t: heads[t] for t in tasks}
         self.task_losses = {t: as_loss(t, losses[t]) for t in tasks}
@@ -270,6 +275,10 @@ class MultiTaskModel(keras.Model):
         x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
         self.check_labels(y)
         self._build_for_step(x)
+        if self.task_steps == "sequential":  # One optimizer step per task (per_task_steps).
+            losses, objective, y_pred = per_task_steps.train_step(self, x, y, sw)
+            self._track_losses(losses, objective)
+            return self._logs(x, y, y_pred, sw, include_probes=False)
         own_vars = self.task_specific_variables + list(self.update.trainable_variables)
         out = step_schedule.run_step(  # With the probes due on this step (step_schedule).
             self, functools.partial(self._gradients, x, y, sw, own_vars))
@@ -397,6 +406,7 @@ class MultiTaskModel(keras.Model):
             "probes": [ser(p) for p in self.probes],
             "per_task_gradients": self.per_task_gradients,
             "lookahead_execution": self.lookahead_execution,
+            "task_steps": self.task_steps,
         }
 
     @classmethod
