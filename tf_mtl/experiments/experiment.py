@@ -364,7 +364,7 @@ def _train_and_test(config, workdir, files):
 
 def _test_metrics(config, model, test_ds, task_spec):
     if config.data.name in dense_setup.LOADERS:
-        return dense_evaluation.evaluate(model, test_ds, task_spec,
+        return dense_evaluation.evaluate(model, test_ds, {t: task_spec[t] for t in model.tasks},
                                          dense_setup.conventions(config))
     kinds = {t: evaluation.kind_of_loss(task_spec[t][1] if task_spec else config.model.loss)
              for t in model.tasks}
