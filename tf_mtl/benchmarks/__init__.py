@@ -13,6 +13,7 @@ import importlib
 BENCHMARKS = {
     "breakdown": ("transference", "breakdown"),
     "checkpoint": ("checkpoint", "checkpoint_benchmark"),
+    "dense": ("dense", "dense_benchmark"),
     "distribute": ("distribute", "distribute_benchmark"),
     "grouping": ("grouping", "grouping"),
     "interference": ("interference", "interference_benchmark"),

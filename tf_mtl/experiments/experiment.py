@@ -9,7 +9,9 @@ Config fields:
               batch sizes are global; in multi-worker runs only the chief writes files)
     seeds (None = one run; n or 0,3,7: one run per seed, ``tf_mtl.experiments.runs``), tensorboard,
     early_stopping_patience (0 = off; else stop on early_stopping_monitor, default
-        "val_loss", in early_stopping_mode "auto" | "min" | "max", restore the best weights)
+        "val_loss", in early_stopping_mode "auto" | "min" | "max", restore the best weights;
+        "val_all_attributes_fscore" (mode "max") is the F-score over every attribute of
+        every task, ``003``'s selection: ``attribute_score_logger``)
     derive_seeds (True: the routing masks' seed, model.encoder_kwargs.routing.seed, the
         encoder's own model.encoder_kwargs.seed (ETR-NLP) and the rule's seed, rule.seed, are
         offset by ``seed``, so the runs of ``seeds`` draw other
@@ -26,7 +28,9 @@ Config fields:
     model: encoder ("mlp" | "resnet_lite" | "resnet18" | "lenet" | "movielens" |
            "segnet" | "segnet_mtan"),
            encoder_kwargs, head_units and loss (used where the dataset does
-           not fix them), loss_weights, per_task_gradients
+           not fix them), loss_weights, per_task_gradients,
+           task_steps ("summed" | "sequential": one optimizer step per task per batch,
+           ``tf_mtl.per_task_steps``; a schedule's epochs then count T steps per batch)
     optimizer: name ("sgd" | "adam" | "adamw"), learning_rate, momentum,
                nesterov, weight_decay, halve_every_epochs (0 = constant),
                epsilon (Adam/AdamW only; None = Keras's default 1e-7)
@@ -56,6 +60,8 @@ from tf_mtl.experiments import results as results_lib
 from tf_mtl.data import epochs as epoch_data
 from tf_mtl.callbacks import AffinityLogger
 from tf_mtl.model import MultiTaskModel
+from tf_mtl.per_task_steps import optimizer_steps_per_batch
+from tf_mtl.experiments.attribute_metrics import KINDS as ATTRIBUTE_KINDS
 from tf_mtl.updates import build_update
 from tf_mtl.updates.build import DEFAULTS as UPDATE_DEFAULTS
 from tf_mtl.experiments.components import (CELEBA_PRESETS, DATASETS, ENCODERS, METRICS,
@@ -99,15 +105,19 @@ def _load(config, split, **overrides):
 
 
 def restrict_tasks(dataset, tasks):
-    """``dataset`` of ``(x, {task: y}[, w])`` with the labels of ``tasks`` only
-    (``config.task_subset``: a network trained on some of the tasks)."""
+    """``dataset`` of ``(x, {task: y}[, w])`` with the labels (and per-task weights) of
+    ``tasks`` only (``config.task_subset``: a network trained on some of the tasks)."""
     known = sorted(dataset.element_spec[1])
     unknown = sorted(set(tasks) - set(known))
     if unknown:
         raise ValueError(f"`config.task_subset` names tasks the dataset lacks: {unknown}. "
                          f"Received: {list(tasks)}; the dataset has {known}")
     keep = sorted(tasks)
-    return dataset.map(lambda x, y, *rest: (x, {t: y[t] for t in keep}, *rest))
+
+    def kept(x, y, *rest):  # Per-task sample weights (dense validity masks) too.
+        rest = tuple({t: w[t] for t in keep} if isinstance(w, dict) else w for w in rest)
+        return (x, {t: y[t] for t in keep}, *rest)
+    return dataset.map(kept)
 
 
 def _tasks_of(dataset):
@@ -132,6 +142,7 @@ def build_model(config, tasks, task_spec=None, steps_per_epoch=None):
         per_task_gradients=m.per_task_gradients,
         lookahead_execution=m.get("lookahead_execution", "auto"),
         update=build_update(rule) if rule is not None else None,
+        task_steps=m.get("task_steps", "summed"),
     )
 
 
@@ -288,7 +299,9 @@ def _compiled_model(config, dataset, task_spec, steps_per_epoch):
     model = build_model(config, _tasks_of(dataset), task_spec,
                         steps_per_epoch=steps_per_epoch)
     jit_compile = config.get("jit_compile")
-    model.compile(optimizer=build_optimizer(config, steps_per_epoch),
+    optimizer_steps = steps_per_epoch * optimizer_steps_per_batch(  # Epochs of a schedule.
+        config.model.get("task_steps", "summed"), len(model.tasks))
+    model.compile(optimizer=build_optimizer(config, optimizer_steps),
                   metrics=_compile_metrics(config, model.tasks, task_spec),
                   jit_compile="auto" if jit_compile is None else jit_compile)
     model.build_for(dataset.element_spec[0])
@@ -328,7 +341,9 @@ def _train_and_test(config, workdir, files):
     checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.bin"], early_stopping)
     initial_epoch, done = checkpoint.restore(model)
     checkpointing.truncate_csv(files["metrics.csv"], initial_epoch)
-    callbacks = [keras.callbacks.CSVLogger(files["metrics.csv"], append=initial_epoch > 0)]
+    callbacks = [attribute_score_logger({t: (task_spec[t][0] if task_spec else
+                                             config.model.head_units) for t in model.tasks}),
+                 keras.callbacks.CSVLogger(files["metrics.csv"], append=initial_epoch > 0)]
     callbacks += [early_stopping] if early_stopping else []
     tb = os.path.join(workdir, "tb") if config.get("tensorboard", True) else None
     if tb:
@@ -370,6 +385,25 @@ def _test_metrics(config, model, test_ds, task_spec):
              for t in model.tasks}
     metrics = evaluation.resolve_metrics(dataset_key(config), model.tasks)
     return evaluation.evaluate(model, test_ds, metrics, kinds)
+
+
+def attribute_score_logger(attributes):
+    """A callback adding ``[val_]all_attributes_{precision,recall,fscore}`` to each
+    epoch's logs where every task logs that score: its mean over every attribute of every
+    task, as ``003`` reports and selects on (the mean of the 40 per-attribute F-scores
+    of the reference code's ``saver.py``). A task's logged score (``AttributeScore``) is
+    the mean over its ``attributes[task]`` attributes, so the all-attribute mean is their
+    mean weighted by the attribute counts. It goes before the callbacks reading the logs."""
+    def add(epoch, logs):
+        for prefix in ("", "val_"):
+            for kind in ATTRIBUTE_KINDS:
+                keys = {t: f"{prefix}{t}_{kind}" for t in attributes}
+                if all(k in logs for k in keys.values()):
+                    logs[f"{prefix}{evaluation.ALL_ATTRIBUTES}_{kind}"] = sum(
+                        attributes[t] * float(logs[k]) for t, k in keys.items()
+                    ) / sum(attributes.values())
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=add)
 
 
 def _compile_metrics(config, tasks, task_spec=None):
@@ -454,6 +488,8 @@ def base_config():
     c.model = ml_collections.ConfigDict({
         "encoder": "mlp", "encoder_kwargs": {"units": [64]}, "head_units": 1,
         "loss": "mse", "loss_weights": {}, "per_task_gradients": "loop",
+        # One optimizer step on the summed losses per batch, or one per task ("sequential").
+        "task_steps": "summed",
         # How lookahead forwards run (MultiTaskModel): auto|sequential|unrolled|vectorized.
         "lookahead_execution": "auto",
         "width": 1.0})  # Encoder size factor (ENCODER_WIDTH_ARGS), e.g. 0.5 = half width.

@@ -1,0 +1,108 @@
+"""SegNet-MTAN step times on NYUv2-sized batches (``python -m launch.benchmark --bench=dense``).
+
+``001`` Table 1's network and batch: SegNet-MTAN (filters 64..512, 3 tasks: 13-class
+segmentation, depth, normals) on 288x384 images, batch 2, Adam 1e-4, the dense heads and
+masked losses with per-pixel validity as sample weights. Rows, each the compiled train step
+driven by ``train_on_batch`` on one in-memory batch (the minimum over rounds that time every
+case in turn, as ``tf_mtl.benchmarks.updates``):
+
+* plain: equal weights, one forward and one backward;
+* IT-MTL, 3 candidates (each task's gradient): the per-task gradients plus 3 exact Adam
+  lookahead forwards;
+* exact transference every step (``Transference(order=1, every=1)``): the per-task
+  gradients plus one lookahead forward per task, scoring every pair;
+* the evaluation forward (inference, batch 2), for the epoch estimate.
+
+Each row's ratio is to the plain step on the same device. ``Table 1 (h)`` estimates one run
+of ``configs/nyuv2.py`` from the measured times: 100 epochs x (398 train steps of batch 2 on
+795 images + 327 evaluation forwards on 654), data loading excluded. A GPU row set is added
+when TensorFlow sees a GPU (none on a CPU-only machine: no GPU estimate can be measured there).
+"""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_mtl.dense.heads import dense_head
+from tf_mtl.dense.losses import DepthL1, NormalCosine, SegmentationCrossEntropy
+from tf_mtl.dense.mtan import SegNetMTAN
+from tf_mtl.model import MultiTaskModel
+from tf_mtl.transference import Transference
+from tf_mtl.updates import ITMTL
+
+TASKS = ("depth", "normal", "segmentation")
+HEIGHT, WIDTH, BATCH, CLASSES = 288, 384, 2, 13
+TRAIN_STEPS, EVAL_STEPS, EPOCHS = 398, 327, 100   # NYUv2: 795 / 654 images, batch 2; D.5.
+
+
+def _model(update=None, probes=None):
+    keras.utils.set_random_seed(0)
+    heads = {"segmentation": dense_head("segmentation", CLASSES), "depth": dense_head("depth"),
+             "normal": dense_head("normal")}
+    losses = {"segmentation": SegmentationCrossEntropy(), "depth": DepthL1(),
+              "normal": NormalCosine()}
+    model = MultiTaskModel(SegNetMTAN(list(TASKS)), heads, losses, update=update, probes=probes)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4, epsilon=1e-8))
+    return model
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (BATCH, HEIGHT, WIDTH)
+    normal = rng.normal(size=shape + (3,)).astype(np.float32)
+    y = {"segmentation": rng.integers(-1, CLASSES, shape).astype(np.int32),
+         "depth": rng.uniform(0.5, 10.0, shape + (1,)).astype(np.float32),
+         "normal": normal / np.linalg.norm(normal, axis=-1, keepdims=True)}
+    weights = {"segmentation": (y["segmentation"] >= 0).astype(np.float32),
+               "depth": np.ones(shape, np.float32), "normal": np.ones(shape, np.float32)}
+    x = rng.random(shape + (3,), dtype=np.float32)
+    return x, y, weights
+
+
+def _cases():
+    return {"plain (equal weights)": lambda: _model(),
+            "IT-MTL, 3 candidates (exact)": lambda: _model(ITMTL(list(TASKS))),
+            "exact transference every step": lambda: _model(
+                probes=[Transference(order=1, every=1, method="exact")])}
+
+
+def _times(steps, repeats):
+    """``{case: seconds per train step}`` and the evaluation forward's seconds."""
+    x, y, w = (tf.nest.map_structure(tf.constant, part) for part in _batch())
+    models = {name: make() for name, make in _cases().items()}
+    forward = tf.function(lambda: models["plain (equal weights)"](x, training=False))
+    timed = {name: (lambda m=m: m.train_on_batch(x, y, sample_weight=w))
+             for name, m in models.items()}
+    timed["evaluation forward"] = forward
+    for fn in timed.values():   # Tracing and the first step excluded.
+        fn()
+        fn()
+    best = dict.fromkeys(timed, float("inf"))
+    for _ in range(repeats):
+        for name, fn in timed.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                out = fn()
+            np.asarray(tf.nest.flatten(out)[0])   # Wait for the device.
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return best
+
+
+def dense_benchmark(steps=2, repeats=2, **_):
+    devices = ["CPU"] + (["GPU"] if tf.config.list_physical_devices("GPU") else [])
+    rows = []
+    for device in devices:
+        with tf.device(f"/{device}:0"):
+            times = _times(steps, repeats)
+        plain, evaluation = times["plain (equal weights)"], times["evaluation forward"]
+        for name, seconds in times.items():
+            if name == "evaluation forward":
+                rows.append((device, name, f"{seconds:.3f}", "-", "-"))
+                continue
+            hours = EPOCHS * (TRAIN_STEPS * seconds + EVAL_STEPS * evaluation) / 3600
+            rows.append((device, name, f"{seconds:.3f}", f"{seconds / plain:.2f}",
+                         f"{hours:.1f}"))
+    return ("device", "step (SegNet-MTAN 288×384, batch 2)", "s/step", "× plain",
+            "Table 1 run (h)"), rows
