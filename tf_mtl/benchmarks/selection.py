@@ -51,15 +51,15 @@ def selection_rows(sizes=SIZES, splits=(4,), kinds=("planted", "random"), time_l
     return rows
 
 
-def probe_rows(num_tasks=40, batch_size=32, image_size=64, steps=3, repeats=1):
+def probe_rows(num_tasks=40, batch_size=32, image_size=64, steps=2, repeats=1):
     """First-order transference every step vs the plain step, ``num_tasks`` tasks."""
     from tf_mtl.benchmarks.transference import _celeba_like_batch, _resnet_model, time_steps
     from tf_mtl.transference import Transference
     batch = _celeba_like_batch(num_tasks, batch_size, image_size)
-    plain = time_steps(_resnet_model(num_tasks, []), batch, steps, repeats, warmup=2)
+    plain = time_steps(_resnet_model(num_tasks, []), batch, steps, repeats, warmup=1)
     probed = time_steps(_resnet_model(
         num_tasks, [Transference(every=1, order=1, method="first_order")]), batch, steps,
-        repeats, warmup=2)
+        repeats, warmup=1)
     return [(f"plain step, {num_tasks} tasks (ResNet-lite, batch {batch_size})", "",
              f"{plain:.2f}", "1.00x"),
             (f"first-order order-1 probe every step, {num_tasks} tasks", "", f"{probed:.2f}",
@@ -74,5 +74,5 @@ def selection_benchmark(time_limit=60.0, steps=3, repeats=1, sizes=SIZES, splits
     (seconds per step; ``steps`` timed steps, ``repeats`` repeats)."""
     rows = selection_rows(sizes, splits, time_limit=min(time_limit, 60.0))
     if probe:
-        rows += probe_rows(steps=min(steps, 3), repeats=min(repeats, 1))
+        rows += probe_rows(steps=min(steps, 2), repeats=1)
     return ("case", "method", "seconds", "result"), rows

@@ -156,8 +156,8 @@ class _Pricer:
         self._push(heap, members, free, r)
         while heap and -heap[0][0] > self.threshold + _EPS:
             self.nodes += 1
-            if time.monotonic() > self.deadline or (self.node_limit
-                                                    and self.nodes > self.node_limit):
+            if (time.monotonic() > self.deadline or (self.node_limit and self.nodes > self.node_limit)
+                    or len(self.columns) > MAX_ENUMERATED):
                 self.open_bound = -heap[0][0]
                 return
             _, _, members, free, r, pick = heapq.heappop(heap)
@@ -304,6 +304,7 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
         if pi.sum() + splits * upper < bound:
             bound, certificate = pi.sum() + splits * upper, (pi, upper)
         converged = complete and not len(new)
+        # The proof at convergence, or as soon as the bound is close (enumeration is capped).
         if certificate and (converged or (bound < tried and bound - z_lp <= PROOF_GAP * abs(z_lp))):
             tried = bound
             if _prove(master, W, alone, splits, certificate, bound, incumbent, deadline):
@@ -340,6 +341,7 @@ def _prove(master, W, alone, splits, certificate, bound, incumbent, deadline):
     slack = bound - incumbent[0]
     if slack <= _EPS * max(1.0, abs(incumbent[0])):
         return True
+    # Capped at MAX_ENUMERATED columns: a proof that cannot succeed soon stops early.
     found, _, complete = _price(W, alone, pi, upper - slack, deadline, None, collect=True)
     if not complete:
         return False

@@ -279,6 +279,8 @@ def format_selection(selection, objective):
     lines += ["  " + ", ".join(g) for g in selection.groups]
     lines.append("serving:")
     lines += [f"  {t} <- {', '.join(g)}" for t, g in selection.serving.items()]
-    exact = "exact" if selection.exact else f"approximate, gap <= {selection.gap:.4g}"
+    exact = "exact" if selection.exact else (
+        f"not proven optimal: the optimum is within {100 * selection.gap:.3g}% of it"
+        + (f", bound {selection.bound:.6g}" if selection.bound is not None else ""))
     lines.append(f"value: {selection.value:.6g} ({exact})")
     return "\n".join(lines)
