@@ -4,7 +4,9 @@
 of non-learnable primitives (average pool, random fixed convolution, shift,
 additive noise: one of Table S1's best rows) feeding shared and per-group 1×1
 branches, half of the channels shared; otherwise ``celeba_mr``'s setup (Adam
-1e-4, batch 256, 64x64; precision, recall and F-score).
+1e-4, batch 256, 64x64; precision, recall and F-score; the weights of the epoch of
+highest validation F-score over all attributes: ``004`` does not say how it selects and
+compares with ``003``'s Table 1, which selects so).
 
     python -m launch.train --config=configs/celeba_etrnlp.py --workdir=runs/celeba_etrnlp
 """

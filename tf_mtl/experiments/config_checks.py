@@ -153,6 +153,7 @@ def check_config(config):
     if mode is not None and mode not in ("auto", "min", "max"):
         raise ValueError("`config.early_stopping_mode` must be 'auto', 'min' or 'max'. "
                          f"Received: early_stopping_mode={mode!r}")
+    _check_attribute_monitor(config)
     if config.get("report") is not None:
         reporting.check_report(config.report)
     dense_setup.conventions(config)   # config.metric_conventions, where given.
@@ -238,3 +239,26 @@ def check_loss(field, name):
         raise ValueError(f"`config.{field}` must be a Keras loss name (e.g. 'mse', "
                          f"'binary_crossentropy') or one of {sorted(LOSSES)}. Received: "
                          f"{field.rsplit('.', 1)[-1]}={name!r}") from None
+
+
+def _check_attribute_monitor(config):
+    """``early_stopping_monitor="[val_]all_attributes_<kind>"`` (``003``'s selection,
+    ``experiment.attribute_score_logger``) needs ``<kind>_logits`` compiled for every task
+    and mode "max" (Keras's "auto" takes a name without "acc" for a loss: "min")."""
+    monitor = str(config.get("early_stopping_monitor") or "").removeprefix("val_")
+    if not monitor.startswith("all_attributes_"):
+        return
+    kind = monitor.removeprefix("all_attributes_")
+    metrics = config.get("metrics") or {}
+    if kind not in ("precision", "recall", "fscore") or not metrics or any(
+            f"{kind}_logits" not in list(names) for names in metrics.values()):
+        raise ValueError(
+            f"`config.early_stopping_monitor={config.early_stopping_monitor!r}` is the mean "
+            "over every attribute of every task's precision_logits, recall_logits or "
+            f"fscore_logits: config.metrics must give '{kind}_logits' to every task. "
+            f"Received: metrics={dict(metrics)!r}")
+    if config.get("early_stopping_mode") != "max":
+        raise ValueError(
+            f"`config.early_stopping_monitor={config.early_stopping_monitor!r}` is higher-"
+            "is-better: set config.early_stopping_mode='max'. Received: "
+            f"early_stopping_mode={config.get('early_stopping_mode')!r}")
