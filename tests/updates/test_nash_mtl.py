@@ -101,3 +101,17 @@ def test_composes_with_a_weighting():
 
 def test_xla_steps_equal_the_steps_without_it():
     rule_checks.check_xla_step(lambda: NashMTL())
+
+
+@pytest.mark.parametrize("ratio", [1e-2, 1e-4, 1e-6])
+def test_a_task_with_a_tiny_gradient_keeps_its_equation(ratio):
+    """Found in review: a ridge on the mean diagonal swamped a small task's G_ii
+    (alpha_3 (G alpha)_3 = 0.56 at ratio 1e-4). Three unit gradients in 10-D, the third
+    scaled by ``ratio``: alpha_i (G alpha)_i = 1 for every task."""
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((3, 10))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    g[2] *= ratio
+    gram = g @ g.T
+    alpha = fair_weights(tf.constant(gram), 1.0).numpy().astype(np.float64)
+    np.testing.assert_allclose(alpha * (gram @ alpha), 1.0, rtol=1e-4)

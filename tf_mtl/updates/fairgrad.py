@@ -24,8 +24,10 @@ first divided by its mean diagonal (the solution rescales exactly by
 
 Where no positive solution exists (linearly dependent gradients with a
 non-negative combination summing to zero, e.g. ``g_2 = -g_1``: ``φ`` is then
-unbounded below), the ridge ``1e-8 · mean(diag G)`` added to ``G`` makes one
-exist: ``w`` is then large (``~1e4`` relative) along that combination, and ``d``
+unbounded below), the ridge ``1e-8 · G_ii`` (plus ``1e-16 · mean(diag G)``) added
+to each diagonal entry makes one exist — relative to each task's own squared
+norm, so the solution keeps Nash-MTL's scale invariance (``α_i ∝ 1/||g_i||`` for
+orthogonal gradients of any norms): ``w`` is then large (``~1e4`` relative) along that combination, and ``d``
 tends to the small direction of the regularised system (zero for ``g_2 = -g_1``).
 
 LibMTL's port of the authors' code solves the same system with
@@ -66,7 +68,11 @@ def fair_weights(gram, alpha=1.0, max_iter=100):
     m = gram.shape[0]
     scale = tf.reduce_mean(tf.linalg.diag_part(gram))
     scale = tf.where(scale > 0, scale, 1.0)
-    g = gram / scale + RIDGE * tf.eye(m, dtype=tf.float64)
+    g = gram / scale
+    # Relative to each task's own squared norm, so a task with a small gradient keeps its
+    # equation (a ridge on the mean diagonal swamped it: α_i (Gα)_i = 0.56 at norm ratio
+    # 1e-4); the floor only matters for a zero gradient, which has no solution.
+    g = g + tf.linalg.diag(RIDGE * tf.linalg.diag_part(g) + RIDGE ** 2)
     w0 = tf.linalg.diag_part(g) ** (-alpha / (alpha + 1.0))
 
     def body(k, w, decrement):
