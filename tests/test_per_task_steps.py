@@ -115,3 +115,25 @@ def test_meaningless_combinations_are_refused(kwargs, message):
         tf_mtl.MultiTaskModel(encoder=keras.layers.Dense(3),
                               heads={t: keras.layers.Dense(1) for t in TASKS},
                               losses={t: "mse" for t in TASKS}, **kwargs)
+
+
+def test_maximum_roaming_counts_batches_not_optimizer_steps():
+    """The reference updates its masks once per batch, every ``update_every`` batches: with
+    3 tasks, ``update_every=3`` roams after the third batch (not after the first, when the
+    optimizer has taken 3 steps)."""
+    keras.utils.set_random_seed(0)
+    model = tf_mtl.MultiTaskModel(
+        encoder=tf_mtl.encoders.MLP([16], routing={
+            "kind": "maximum_roaming", "num_tasks": 3, "sharing_ratio": 0.5, "update_every": 3}),
+        heads={t: keras.layers.Dense(UNITS[t]) for t in TASKS},
+        losses={t: "mse" for t in TASKS}, task_steps="sequential")
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    x, y = _batch()
+    model.build_for(x)
+    roaming = tf_mtl.routing.routing_layers(model.encoder)[0]
+    masks = [np.asarray(roaming.masks).copy()]
+    for _ in range(3):
+        model.train_on_batch(x, y)
+        masks.append(np.asarray(roaming.masks).copy())
+    assert np.array_equal(masks[0], masks[1]) and np.array_equal(masks[1], masks[2])
+    assert not np.array_equal(masks[2], masks[3])
