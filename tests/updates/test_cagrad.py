@@ -80,6 +80,24 @@ def test_mean_gradient_when_zero_is_in_the_hull():
     np.testing.assert_allclose(d, _ball_optimum(jac, 0.4), atol=1e-6)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_opposite_gradients_reach_the_balls_best_worst_case(seed):
+    """Found in review: with g_m = -k g_1 the optimal g_w vanishes, λ exploded and the
+    float32 coefficients cancelled (d off the ball, min_i <g_i, d> = -1.56 where 0 is
+    attainable). Now d stays in the ball and its worst task reaches SciPy's optimum (0 where
+    some d in the ball has every <g_i, d> >= 0, negative otherwise)."""
+    rng = np.random.default_rng(seed)
+    m, n = rng.integers(3, 6), rng.integers(7, 14)
+    jac = rng.standard_normal((m, n))
+    jac[-1] = -rng.uniform(0.5, 2.0) * jac[0]
+    d, g0 = _direction(jac, 0.4), jac.mean(0)
+    radius = 0.4 * np.linalg.norm(g0)
+    assert np.linalg.norm(d - g0) <= radius * (1 + 1e-5)
+    scale = np.linalg.norm(jac, axis=1).max() * max(np.linalg.norm(d), radius)
+    assert np.min(jac @ d) <= 1e-9 * scale  # 0 is in the hull: no d does better than 0
+    assert np.min(jac @ d) >= np.min(jac @ _ball_optimum(jac, 0.4)) - 1e-5 * scale
+
+
 def test_runs_under_xla():
     jac = rule_checks.random_jacobian(2)
     fn = tf.function(lambda g: cagrad_weights(g, 0.4), jit_compile=True)

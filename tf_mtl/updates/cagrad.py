@@ -13,8 +13,14 @@ Its dual is the simplex problem ``min_{w ∈ Δ} F(w) = <g_w, g0> + sqrt(φ) ||g
 all from the Gram matrix ``G``: ``<g_w, g0> = wᵀ G 1/m``, ``||g_w||² = wᵀ G w``.
 The authors' code then divides by ``1 + c²`` (``rescale=1``, their default and
 this one's); ``rescale=0`` keeps ``d``, ``rescale=2`` divides by ``1 + c`` (both
-options as in their code and LibMTL). ``c = 0`` gives ``g0``; ``d = g0`` too where
-the optimal ``g_w`` is zero (``0`` in the convex hull of the gradients).
+options as in their code and LibMTL). ``c = 0`` gives ``g0``. Where ``0`` is in the
+convex hull of the gradients (e.g. two opposite gradients) the optimal ``g_w``
+vanishes, ``λ`` explodes and the dual formula loses its meaning in floating point
+(the authors' ``c/(||g_w|| + 1e-8)`` too). The best worst-case improvement in the
+ball is then ``<= 0``, and it is ``0``, reached by the projection of ``g0`` onto the
+dual cone ``{d : <g_i, d> >= 0}`` (exact, ``qp.py``), whenever that projection lies
+in the ball: ``d`` is that projection where it is in the ball and its worst task
+does strictly better than the dual formula's ``d``; else the dual formula.
 
 The simplex problem is convex and small (``m`` variables); it is solved to high
 accuracy in float64 by a log-barrier interior-point method: Newton steps on
@@ -31,6 +37,7 @@ import keras
 import tensorflow as tf
 
 from tf_mtl.updates.fairgrad import check_iterations
+from tf_mtl.updates.qp import dual_cone_weights
 from tf_mtl.updates.weighted import GradientRule
 
 RESCALES = (0, 1, 2)
@@ -92,9 +99,23 @@ def cagrad_weights(gram, c=0.4, max_iter=500):
                                                tf.constant(1.0, tf.float64),
                                                tf.constant(float("inf"), tf.float64)))
     norm = tf.sqrt(tf.maximum(tf.reduce_sum(w * tf.linalg.matvec(g, w)), 0.0))
-    lam = tf.where(norm > 1e-10 * tf.maximum(radius, 1e-30), radius / tf.maximum(norm, 1e-300),
-                   0.0)
-    return tf.cast(1.0 / m + lam * w, tf.float32)
+    lam = radius / tf.maximum(norm, 1e-300)
+    dual = 1.0 / m + lam * w
+    # Where the optimal g_w (nearly) vanishes, 0 is (nearly) in the hull of the gradients,
+    # the ball's best worst-case improvement is ~0, and λ = sqrt(φ)/||g_w|| explodes: the
+    # coefficients cancel in float32 (review: d left the ball, min_i <g_i, d> = -1.56 where 0
+    # is attainable). Then the projection of g0 onto the dual cone {d: <g_i, d> >= 0} is a
+    # maximiser whenever it lies in the ball (a d in the ball reaching 0 is in the cone, and
+    # the projection is the cone's point nearest g0): exact, from the active-set QP.
+    # The dual's minimisers then form a ray along which ||g_w|| need not be small, so no
+    # threshold on ||g_w|| detects it: the projection is taken whenever it lies in the ball
+    # and its worst task does strictly better than the dual formula's (in float64).
+    dual = tf.where(norm > 0, dual, tf.fill([m], tf.constant(1.0 / m, tf.float64)))
+    cone = dual_cone_weights(g, tf.fill([1, m], tf.constant(1.0 / m, tf.float64)))[0]
+    offset = cone - 1.0 / m
+    in_ball = tf.reduce_sum(offset * tf.linalg.matvec(g, offset)) <= (radius * (1 + 1e-9)) ** 2
+    better = tf.reduce_min(tf.linalg.matvec(g, cone)) > tf.reduce_min(tf.linalg.matvec(g, dual))
+    return tf.cast(tf.where(in_ball & better, cone, dual), tf.float32)
 
 
 @keras.saving.register_keras_serializable(package="tf_mtl")
