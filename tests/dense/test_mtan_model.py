@@ -22,8 +22,8 @@ FILTERS = [4, 4, 4]   # 3 levels (32x32 inputs): MTAN's layout, a third of the o
 @pytest.fixture(autouse=True)
 def eager(request):
     """Functions run eagerly: tracing SegNet-MTAN's train step takes minutes on a shared
-    2-core CPU, and the partition under test does not depend on the mode (the graph-mode
-    step is ``test_graph_step_equals_the_eager_step``)."""
+    2-core CPU, and the partition under test does not depend on the mode (the compiled
+    step: ``test_graph_step_equals_the_summed_loss_gradient_on_a_copy``)."""
     if "graph" in request.node.name:
         yield
         return
@@ -119,9 +119,7 @@ def test_shared_variables_exclude_every_attention_module(batch):
     assert plain.task_variables("depth") == plain.heads["depth"].trainable_variables
 
 
-def test_mtl_step_equals_the_summed_loss_gradient_on_a_copy(batch):
-    x, y, w = batch
-    model = _mtan_model(EqualWeights())
+def _check_mtl_step(model, x, y, w):
     model.train_on_batch(x, y, sample_weight=w)   # momentum is not zero
     clone, opt = copy_model(model, x)
     with tf.GradientTape() as tape:
@@ -135,47 +133,68 @@ def test_mtl_step_equals_the_summed_loss_gradient_on_a_copy(batch):
     assert max(moved) > 1e-4, moved
 
 
-def _stepped_copy(model, x, shared_grad, own_grads=None):
-    """A copy stepped once by its optimizer: the shared variables along ``shared_grad`` and,
-    with ``own_grads``, each task's own along ``own_grads[t]`` (else they are held)."""
-    clone, opt = copy_model(model, x)
-    shared, own = _parts(clone)
-    variables, grads = list(shared), list(shared_grad)
-    if own_grads is not None:
-        variables += [v for t in TASKS for v in own[t]]
-        grads += [g for t in TASKS for g in own_grads[t]]
-    opt.apply([tf.convert_to_tensor(g) for g in grads], variables)
-    return clone
+def test_mtl_step_equals_the_summed_loss_gradient_on_a_copy(batch):
+    _check_mtl_step(_mtan_model(EqualWeights()), *batch)
 
 
-def _own_gradients(clone, x, y, w):
-    """``{task: d L_t / d own_t}``: each task's head and attention modules."""
-    own = _parts(clone)[1]
-    return {t: _grads(clone, x, y, w, own[t])[i] for i, t in enumerate(TASKS)}
+def test_graph_step_equals_the_summed_loss_gradient_on_a_copy(batch):
+    """The compiled train step (one level, so that it traces in seconds)."""
+    _check_mtl_step(_model(SegNetMTAN(TASKS, filters=[4]), EqualWeights()), *batch)
+
+
+class _Copy:
+    """An independent copy of ``model`` and its optimizer, stepped by hand and restored."""
+
+    def __init__(self, model, x, y, w):
+        self.model, self.opt = copy_model(model, x)
+        self.x, self.y, self.w = x, y, w
+        self.shared, self.own = _parts(self.model)
+        self.state = self.model.variables + self.opt.variables
+        self.start = _values(self.state)
+        self.losses = self.losses_now()
+
+    def losses_now(self):
+        return np.array([float(l) for l in _losses(self.model, self.x, self.y, self.w)])
+
+    def gradients(self, variables):
+        return _grads(self.model, self.x, self.y, self.w, variables)
+
+    def own_gradients(self):
+        """``{task: d L_t / d own_t}``: each task's head and attention modules."""
+        return {t: self.gradients(self.own[t])[i] for i, t in enumerate(TASKS)}
+
+    def step(self, shared_grad, own_grads=None):
+        """One optimizer step: the shared variables along ``shared_grad`` and, with
+        ``own_grads``, each task's own along ``own_grads[t]`` (else they are held).
+        Returns ``(losses after, trainable values after)`` and restores the copy."""
+        variables, grads = list(self.shared), list(shared_grad)
+        if own_grads is not None:
+            variables += [v for t in TASKS for v in self.own[t]]
+            grads += [g for t in TASKS for g in own_grads[t]]
+        self.opt.apply([tf.convert_to_tensor(g) for g in grads], variables)
+        out = self.losses_now(), _values(self.model.trainable_variables)
+        for v, value in zip(self.state, self.start):
+            v.assign(value)
+        return out
 
 
 def test_itmtl_step_applies_the_candidate_with_the_highest_total_transference(batch):
     x, y, w = batch
     model = _mtan_model(ITMTL(["segmentation", "all"]))
     model.train_on_batch(x, y, sample_weight=w)
-    clone, _ = copy_model(model, x)
-    per_task = _grads(clone, x, y, w, _parts(clone)[0])
-    own_grads = _own_gradients(clone, x, y, w)
-    before = np.array([float(l) for l in _losses(clone, x, y, w)])
+    copy = _Copy(model, x, y, w)
+    per_task = copy.gradients(copy.shared)
     candidates = {"segmentation": per_task[TASKS.index("segmentation")],
                   "all": [tf.add_n(list(g)) for g in zip(*per_task)]}
-    scores = {}
-    for name, grad in candidates.items():   # exact lookahead: heads and attention held
-        after = np.array([float(l) for l in _losses(_stepped_copy(model, x, grad), x, y, w)])
-        scores[name] = np.sum(1 - after / before)
+    # Exact lookahead: heads and attention modules held.
+    scores = {n: np.sum(1 - copy.step(g)[0] / copy.losses) for n, g in candidates.items()}
     best, other = sorted(scores, key=scores.get, reverse=True)
     assert scores[best] - scores[other] > 1e-4, scores
-    expected = _stepped_copy(model, x, candidates[best], own_grads)
-    unchosen = _stepped_copy(model, x, candidates[other], own_grads)
+    own = copy.own_gradients()
+    expected, unchosen = (copy.step(candidates[n], own)[1] for n in (best, other))
     logs = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
-    _assert_same(_values(expected.trainable_variables), _values(model.trainable_variables))
-    assert not np.allclose(_values(unchosen.trainable_variables)[0],
-                           _values(model.trainable_variables)[0])
+    _assert_same(expected, _values(model.trainable_variables))
+    assert not np.allclose(unchosen[0], model.trainable_variables[0].numpy())
     assert logs[f"itmtl/chosen/{best}"] > 0
 
 
@@ -196,44 +215,42 @@ def test_maximum_roaming_step_equals_the_per_path_loss_gradient_on_a_copy(batch)
     opt.apply(grads, clone.trainable_variables)
     model.train_on_batch(x, y, sample_weight=w)
     _assert_same(_values(clone.trainable_variables), _values(model.trainable_variables))
-    # Masks matter: a plain forward of the same weights gives other losses.
-    full = _values(clone.trainable_variables)
     assert len(tf_mtl.routing.routing_layers(model.encoder)) == 14   # one per conv
 
 
-def _transference_by_hand(model, x, y, w, update_heads):
-    """``Z[source][target]`` from really stepped copies: the shared variables along the
+def _transference_by_hand(copy, update_heads):
+    """``Z[source][target]`` of the copy really stepped: its shared variables along the
     source's gradient; each task's head and attention modules along its own loss's gradient
     with ``update_heads``, else held."""
-    clone, _ = copy_model(model, x)
-    per_task = _grads(clone, x, y, w, _parts(clone)[0])
-    own = _own_gradients(clone, x, y, w) if update_heads else None
-    before = np.array([float(l) for l in _losses(clone, x, y, w)])
+    per_task = copy.gradients(copy.shared)
+    own = copy.own_gradients() if update_heads else None
     sources = {t: [t] for t in TASKS}
     sources["|".join(TASKS)] = TASKS
     z = {}
     for name, members in sources.items():
         grad = [tf.add_n([per_task[TASKS.index(t)][i] for t in members])
                 for i in range(len(per_task[0]))]
-        after = np.array([float(l) for l in _losses(_stepped_copy(model, x, grad, own), x, y, w)])
-        z[name] = dict(zip(TASKS, 1 - after / before))
+        z[name] = dict(zip(TASKS, 1 - copy.step(grad, own)[0] / copy.losses))
     return z
 
 
-@pytest.mark.parametrize("update_heads", [False, True])
-def test_transference_steps_attention_modules_only_with_their_heads(batch, update_heads):
+def test_transference_steps_attention_modules_only_with_their_heads(batch):
     x, y, w = batch
     model = _mtan_model(EqualWeights(), keras.optimizers.Adam(1e-3))
     model.train_on_batch(x, y, sample_weight=w)    # Adam's moments are not zero
     weights = _values(model.variables)
-    z = tf_mtl.transference.measure(model, x, y, sample_weight=w, order=1, method="exact",
-                                    update_heads=update_heads)
-    expected = _transference_by_hand(model, x, y, w, update_heads)
-    assert set(z) == set(expected)
-    for source in expected:
-        np.testing.assert_allclose([z[source][t] for t in TASKS],
-                                   [expected[source][t] for t in TASKS], rtol=2e-3, atol=1e-6)
-    # Held and stepped attention modules give different values: the check can tell them apart.
-    other = _transference_by_hand(model, x, y, w, not update_heads)
-    assert max(abs(other[s][t] - expected[s][t]) for s in expected for t in TASKS) > 1e-4
+    copy = _Copy(model, x, y, w)
+    results = {}
+    for update_heads in (False, True):
+        z = tf_mtl.transference.measure(model, x, y, sample_weight=w, order=1, method="exact",
+                                        update_heads=update_heads)
+        expected = results[update_heads] = _transference_by_hand(copy, update_heads)
+        assert set(z) == set(expected)
+        for source in expected:
+            np.testing.assert_allclose([z[source][t] for t in TASKS],
+                                       [expected[source][t] for t in TASKS],
+                                       rtol=2e-3, atol=1e-6)
+    # Held and stepped attention modules and heads differ: the check tells them apart.
+    assert max(abs(results[True][s][t] - results[False][s][t])
+               for s in results[True] for t in TASKS) > 1e-4
     _assert_same(weights, _values(model.variables), rtol=0, atol=0)   # nothing changed
