@@ -45,7 +45,7 @@ _EPS = 1e-9
 # Pricing nodes per size: few while column generation finds columns, more when it does not,
 # none (exact) at the end. Every limited search still bounds what it left unexplored.
 NODE_LIMITS = (1_000, 20_000, None)
-MAX_ENUMERATED = 20_000  # Columns the proof of optimality may enumerate.
+MAX_ENUMERATED = 5_000  # Columns the proof of optimality may enumerate (else: more column generation).
 PROOF_GAP = 0.05  # Try the proof once the bound is this close (relative) to the LP value.
 
 
