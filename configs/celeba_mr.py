@@ -20,17 +20,12 @@ Adam step on the summed group losses per batch), what the paper describes; the r
 
 from configs.celeba_groups_mtl import get_config as groups_config
 
-SCORES = ["binary_accuracy_logits", "precision_logits", "recall_logits", "fscore_logits"]
-
 
 def routed_config(arg, encoder, encoder_kwargs):
     """The CelebA-groups setup of ``003`` with ``encoder`` and its arguments
     (``num_tasks`` is filled in from the data)."""
     c = groups_config(arg)
     c.model.encoder, c.model.encoder_kwargs = encoder, encoder_kwargs
-    c.metrics = {"all": list(SCORES)}
-    # 003 reports the epoch of highest validation F-score over all attributes.
-    c.early_stopping_monitor, c.early_stopping_mode = "val_all_attributes_fscore", "max"
     c.model.task_steps = "summed"  # "sequential": the released scripts' step per group.
     if c.runlocal:
         c.model.encoder_kwargs = {**encoder_kwargs, **({"width": 8} if encoder == "resnet18"
