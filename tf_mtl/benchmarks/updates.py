@@ -158,6 +158,9 @@ CASES = {"resnet": ("9 tasks, ResNet-lite 64×64, batch 32", ResNetLite, 9, 2, (
 
 
 def updates_benchmark(steps=5, repeats=3, cases=("resnet", "lenet"), **_):
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        raise ValueError(f"`cases` must be among {sorted(CASES)}. Received: cases={list(cases)}")
     rows = []
     for case in cases:
         label, encoder, m, classes, shape, batch_size = CASES[case]

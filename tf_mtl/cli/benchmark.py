@@ -9,6 +9,7 @@ Examples:
     tf-mtl-benchmark --bench=grouping [--time_limit=120]
     tf-mtl-benchmark --bench=checkpoint      # epoch checkpoint cost, % of a quickstart epoch
     tf-mtl-benchmark --bench=distribute [--steps=5 --repeats=3]   # 1 vs 2 replicas
+    tf-mtl-benchmark --bench=updates [--cases=lenet]   # every update rule's step time
     python -m launch.benchmark ...    # the same, from a checkout
 """
 
@@ -34,6 +35,8 @@ _REFERENCE_SCRIPT = flags.DEFINE_string("reference_script", REFERENCE_SCRIPT,
                                         "The reference step script.")
 _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Breakdown: also write a "
                                    "TensorFlow profiler trace of the step here.")
+_CASES = flags.DEFINE_list("cases", None, "Updates: the cases to run (resnet, lenet; "
+                           "default both).")
 flags.mark_flag_as_required("bench")
 
 
@@ -50,7 +53,8 @@ def main(argv):
         steps=_STEPS.value, repeats=_REPEATS.value, per_task_gradients=_PER_TASK.value,
         time_limit=_TIME_LIMIT.value, memory=_MEMORY.value, xla=_XLA.value,
         reference=_REFERENCE.value, reference_script=_REFERENCE_SCRIPT.value,
-        profile_dir=_PROFILE_DIR.value)
+        profile_dir=_PROFILE_DIR.value,
+        **({"cases": tuple(_CASES.value)} if _CASES.value else {}))
     print(benchmarks.format_table(columns, rows))
 
 
