@@ -25,10 +25,13 @@ momentum (as the reference; ``tf_mtl.dense.segnet.TORCH_BATCH_NORM``).
 ``call`` returns ``{task: features}``. ``task_variables(task)`` gives the task's
 attention modules' trainable variables, its task-specific parameters like a head's:
 the shared gradient, transference, IT-MTL and the update rules act on the other
-variables (SegNet and the shared attention-path convs) only.
+variables (SegNet and the shared attention-path convs) only. ``MultiTaskModel`` reads
+both: head ``t`` gets ``features[t]``; ``model.task_variables(t)`` is head ``t``'s and
+these variables (trained with the heads, stepped with head ``t`` in lookaheads with
+``update_heads=True``), and ``model.shared_variables`` leaves them out.
 
 Example:
-    >>> encoder = tf_mtl.dense.mtan.SegNetMTAN(["segmentation", "depth", "normal"])
+    >>> encoder = tf_mtl.dense.SegNetMTAN(["segmentation", "depth", "normal"])
     >>> len(encoder.task_variables("depth"))     # built on its first call
     0
 """
