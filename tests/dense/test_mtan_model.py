@@ -113,6 +113,10 @@ def test_shared_variables_exclude_every_attention_module(batch):
     everything = shared | own["depth"] | own["normal"] | own["segmentation"]
     assert everything == {id(v) for v in model.trainable_variables}
     assert [id(v) for v in model.shared_variables] == [id(v) for v in _parts(model)[0]]
+    # One feature per task: no single representation for the per-task shared gradients
+    # (or MGDA-UB's feature Gram) to start from.
+    features, pred = model.recorded_forward(x, training=True)
+    assert features is None and pred["normal"].shape == (2, 32, 32, 3)
     plain = _model(SegNet(FILTERS))   # no task_variables: the whole encoder is shared
     plain.build_for(x)
     assert len(plain.shared_variables) == len(plain.encoder.trainable_variables)
