@@ -83,7 +83,7 @@ def _grads(model, x, y, w, variables):
     with tf.GradientTape(persistent=True) as tape:
         losses = _losses(model, x, y, w)
     sources = [v.value for v in variables]   # tf.Variables: zeros need a TF dtype
-    return [tape.gradient(l, sources, unconnected_gradients="zero") for l in losses]
+    return [tape.gradient(loss, sources, unconnected_gradients="zero") for loss in losses]
 
 
 def _values(variables):
@@ -104,7 +104,8 @@ def test_shared_variables_exclude_every_attention_module(batch):
     own = {t: {id(v) for v in model.task_variables(t)} for t in TASKS}
     for t in TASKS:
         attention = {id(v) for v in _attention(model, t)}
-        assert len(attention) == 2 * len(FILTERS) * 8   # modules of two conv (kernel, bias) + BN (γ, β)
+        # 2 modules per level, each two convs (kernel, bias) and two BNs (gamma, beta).
+        assert len(attention) == 2 * len(FILTERS) * 8
         assert not attention & shared
         assert own[t] == attention | {id(v) for v in model.heads[t].trainable_variables}
         assert len(model.task_variables(t)) == len(own[t])
@@ -158,7 +159,7 @@ class _Copy:
         self.losses = self.losses_now()
 
     def losses_now(self):
-        return np.array([float(l) for l in _losses(self.model, self.x, self.y, self.w)])
+        return np.array([float(v) for v in _losses(self.model, self.x, self.y, self.w)])
 
     def gradients(self, variables):
         return _grads(self.model, self.x, self.y, self.w, variables)

@@ -17,7 +17,8 @@ Example:
     >>> model = tf_mtl.MultiTaskModel(
     ...     tf_mtl.dense.SegNetMTAN(tasks),
     ...     {"segmentation": tf_mtl.dense.dense_head("segmentation", 13),
-    ...      "depth": tf_mtl.dense.dense_head("depth"), "normal": tf_mtl.dense.dense_head("normal")},
+    ...      "depth": tf_mtl.dense.dense_head("depth"),
+    ...      "normal": tf_mtl.dense.dense_head("normal")},
     ...     {"segmentation": tf_mtl.dense.SegmentationCrossEntropy(),
     ...      "depth": tf_mtl.dense.DepthL1(), "normal": tf_mtl.dense.NormalCosine()})
 """
