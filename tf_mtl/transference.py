@@ -26,8 +26,9 @@ as the original code does); a task's other own variables
 (``MultiTaskModel.task_variables``, e.g. SegNet-MTAN's attention modules) move
 or stay with its head, and never with the shared weights. Losses before and
 after a step are evaluated from the same non-trainable state (BatchNorm uses
-batch statistics; dropout draws the same masks). Entries whose loss before the step is zero or non-finite, or
-whose value is non-finite, are skipped and counted, never NaN.
+batch statistics; dropout draws the same masks). Entries whose loss before the
+step is zero or non-finite, or whose value is non-finite, are skipped and
+counted, never NaN.
 """
 
 import itertools
