@@ -41,7 +41,9 @@ from tf_mtl.updates.qp import dual_cone_weights
 from tf_mtl.updates.weighted import GradientRule
 
 RESCALES = (0, 1, 2)
-_STEPS = tf.constant([2.0 ** -k for k in range(50)], tf.float64)
+# Line-search step lengths; a tensor made per call: a module-level one would start
+# TensorFlow at import (before a test can split the CPU into logical devices).
+_STEP_LENGTHS = [2.0 ** -k for k in range(50)]
 
 
 def _objective(w, gram, g0_dots, radius):
@@ -55,6 +57,7 @@ def cagrad_weights(gram, c=0.4, max_iter=500):
 
     ``gram`` is ``[m, m]``; returns float32.
     """
+    lengths = tf.constant(_STEP_LENGTHS, tf.float64)
     gram = tf.cast(gram, tf.float64)
     m = gram.shape[0]
     scale = tf.reduce_mean(tf.linalg.diag_part(gram))
@@ -79,15 +82,15 @@ def cagrad_weights(gram, c=0.4, max_iter=500):
         rhs = tf.concat([-grad, tf.zeros([1], tf.float64)], 0)
         step = tf.linalg.solve(kkt, rhs[:, None])[:m, 0]                    # keeps sum(w) = 1
         slope = tf.reduce_sum(grad * step)
-        trials = w[None, :] + _STEPS[:, None] * step[None, :]
+        trials = w[None, :] + lengths[:, None] * step[None, :]
         feasible = tf.reduce_all(trials > 0, axis=-1)
         current = barrier(w[None, :], t)[0]
         # Armijo with room for rounding (t F grows to ~1e12); near the centre (decrement² <
         # 1e-3) a feasible full step is taken, where Newton converges quadratically.
-        ok = feasible & ((barrier(trials, t) <= current + 0.25 * _STEPS * slope
+        ok = feasible & ((barrier(trials, t) <= current + 0.25 * lengths * slope
                           + 1e-13 * tf.abs(current)) | (-slope < 1e-3))
         first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
-        w = w + tf.where(tf.reduce_any(ok), _STEPS[first], tf.zeros_like(slope)) * step
+        w = w + tf.where(tf.reduce_any(ok), lengths[first], tf.zeros_like(slope)) * step
         centred = -slope < 1e-10                                  # Newton decrement² small
         return k + 1, w, tf.where(centred, 10.0 * t, t), tf.where(centred, tf.zeros_like(slope), -slope)
 

@@ -43,7 +43,9 @@ import tensorflow as tf
 from tf_mtl.updates.weighted import GradientRule
 
 RIDGE = 1e-8
-_STEPS = tf.constant([2.0 ** -k for k in range(40)], tf.float64)  # line-search candidates
+# Line-search step lengths; a tensor made per call: a module-level one would start
+# TensorFlow at import (before a test can split the CPU into logical devices).
+_STEP_LENGTHS = [2.0 ** -k for k in range(40)]  # line-search candidates
 
 
 def _potential(w, gram, alpha):
@@ -63,6 +65,7 @@ def fair_weights(gram, alpha=1.0, max_iter=100):
 
     ``gram`` is ``[m, m]``; ``alpha > 0`` a Python float.
     """
+    lengths = tf.constant(_STEP_LENGTHS, tf.float64)
     alpha = float(alpha)
     gram = tf.cast(gram, tf.float64)
     m = gram.shape[0]
@@ -80,15 +83,15 @@ def fair_weights(gram, alpha=1.0, max_iter=100):
         hess = g + tf.linalg.diag(w ** (-1.0 / alpha - 1.0) / alpha)
         step = -tf.linalg.cholesky_solve(tf.linalg.cholesky(hess), grad[:, None])[:, 0]
         slope = tf.reduce_sum(grad * step)                # -(Newton decrement)²
-        trials = w[None, :] + _STEPS[:, None] * step[None, :]
+        trials = w[None, :] + lengths[:, None] * step[None, :]
         values = _potential(trials, g, alpha)
         current = _potential(w[None, :], g, alpha)[0]
         # Armijo; near the solution (decrement² < 1e-8) the full step is taken even
         # when rounding hides the decrease, and Newton converges quadratically.
-        ok = (values <= current + 0.25 * _STEPS * slope) | ((-slope < 1e-8) & (
+        ok = (values <= current + 0.25 * lengths * slope) | ((-slope < 1e-8) & (
             tf.reduce_all(trials > 0, axis=-1)))
         first = tf.argmax(tf.cast(ok, tf.int32), output_type=tf.int32)
-        t = tf.where(tf.reduce_any(ok), _STEPS[first], tf.zeros_like(slope))
+        t = tf.where(tf.reduce_any(ok), lengths[first], tf.zeros_like(slope))
         return k + 1, w + t * step, -slope
 
     _, w, _ = tf.while_loop(lambda k, w, dec: (k < max_iter) & (dec > 1e-24), body,
