@@ -40,7 +40,6 @@ from tf_mtl.data import dense as dense_data
 from tf_mtl.data import dense_files
 from tf_mtl.dense import losses as dense_losses
 from tf_mtl.dense.heads import dense_head
-from tf_mtl.dense.mtan import SegNetMTAN
 from tf_mtl.dense.streaming_metrics import (DEPTH_KINDS, NORMAL_KINDS, PIXEL_CONVENTIONS,
                                             SEGMENTATION_CONVENTIONS, SEGMENTATION_KINDS,
                                             DepthError, NormalError, SegmentationScore)
