@@ -3,8 +3,8 @@
 ``001`` Table 1's network and batch: SegNet-MTAN (filters 64..512, 3 tasks: 13-class
 segmentation, depth, normals) on 288x384 images, batch 2, Adam 1e-4, the dense heads and
 masked losses with per-pixel validity as sample weights. Rows, each the compiled train step
-driven by ``train_on_batch`` on one in-memory batch (the minimum over rounds that time every
-case in turn, as ``tf_mtl.benchmarks.updates``):
+driven by ``train_on_batch`` on one in-memory batch, the minimum over rounds, one case after
+the other (each model freed before the next is built):
 
 * plain: equal weights, one forward and one backward;
 * IT-MTL, 3 candidates (each task's gradient): the per-task gradients plus 3 exact Adam
@@ -68,26 +68,41 @@ def _cases():
                 probes=[Transference(order=1, every=1, method="exact")])}
 
 
-def _times(steps, repeats):
-    """``{case: seconds per train step}`` and the evaluation forward's seconds."""
-    x, y, w = (tf.nest.map_structure(tf.constant, part) for part in _batch())
-    models = {name: make() for name, make in _cases().items()}
-    forward = tf.function(lambda: models["plain (equal weights)"](x, training=False))
-    timed = {name: (lambda m=m: m.train_on_batch(x, y, sample_weight=w))
-             for name, m in models.items()}
-    timed["evaluation forward"] = forward
-    for fn in timed.values():   # Tracing and the first step excluded.
-        fn()
-        fn()
-    best = dict.fromkeys(timed, float("inf"))
+def _best(fn, steps, repeats):
+    """Seconds per call of ``fn``: two untimed calls (tracing), then the minimum over
+    ``repeats`` rounds of ``steps`` calls."""
+    fn()
+    fn()
+    best = float("inf")
     for _ in range(repeats):
-        for name, fn in timed.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                out = fn()
-            np.asarray(tf.nest.flatten(out)[0])   # Wait for the device.
-            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = fn()
+        np.asarray(tf.nest.flatten(out)[0])   # Wait for the device.
+        best = min(best, (time.perf_counter() - start) / steps)
     return best
+
+
+def _times(steps, repeats):
+    """``{case: seconds per train step}`` and the evaluation forward's seconds. One model
+    at a time (three full-size SegNet-MTANs with Adam state and lookaheads do not fit a
+    small machine's memory together), so load from other processes is not shared alike."""
+    batch = tuple(tf.nest.map_structure(tf.constant, part) for part in _batch())
+    best = {}
+    for name, make in _cases().items():
+        best.update(_time_case(name, make(), batch, steps, repeats))
+    return best
+
+
+def _time_case(name, model, batch, steps, repeats):
+    """``{name: s/step}`` (and the plain model's evaluation forward); the model is freed
+    when this returns."""
+    x, y, w = batch
+    out = {name: _best(lambda: model.train_on_batch(x, y, sample_weight=w), steps, repeats)}
+    if name.startswith("plain"):
+        out["evaluation forward"] = _best(tf.function(lambda: model(x, training=False)),
+                                          steps, repeats)
+    return out
 
 
 def dense_benchmark(steps=2, repeats=2, **_):
