@@ -85,4 +85,6 @@ def test_declared_fields_are_the_loaders_keyword_arguments(name):
     if name == "synthetic":
         from tf_mtl.data import synthetic_arrays
         params |= set(inspect.signature(synthetic_arrays).parameters) - {"split"}
+    if name in ("nyuv2", "cityscapes"):  # the runner's own field: write a small release first
+        params |= {"generate"}
     assert sorted(fields) == sorted(params)
