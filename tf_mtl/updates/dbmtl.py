@@ -22,6 +22,9 @@ Defaults ``β = 0.9``, ``γ = 0`` are the authors' code's (``DB_beta``,
 With the model's loss weights ``lw`` (or an IT-MTL weighting's ``b``) the
 scaled losses ``b_i L_i`` are balanced: ``h_i = b_i g_i / (b_i L_i + ε)``.
 The log transform is DB-MTL's own loss weighting, so it takes no ``weighting``.
+The logged ``loss`` is the heads' objective, the losses weighted by these
+``1 / (L_i + ε)`` (``≈ m``), not a task loss: read the tasks' own losses in
+``<task>_loss``.
 
 Example:
     >>> update = tf_mtl.updates.DBMTL(beta=0.9, gamma=0.0)

@@ -20,7 +20,9 @@ and 2, and ``w_i = m · softmax(ℓ / μ)_i / (N_i (L_i / N_i + ε))`` with
 the log-sum-exp for stability; the softmax does the same). Defaults are the
 authors': ``μ = 1``, ``warmup_epochs = 4``, ``ε = 1e-20``. The model's loss
 weights ``lw`` multiply each task's term (``sum_i w_i lw_i ∇L_i``); ``N`` and
-``w`` use the unweighted losses.
+``w`` use the unweighted losses. The logged ``loss`` is the objective the
+heads get, ``sum_i w_i lw_i L_i`` (``≈ m`` in the warm-up), not a task loss: read
+the tasks' own losses in ``<task>_loss``.
 
 The logarithm needs losses ``> 0``: ``ε`` keeps it finite at ``L = 0``, but the
 warm-up weight ``1/ε = 1e20`` would then swamp the step, so a step whose global
