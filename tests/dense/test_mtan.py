@@ -125,5 +125,10 @@ def test_bad_arguments_and_config():
         SegNetMTAN(["a", "a"])
     with pytest.raises(ValueError, match="Received: filters"):
         SegNetMTAN(TASKS, filters=[])
+    # The deepest attention conv keeps its width (MTAN's 512 -> 512): [4, 8] failed on its
+    # first call with a channel mismatch deep in a decoder stage.
+    with pytest.raises(ValueError,
+                       match=r"last two widths must be equal.*Received: filters=\[4, 8\]"):
+        SegNetMTAN(TASKS, filters=[4, 8])
     clone = SegNetMTAN.from_config(SegNetMTAN(TASKS, filters=[4, 4]).get_config())
     assert clone.tasks == TASKS and clone.filters == [4, 4]

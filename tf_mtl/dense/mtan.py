@@ -119,6 +119,11 @@ class SegNetMTAN(keras.layers.Layer):
         self.tasks = list(tasks)
         self.filters = check_filters(filters)
         f, levels = self.filters, len(self.filters)
+        if levels > 1 and f[-1] != f[-2]:
+            # The attention path's last shared conv maps the deepest level to its own width
+            # (MTAN's 512 -> 512), which the decoder's first attention level then reads.
+            raise ValueError("SegNetMTAN's last two widths must be equal, as MTAN's "
+                             f"[64, 128, 256, 512, 512]. Received: filters={list(filters)!r}")
         self.segnet = SegNet(f, name="segnet")
         self.encoder_convs = [ConvStage([f[min(j + 1, levels - 1)]], name=f"attention_encoder_{j}")
                               for j in range(levels)]
