@@ -4,40 +4,11 @@ import pytest
 import tensorflow as tf
 
 import tf_mtl
+from tests.updates.small_model import batch as _batch
+from tests.updates.small_model import flat as _flat
+from tests.updates.small_model import model as _model
+from tests.updates.small_model import task_gradients as _task_gradients
 from tf_mtl.updates.dbmtl import DBMTL
-
-TASKS = ["a", "b", "c"]
-
-
-def _model(update, seed=0, lr=0.1):
-    keras.utils.set_random_seed(seed)
-    enc = keras.Sequential([keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(3)])
-    model = tf_mtl.MultiTaskModel(enc, {t: keras.layers.Dense(1) for t in TASKS},
-                                  {t: "mse" for t in TASKS}, update=update)
-    model.compile(optimizer=keras.optimizers.SGD(lr))
-    return model
-
-
-def _batch(seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((8, 4)).astype("float32")
-    return x, {t: (k + 1.0) * rng.standard_normal((8, 1)).astype("float32")
-               for k, t in enumerate(TASKS)}
-
-
-def _task_gradients(model, x, y):
-    """Losses [m] and flattened shared gradients [m, P] by a plain tape."""
-    with tf.GradientTape(persistent=True) as tape:
-        pred = model(x, training=True)
-        losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in TASKS]
-    grads = [np.concatenate([g.numpy().ravel()
-                             for g in tape.gradient(loss, model.shared_variables)])
-             for loss in losses]
-    return np.array([float(loss) for loss in losses]), np.stack(grads).astype(np.float64)
-
-
-def _flat(model):
-    return np.concatenate([v.numpy().ravel() for v in model.shared_variables])
 
 
 @pytest.mark.parametrize("beta, gamma", [(0.9, 0.0), (0.6, 0.5)])

@@ -4,38 +4,12 @@ import pytest
 import tensorflow as tf
 
 import tf_mtl
+from tests.updates.small_model import batch as _batch
+from tests.updates.small_model import flat as _flat
+from tests.updates.small_model import model as _model
+from tests.updates.small_model import task_gradients as _task_gradients
 from tf_mtl.updates.excess_mtl import ExcessMTL
 from tf_mtl.updates.itmtl import ITMTL
-
-TASKS = ["a", "b", "c"]
-
-
-def _model(update, seed=0):
-    keras.utils.set_random_seed(seed)
-    enc = keras.Sequential([keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(3)])
-    model = tf_mtl.MultiTaskModel(enc, {t: keras.layers.Dense(1) for t in TASKS},
-                                  {t: "mse" for t in TASKS}, update=update)
-    model.compile(optimizer=keras.optimizers.SGD(0.1))
-    return model
-
-
-def _batch(seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((8, 4)).astype("float32")
-    return x, {t: (k + 1.0) * rng.standard_normal((8, 1)).astype("float32")
-               for k, t in enumerate(TASKS)}
-
-
-def _task_gradients(model, x, y):
-    with tf.GradientTape(persistent=True) as tape:
-        pred = model(x, training=True)
-        losses = [keras.losses.MeanSquaredError()(y[t], pred[t]) for t in TASKS]
-    return np.stack([np.concatenate([g.numpy().ravel() for g in tape.gradient(
-        loss, model.shared_variables)]) for loss in losses]).astype(np.float64)
-
-
-def _flat(model):
-    return np.concatenate([v.numpy().ravel() for v in model.shared_variables])
 
 
 def test_four_steps_follow_the_authors_update_by_hand():
@@ -48,7 +22,7 @@ def test_four_steps_follow_the_authors_update_by_hand():
     for t in range(1, 5):
         x, y = _batch(t)
         model.build_for(x)
-        g = _task_gradients(model, x, y)
+        g = _task_grads(model, x, y)
         squares = squares + g ** 2
         risk = np.sum(g ** 2 / np.sqrt(squares + 1e-7), axis=1)
         if initial is None:
@@ -108,3 +82,7 @@ def test_itmtl_candidate_runs():
 def test_bad_step_size(value):
     with pytest.raises(ValueError, match=f"Received: robust_step_size={value!r}"):
         ExcessMTL(robust_step_size=value)
+
+
+def _task_grads(model, x, y):
+    return _task_gradients(model, x, y)[1]

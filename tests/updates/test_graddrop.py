@@ -4,28 +4,11 @@ import pytest
 import tensorflow as tf
 
 import tf_mtl
+from tests.updates.small_model import TASKS
+from tests.updates.small_model import batch as _batch
+from tests.updates.small_model import flat as _flat
+from tests.updates.small_model import model as _model
 from tf_mtl.updates.graddrop import GradDrop, graddrop_masks, uniform
-
-TASKS = ["a", "b", "c"]
-
-
-def _model(update, seed=0):
-    keras.utils.set_random_seed(seed)
-    enc = keras.Sequential([keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(6)])
-    model = tf_mtl.MultiTaskModel(enc, {t: keras.layers.Dense(1) for t in TASKS},
-                                  {t: "mse" for t in TASKS}, update=update)
-    model.compile(optimizer=keras.optimizers.SGD(0.1))
-    return model
-
-
-def _batch(seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((8, 4)).astype("float32")
-    return x, {t: rng.standard_normal((8, 1)).astype("float32") for t in TASKS}
-
-
-def _flat(model):
-    return np.concatenate([v.numpy().ravel() for v in model.shared_variables])
 
 
 def test_same_signs_keep_every_gradient():
@@ -76,7 +59,7 @@ def test_train_steps_apply_the_masked_gradient(leak):
     model = _model(GradDrop(leak=leak))
     dropped = 0
     for draw in range(3):
-        x, y = _batch(draw)
+        x, y = _batch_unscaled(draw)
         model.build_for(x)
         expected, masks = _expected_step(model, x, y, leak, draw)
         dropped += np.sum(masks == 0)
@@ -88,7 +71,7 @@ def test_train_steps_apply_the_masked_gradient(leak):
 
 def test_leak_one_is_the_plain_sum():
     model, plain = _model(GradDrop(leak=1.0)), _model(None)
-    x, y = _batch(4)
+    x, y = _batch_unscaled(4)
     model.train_on_batch(x, y)
     plain.train_on_batch(x, y)
     np.testing.assert_allclose(_flat(model), _flat(plain), rtol=1e-5, atol=1e-6)
@@ -105,15 +88,15 @@ def test_needs_the_features():
                        update=GradDrop())
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     with pytest.raises(ValueError, match="Received: a step without features"):
-        model.train_on_batch(*_batch(0))
+        model.train_on_batch(*_batch_unscaled(0))
 
 
 def test_config_round_trip_and_save_load_keep_the_counter(tmp_path):
     rule = GradDrop(leak=0.25, seed=4)
     assert GradDrop.from_config(rule.get_config()).get_config() == rule.get_config()
     model = _model(rule)
-    model.train_on_batch(*_batch(1))
-    model.train_on_batch(*_batch(2))
+    model.train_on_batch(*_batch_unscaled(1))
+    model.train_on_batch(*_batch_unscaled(2))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras").update
     assert loaded.leak == 0.25 and loaded.seed == 4 and int(loaded.steps.numpy()) == 2
@@ -128,3 +111,7 @@ def test_config_round_trip_and_save_load_keep_the_counter(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GradDrop(**kwargs)
+
+
+def _batch_unscaled(seed):
+    return _batch(seed, scaled=False)

@@ -88,7 +88,8 @@ class _DualConeRule(GradientRule):
         return gram + self.reg_eps * tf.eye(gram.shape[-1], dtype=tf.float64)
 
     def lower_bounds(self, pref):
-        raise NotImplementedError
+        """``[k, m]`` lower bounds of the projections whose weights are summed."""
+        raise NotImplementedError(f"{type(self).__name__} must implement lower_bounds(pref).")
 
     def combination(self, step, base):
         base = tf.cast(base, tf.float32)
