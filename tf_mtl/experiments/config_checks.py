@@ -218,6 +218,9 @@ def check_config(config):
                          f"Received: objective={g.objective!r}")
     if g is not None and "splits" in g:
         at_least("grouping.splits", g.splits, 1)
+    if g is not None and g.get("time_limit") is not None and not g.time_limit > 0:
+        raise ValueError("`config.grouping.time_limit` must be a positive number of seconds "
+                         f"(None: the selection's default). Received: time_limit={g.time_limit!r}")
     tasks = config_tasks(config) if data is not None and "name" in data else None
     if tasks is not None:
         check_grouping(config, tasks)

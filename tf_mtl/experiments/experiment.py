@@ -454,7 +454,8 @@ def _outputs(config, workdir, files, finished):
             else:
                 chosen = grouping.select_groups_from_file(
                     files["affinity.json"], splits=config.grouping.splits,
-                    objective=config.grouping.objective)
+                    objective=config.grouping.objective,
+                    time_limit=config.grouping.get("time_limit"))
                 result["selection"], files["groups.json"] = chosen["selection"], chosen["path"]
     result["files"] = sorted(files.values())
     return result
@@ -507,5 +508,9 @@ def base_config():
         "scale_by_lr": False, "update_heads": False, "plot": True, "log_pairs": False,
         # A typed None (default chunks), so --config.transference.chunk_size=16 parses.
         "chunk_size": ml_collections.config_dict.placeholder(int)})
-    c.grouping = ml_collections.ConfigDict({"enabled": False, "splits": 2, "objective": "tag"})
+    # time_limit: seconds for the selection (a typed None: select_groups' default, 60 s past
+    # 12 tasks; --config.grouping.time_limit=30 parses).
+    c.grouping = ml_collections.ConfigDict({
+        "enabled": False, "splits": 2, "objective": "tag",
+        "time_limit": ml_collections.config_dict.placeholder(float)})
     return c
