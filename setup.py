@@ -56,11 +56,15 @@ setup(
                  "scipy",
                  # tests/test_docs.py builds the site: the "docs" tools below, same pins.
                  "mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
-                 "mkdocstrings-python==2.0.11", "griffelib==2.4.1"],
+                 "mkdocstrings-python==2.0.11", "griffelib==2.4.1",
+                 # tests/rl/ steps the real Meta-World environments (the "rl" extra).
+                 "metaworld>=3.0,<4"],
         # mkdocs build --strict (mkdocs.yml); docs/hooks.py draws the figures with matplotlib.
         "docs": ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings[python]==1.0.8",
                  "mkdocstrings-python==2.0.11", "griffelib==2.4.1", "matplotlib"],
         "plot": ["matplotlib"],
+        # tf_mtl.rl: Meta-World v3 (brings MuJoCo's wheels and gymnasium; tried: 3.1.1).
+        "rl": ["metaworld>=3.0,<4"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
     },
 )
