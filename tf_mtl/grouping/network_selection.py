@@ -33,11 +33,17 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """A candidate: the tasks it solves, its cost, and a score per task."""
+    """A candidate: the tasks it solves, its cost, and a score per task.
+
+    ``name`` tells apart candidates that solve the same tasks at different
+    costs (``002``'s half-size single-task networks beside the full-size ones,
+    e.g. ``"s (half)"`` and ``"s"``); empty by default.
+    """
 
     tasks: tuple
     cost: float
     scores: dict
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +63,19 @@ class Selection:
         bound: proven bound on the optimum's value, in the objective's
             orientation (an upper bound when maximizing, a lower one for
             losses); equals ``value`` when exact.
+        networks: the chosen candidate ``Network`` objects themselves (cost
+            and name included), in the order of ``groups``, so a half-size and
+            a full-size network of the same tasks stay apart.
+        served_by: ``{task: i}`` — the position in ``networks`` of the network
+            that serves the task (plain ints, so the selection survives JSON).
+
+    Ties are broken deterministically, from the candidates' order alone:
+    chosen networks are listed by (sorted task tuple, cost, position among the
+    candidates); a task whose best score is shared by several chosen networks
+    is served by the first of them in that list; among selections of equal
+    value (within 1e-12) the one the search reaches first is kept — the
+    partition program keeps the first candidate in list order for each serving
+    set, branch and bound explores candidates by marginal gain, then position.
     """
 
     groups: list
@@ -66,6 +85,8 @@ class Selection:
     exact: bool = True
     gap: float = 0.0
     bound: float = None
+    networks: tuple = ()
+    served_by: dict = None
 
 
 def relative_gap(value, bound):
@@ -362,10 +383,12 @@ def select_networks(candidates, budget, *, maximize=True, aggregate="mean", time
             f"Received: budget={budget}; the cheapest cover costs "
             f"{cheapest if cheapest is not None else 'more than the budget'}"
         )
-    chosen = sorted(search.best, key=lambda n: tuple(sorted(candidates[n].tasks)))
+    chosen = sorted(search.best,
+                    key=lambda n: (tuple(sorted(candidates[n].tasks)), float(costs[n]), n))
     served = matrix[chosen].max(axis=0)
-    serving = {t: tuple(candidates[chosen[int(np.argmax(matrix[chosen, index[t]]))]].tasks)
-               for t in tasks}
+    # np.argmax keeps the first of tied networks: the documented tie rule.
+    served_by = {t: int(np.argmax(matrix[chosen, index[t]])) for t in tasks}
+    serving = {t: tuple(candidates[chosen[i]].tasks) for t, i in served_by.items()}
     scale = 1.0 / len(tasks) if aggregate == "mean" else 1.0
     best = served.sum()
     # Unexplored subtrees are worth at most pending_bound; the explored ones at most best.
@@ -373,4 +396,5 @@ def select_networks(candidates, budget, *, maximize=True, aggregate="mean", time
     return Selection(
         groups=[tuple(candidates[n].tasks) for n in chosen], serving=serving,
         value=float(sign * best * scale), cost=float(costs[chosen].sum()),
-        exact=not search.timed_out, gap=relative_gap(best, bound), bound=float(sign * bound * scale))
+        exact=not search.timed_out, gap=relative_gap(best, bound), bound=float(sign * bound * scale),
+        networks=tuple(candidates[n] for n in chosen), served_by=served_by)
