@@ -18,15 +18,15 @@ import ml_collections
 
 from configs.variants import runlocal as runlocal_arg
 
-ENVIRONMENTS = ["button-press-topdown-v3", "push-v3", "reach-v3", "window-close-v3",
-                "window-open-v3"]
+ENVIRONMENTS = ("button-press-topdown-v3", "push-v3", "reach-v3", "window-close-v3",
+                "window-open-v3")
 
 
 def get_config(arg=None):
     """``arg="runlocal"`` shrinks it to a smoke run (same code)."""
     c = ml_collections.ConfigDict()
     c.runlocal = runlocal_arg(arg)
-    c.environments = list(ENVIRONMENTS)
+    c.environments = ENVIRONMENTS   # tuples: --config.environments="('reach-v3', 'push-v3')"
     c.seed = 0
     # 001 does not give the number of iterations; 500 is 300k environment steps per task.
     c.iterations = 500
@@ -36,14 +36,14 @@ def get_config(arg=None):
     c.random_iterations = 1          # softlearning's initial uniform exploration
     c.max_episode_steps = 150        # Meta-World's path length in 2020 (v3: 500)
     c.replay_capacity = 1_000_000    # softlearning's max_size, per task
-    c.hidden_units = [400] * 6
+    c.hidden_units = (400,) * 6
     c.learning_rate = 3e-4
     c.discount = 0.99
     c.tau = 5e-3
     c.reward_scale = 1.0
     c.target_entropy = "auto"
     c.temperature = "per_task"
-    c.transference = ml_collections.ConfigDict({"methods": ["exact", "first_order"],
+    c.transference = ml_collections.ConfigDict({"methods": ("exact", "first_order"),
                                                 "every": 10})
     c.evaluation = ml_collections.ConfigDict({"every": 10, "episodes": 1})
     c.grouping = ml_collections.ConfigDict({"splits": 2})
