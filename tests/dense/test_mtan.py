@@ -111,6 +111,10 @@ def test_task_variables_are_exactly_that_tasks_attention_modules():
     assert not (ids["segmentation"] & ids["depth"]) and not (ids["depth"] & ids["normal"])
     assert not any(ids[t] & shared for t in TASKS)          # no shared conv among them
     assert shared | ids["segmentation"] | ids["depth"] | ids["normal"] == everything
+    # Their paths name the task (checkpoints and variable filters read paths).
+    for t in TASKS:
+        assert all(f"/attention_{t}/" in v.path for v in mtan.task_variables(t))
+    assert not any("attention" in v.path for v in mtan.segnet.trainable_variables)
     # A task's output does not depend on another task's attention modules.
     with tf.GradientTape() as tape:
         depth_out = mtan(x, training=True)["depth"]

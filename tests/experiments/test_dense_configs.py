@@ -91,6 +91,22 @@ def test_bad_dense_settings_are_refused():
         dense_setup.generated_root("nyuv2", {"rows": 3})
 
 
+@pytest.mark.parametrize("rule", [{"name": "mgda", "upper_bound": True},
+                                  {"name": "imtl"},   # on="features" by default
+                                  {"name": "itmtl", "candidates": "all,mgda"}])
+def test_rules_on_the_encoders_output_are_refused_on_segnet_mtan(rule):
+    config = _module("nyuv2").get_config("mtan")
+    config.rule.update(rule)
+    with pytest.raises(ValueError, match="no representation every head reads.*Received: rule="):
+        config_checks.check_config(config)
+    # The same rules on plain SegNet (003's runs) and MGDA on the parameters pass.
+    binary = _module("nyuv2_binary").get_config("mtl")
+    binary.rule.update(rule)
+    config_checks.check_config(binary)
+    config.rule.update({"name": "mgda", "upper_bound": False, "candidates": "all"})
+    config_checks.check_config(config)
+
+
 def test_report_mean_of_the_last_epochs():
     rng = np.random.default_rng(0)
     values = rng.random(13).tolist()

@@ -110,6 +110,11 @@ class SegNetMTAN(keras.layers.Layer):
         filters: SegNet's widths (default ``[64, 128, 256, 512, 512]``, the paper's).
     """
 
+    # One output per task and shared convs inside the task paths: no representation all
+    # heads read, so rules on the encoder's output (MGDA-UB, IMTL/Aligned-MTL on features)
+    # have nothing to act on (``Update.reads_encoder_output``); the config checks refuse them.
+    per_task_outputs = True
+
     def __init__(self, tasks, filters=FILTERS, **kwargs):
         super().__init__(**kwargs)
         if (not isinstance(tasks, (list, tuple)) or not tasks
@@ -158,11 +163,14 @@ class SegNetMTAN(keras.layers.Layer):
             stage.build(at(levels - 1 - j, self.encoder_convs[-1].widths[0] if j == 0
                            else self.decoder_convs[j - 1].widths[0]))
         for task in self.attention:
-            for j, module in enumerate(task.encoder_modules):
-                module.build(at(j, f[j] if j == 0 else 2 * f[j]))
-            for j, module in enumerate(task.decoder_modules):
-                i = levels - 1 - j
-                module.build(at(i, f[i] + self.decoder_convs[j].widths[0]))
+            # Under the task's own scope, so that its variables' paths name the task
+            # (``seg_net_mtan/attention_depth/encoder_0/...``), as a call would.
+            with keras.name_scope(task.name):
+                for j, module in enumerate(task.encoder_modules):
+                    module.build(at(j, f[j] if j == 0 else 2 * f[j]))
+                for j, module in enumerate(task.decoder_modules):
+                    i = levels - 1 - j
+                    module.build(at(i, f[i] + self.decoder_convs[j].widths[0]))
             task.built = True
         self.built = True
 

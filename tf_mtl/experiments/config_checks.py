@@ -93,6 +93,20 @@ def checked_epsilon(o):
     return epsilon
 
 
+def check_rule_reads_encoder(update, model):
+    """A rule on the encoder's output (MGDA-UB, IMTL / Aligned-MTL on features) needs one
+    representation every head reads; an encoder with per-task outputs has none."""
+    encoder = ENCODERS.get(model.get("encoder")) if model is not None else None
+    if getattr(encoder, "per_task_outputs", False) and update.reads_encoder_output:
+        raise ValueError(
+            f"config.rule: {update.name} acts on the task gradients w.r.t. the encoder's "
+            f"output, and encoder {model.encoder!r} has one output per task, with shared "
+            "layers inside the task paths (no representation every head reads, the premise "
+            "of MGDA-UB's bound). Use the rule on the shared parameters (mgda: "
+            "upper_bound=False; imtl, aligned_mtl: on=parameters). Received: "
+            f"rule={update.name}, model.encoder={model.encoder!r}")
+
+
 def check_config(config):
     """Refuses, before anything is built or written, names no component has (strategy,
     dataset and its fields, encoder, optimizer, loss, update rule and its arguments, the
@@ -201,10 +215,11 @@ def check_config(config):
         check_loss("model.loss", model.loss)
     if "rule" in config and config.rule is not None:
         try:   # The rule's name and arguments, as build_model builds it; no op runs.
-            build_update(config.rule.to_dict())
+            update = build_update(config.rule.to_dict())
         except (ValueError, TypeError) as e:
             raise (TypeError if isinstance(e, TypeError) else ValueError)(
                 f"config.rule: {e}") from e
+        check_rule_reads_encoder(update, model)
     transference = config.get("transference")
     if transference is not None and transference.get("enabled"):
         try:   # Its order, every, method, ... as build_model builds it.

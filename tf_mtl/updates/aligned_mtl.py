@@ -103,6 +103,10 @@ class AlignedMTL(GradientRule):
         weights = tf.linalg.matvec(alignment_matrix(gram, self.scale_mode), prefs)
         return tf.cast(weights, tf.float32) * base
 
+    @property
+    def reads_encoder_output(self):
+        return self.on == "features"
+
     def get_config(self):
         return {**super().get_config(), "on": self.on, "scale_mode": self.scale_mode,
                 "preferences": self.preferences}

@@ -53,6 +53,13 @@ class Update(keras.layers.Layer):
         """
         return tf.reduce_sum(weights * losses)
 
+    @property
+    def reads_encoder_output(self):
+        """Whether this rule needs the task gradients w.r.t. the encoder's output
+        (``StepGradients.feature_gram``): one representation every head reads, which
+        an encoder with per-task outputs (``tf_mtl.dense.SegNetMTAN``) does not have."""
+        return False
+
     def shared_gradients(self, step):
         """Returns ``(global shared gradients, {name: scalar})`` for ``step``."""
         raise NotImplementedError(

@@ -108,5 +108,9 @@ class IMTL(GradientRule):
         gram = gram * base[:, None] * base[None, :]   # of the scaled gradients
         return imtl_g_weights(gram) * base
 
+    @property
+    def reads_encoder_output(self):
+        return self.on == "features"
+
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "on": self.on}

@@ -164,6 +164,10 @@ class ITMTL(Weighted):
         self._direction_index = [i for i, d in enumerate(is_direction) if d]
         self._to_given_order = np.argsort(self._row_index + self._direction_index)
 
+    @property
+    def reads_encoder_output(self):
+        return any(rule.reads_encoder_output for rule in self.rules)
+
     def build_tasks(self, tasks):
         super().build_tasks(tasks)
         self._masks = {}

@@ -65,6 +65,10 @@ class MGDA(GradientRule):
                              f"max_iter={max_iter!r}")
         self.upper_bound, self.normalization, self.max_iter = upper_bound, normalization, max_iter
 
+    @property
+    def reads_encoder_output(self):
+        return self.upper_bound
+
     def _gram(self, step):
         """Gram matrix of the (unscaled) task gradients MGDA solves over."""
         if not self.upper_bound:
