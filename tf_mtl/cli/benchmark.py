@@ -10,6 +10,7 @@ Examples:
     tf-mtl-benchmark --bench=checkpoint      # epoch checkpoint cost, % of a quickstart epoch
     tf-mtl-benchmark --bench=distribute [--steps=5 --repeats=3]   # 1 vs 2 replicas
     tf-mtl-benchmark --bench=updates [--cases=lenet]   # every update rule's step time
+    tf-mtl-benchmark --bench=dense [--cases=plain,itmtl --steps=1 --repeats=2]  # SegNet-MTAN
     python -m launch.benchmark ...    # the same, from a checkout
 """
 
@@ -36,7 +37,8 @@ _REFERENCE_SCRIPT = flags.DEFINE_string("reference_script", REFERENCE_SCRIPT,
 _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Breakdown: also write a "
                                    "TensorFlow profiler trace of the step here.")
 _CASES = flags.DEFINE_list("cases", None, "Updates: the cases to run (resnet, lenet; "
-                           "default both).")
+                           "default both). Dense: plain, itmtl, transference (default all; "
+                           "plain always runs).")
 flags.mark_flag_as_required("bench")
 
 
