@@ -18,6 +18,7 @@ BENCHMARKS = {
     "grouping": ("grouping", "grouping"),
     "interference": ("interference", "interference_benchmark"),
     "partition": ("partition", "partition"),
+    "rl": ("rl", "rl_benchmark"),
     "selection": ("selection", "selection_benchmark"),
     "transference": ("transference", "transference"),
     "updates": ("updates", "updates_benchmark"),
