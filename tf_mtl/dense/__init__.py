@@ -10,7 +10,8 @@ The data are in ``tf_mtl.data`` (``nyuv2``, ``cityscapes``: ``(image, {task: y},
 - ``losses``: the valid-pixel-mean losses and the validity weights they reduce with;
 - ``metrics``: segmentation / depth / normal metrics under each source's convention and Δm
   (also re-exported by ``tf_mtl.metrics``);
-- ``streaming_metrics``: the same as replica-safe Keras metrics for ``model.evaluate``.
+- ``streaming_metrics``: the same as replica-safe Keras metrics for ``model.evaluate``;
+- ``taskonomy_net``, ``taskonomy_losses``: Standley's (``002``) Taskonomy network and losses.
 
 Example:
     >>> tasks = ["segmentation", "depth", "normal"]
@@ -33,9 +34,15 @@ from tf_mtl.dense.metrics import (CITYSCAPES_HIGHER_IS_BETTER, NYUV2_HIGHER_IS_B
 from tf_mtl.dense.mtan import SegNetMTAN
 from tf_mtl.dense.segnet import SegNet
 from tf_mtl.dense.streaming_metrics import DepthError, NormalError, SegmentationScore
+from tf_mtl.dense.taskonomy_losses import (TaskonomyL1, TaskonomyRotateL1, taskonomy_losses,
+                                           total_test_loss)
+from tf_mtl.dense.taskonomy_net import (GradientScale, TaskonomyDecoder, TaskonomyEncoder,
+                                        taskonomy_decoders)
 
 __all__ = ["BinaryPixelCrossEntropy", "CITYSCAPES_HIGHER_IS_BETTER", "DenseHead", "DepthError",
            "DepthL1", "MASK_SOURCES", "NYUV2_HIGHER_IS_BETTER", "NYUV2_SINGLE_TASK_BASELINE",
            "NormalCosine", "NormalError", "SegNet", "SegNetMTAN", "SegmentationCrossEntropy",
            "SegmentationScore", "delta_m", "dense_head", "depth_metrics", "normal_metrics",
-           "per_class_targets", "pixel_validity", "segmentation_metrics", "validity_weights"]
+           "per_class_targets", "pixel_validity", "segmentation_metrics", "validity_weights",
+           "GradientScale", "TaskonomyDecoder", "TaskonomyEncoder", "TaskonomyL1",
+           "TaskonomyRotateL1", "taskonomy_decoders", "taskonomy_losses", "total_test_loss"]
