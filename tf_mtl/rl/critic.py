@@ -32,8 +32,9 @@ class TwinQNetwork(keras.layers.Layer):
         hidden_units: hidden widths of each Q network (``001`` D.3: six layers of 400).
 
     Example:
-        >>> critic = TwinQNetwork(hidden_units=[400] * 6)
-        >>> q = critic(tf.concat([states, actions], -1))   # [B, 2]
+        >>> critic = tf_mtl.rl.TwinQNetwork(hidden_units=[16])
+        >>> tuple(critic(tf.zeros([8, 48])).shape)   # 39 + 5 (task) + 4 (action) inputs
+        (8, 2)
     """
 
     def __init__(self, hidden_units=(400,) * 6, **kwargs):
@@ -69,7 +70,8 @@ class TwinBellmanLoss(keras.losses.Loss):
     target, held constant), ``y_pred`` ``[B, 2]`` (``TwinQNetwork``'s output).
 
     Example:
-        >>> TwinBellmanLoss()(targets, critic(inputs))
+        >>> float(tf_mtl.rl.TwinBellmanLoss()(np.array([[1.0]]), np.array([[3.0, 0.0]])))
+        2.5
     """
 
     def __init__(self, name="twin_bellman", **kwargs):
@@ -90,7 +92,10 @@ def polyak_update(target_variables, source_variables, tau):
     """``target <- tau * source + (1 - tau) * target`` for each pair (in place).
 
     Example:
-        >>> polyak_update(target_critic.variables, critic.variables, tau=5e-3)
+        >>> target, source = [keras.Variable([0.0, 4.0])], [keras.Variable([1.0, 0.0])]
+        >>> tf_mtl.rl.polyak_update(target, source, tau=0.25)
+        >>> target[0].numpy()
+        array([0.25, 3.  ], dtype=float32)
     """
     target_variables, source_variables = list(target_variables), list(source_variables)
     if len(target_variables) != len(source_variables):

@@ -58,9 +58,14 @@ def critic_model(tasks, hidden_units, probes=(), update=None):
     """The twin critic as a ``MultiTaskModel`` over ``tasks`` (see the module docstring).
 
     Example:
-        >>> critic = critic_model(["push-v3", "reach-v3"], [400] * 6,
-        ...                       probes=transference_probes(["exact"], every=10))
-        >>> critic.compile(optimizer=keras.optimizers.Adam(3e-4))
+        >>> critic = tf_mtl.rl.critic_model(
+        ...     ["push-v3", "reach-v3"], [16],
+        ...     probes=tf_mtl.rl.transference_probes(["exact", "first_order"], every=10))
+        >>> critic.build_for({t: tf.zeros([1, 48]) for t in critic.tasks})
+        >>> critic.shared_variables == critic.encoder.trainable_variables   # all shared
+        True
+        >>> [p.name for p in critic.probes]
+        ['transference', 'transference_first_order']
     """
     return MultiTaskModel(
         encoder=TwinQNetwork(hidden_units, name="twin_q"),

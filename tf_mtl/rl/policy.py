@@ -24,7 +24,13 @@ LOG_STD_BOUNDS = (-20.0, 2.0)  # softlearning's SCALE_DIAG_MIN_MAX
 
 
 def tanh_gaussian_log_prob(pre_tanh, mean, log_std):
-    """``log pi(tanh(u))`` ``[B]`` for pre-squash samples ``u`` ``[B, k]`` (formula above)."""
+    """``log pi(tanh(u))`` ``[B]`` for pre-squash samples ``u`` ``[B, k]`` (formula above).
+
+    Example:
+        >>> zero = tf.zeros([1, 1])   # log N(0; 0, 1) - log(1 - tanh(0)^2)
+        >>> float(tf_mtl.rl.tanh_gaussian_log_prob(zero, zero, zero)[0])
+        -0.9189...
+    """
     z = (pre_tanh - mean) * tf.exp(-log_std)
     gaussian = -0.5 * tf.square(z) - log_std - 0.5 * math.log(2.0 * math.pi)
     log_det = 2.0 * (math.log(2.0) - pre_tanh - tf.nn.softplus(-2.0 * pre_tanh))
@@ -58,8 +64,11 @@ class TanhGaussianPolicy(keras.layers.Layer):
     ``eval_deterministic``); ``sample(s, seed)`` returns ``(action, log_prob)``.
 
     Example:
-        >>> policy = TanhGaussianPolicy(action_dim=4, hidden_units=[400] * 6)
+        >>> policy = tf_mtl.rl.TanhGaussianPolicy(action_dim=4, hidden_units=[16, 16])
+        >>> states = tf.zeros([3, 44])   # 39 observation numbers ++ 5-task one-hot
         >>> action, log_prob = policy.sample(states, seed=tf.constant([0, 7]))
+        >>> tuple(action.shape), tuple(log_prob.shape)
+        ((3, 4), (3,))
     """
 
     def __init__(self, action_dim, hidden_units=(400,) * 6, **kwargs):

@@ -22,9 +22,13 @@ class ReplayBuffer:
         observation_dim, action_dim: sizes of ``s`` and ``a``.
 
     Example:
-        >>> buffer = ReplayBuffer(10 ** 6, observation_dim=39, action_dim=4)
-        >>> buffer.add(s, a, r, s2, False)
-        >>> batch = buffer.sample(128, np.random.default_rng(0))
+        >>> buffer = tf_mtl.rl.ReplayBuffer(100, observation_dim=3, action_dim=2)
+        >>> buffer.add(np.zeros(3), np.zeros(2), 1.5, np.ones(3), False)
+        >>> buffer.sample(2, np.random.default_rng(0))["rewards"]
+        Traceback (most recent call last):
+        ValueError: A batch larger than the task's replay buffer: ... Received: batch_size=2
+        >>> buffer.sample(1, np.random.default_rng(0))["rewards"]
+        array([1.5], dtype=float32)
     """
 
     def __init__(self, capacity, observation_dim, action_dim):

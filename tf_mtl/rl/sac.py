@@ -49,7 +49,10 @@ def soft_target(rewards, terminals, next_q, next_log_prob, alpha, discount=0.99,
     ``next_q`` is ``[B, 2]`` (the target critics at ``(s', a')``), ``alpha`` ``[B]`` or scalar.
 
     Example:
-        >>> y = soft_target(r, done, target_critic(s2a2), log_pi2, alpha)
+        >>> y = tf_mtl.rl.soft_target(1.0, 0.0, tf.constant([[2.0, 3.0]]), tf.constant([-1.0]),
+        ...                           alpha=0.5)   # 1 + 0.99 (2 + 0.5)
+        >>> float(y[0])
+        3.47...
     """
     next_value = tf.reduce_min(next_q, axis=-1) - alpha * next_log_prob
     return reward_scale * rewards + discount * (1.0 - terminals) * next_value
@@ -59,13 +62,21 @@ def temperature_loss(log_alpha, log_prob, target_entropy):
     """``-mean(log alpha (log pi + H_target))`` with ``log pi`` held constant (softlearning).
 
     Example:
-        >>> temperature_loss(log_alpha, log_pi, target_entropy=-4.0)
+        >>> log_pi = tf.constant([-2.0, -4.0])   # -mean(0.5 * [-6, -8])
+        >>> float(tf_mtl.rl.temperature_loss(tf.constant(0.5), log_pi, target_entropy=-4.0))
+        3.5
     """
     return -tf.reduce_mean(log_alpha * tf.stop_gradient(log_prob + target_entropy))
 
 
 def policy_loss(alpha, log_prob, q):
-    """``mean(alpha log pi(a|s) - min_k Q_k(s, a))``, ``q`` ``[B, 2]``."""
+    """``mean(alpha log pi(a|s) - min_k Q_k(s, a))``, ``q`` ``[B, 2]``.
+
+    Example:
+        >>> q = tf.constant([[1.0, 3.0]])   # 0.5 * -2 - min(1, 3)
+        >>> float(tf_mtl.rl.sac.policy_loss(0.5, tf.constant([-2.0]), q))
+        -2.0
+    """
     return tf.reduce_mean(alpha * log_prob - tf.reduce_min(q, axis=-1))
 
 
