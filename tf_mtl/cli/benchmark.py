@@ -39,6 +39,8 @@ _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "Breakdown: also write a
 _CASES = flags.DEFINE_list("cases", None, "Updates: the cases to run (resnet, lenet; "
                            "default both). Dense: plain, itmtl, transference (default all; "
                            "plain always runs).")
+_SPLITS = flags.DEFINE_list("splits", None, "Selection: the budgets per size (default 4; "
+                            "2,3,4 for the full grid).")
 flags.mark_flag_as_required("bench")
 
 
@@ -56,7 +58,8 @@ def main(argv):
         time_limit=_TIME_LIMIT.value, memory=_MEMORY.value, xla=_XLA.value,
         reference=_REFERENCE.value, reference_script=_REFERENCE_SCRIPT.value,
         profile_dir=_PROFILE_DIR.value,
-        **({"cases": tuple(_CASES.value)} if _CASES.value else {}))
+        **({"cases": tuple(_CASES.value)} if _CASES.value else {}),
+        **({"splits": tuple(_SPLITS.value)} if _SPLITS.value else {}))
     print(benchmarks.format_table(columns, rows))
 
 
