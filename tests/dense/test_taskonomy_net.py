@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_mtl.dense.taskonomy_losses import (TaskonomyL1, TaskonomyRotateL1, taskonomy_losses,
-                                           total_test_loss)
+from tf_mtl.dense.taskonomy_losses import (TaskonomyL1, TaskonomyRotateL1,
+                                           make_taskonomy_losses, total_test_loss)
 from tf_mtl.dense.taskonomy_net import (FULL_SIZES, HALF_SIZES, GradientScale, TaskonomyDecoder,
                                         TaskonomyEncoder, taskonomy_decoders)
 
@@ -156,17 +156,17 @@ def test_segmentation_ignores_class_zero():
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     valid = labels != 0
     expected = -np.take_along_axis(logp, labels[..., None], -1)[..., 0][valid].mean()
-    loss = taskonomy_losses("s")["s"]
+    loss = make_taskonomy_losses("s")["s"]
     assert float(loss(labels, logits, sample_weight=valid.astype("float32"))) == pytest.approx(
         expected, rel=1e-5)
 
 
 def test_losses_per_task_and_total():
-    plain, rotated = taskonomy_losses("sdnke"), taskonomy_losses("dnk", rotate_loss=True)
+    plain, rotated = make_taskonomy_losses("sdnke"), make_taskonomy_losses("dnk", rotate_loss=True)
     assert [type(plain[t]).__name__ for t in "dnke"] == ["TaskonomyL1"] * 4
     assert [type(rotated[t]).__name__ for t in "dnk"] == ["TaskonomyRotateL1"] * 2 + ["TaskonomyL1"]
     assert total_test_loss({"s_loss": 1.5, "d_loss": 0.25, "loss": 9.0}, "sd") == 1.75
     with pytest.raises(ValueError, match="lacks the losses of \\['n'\\]"):
         total_test_loss({"s_loss": 1.5}, "sn")
     with pytest.raises(ValueError, match="Received: rotate_loss=1"):
-        taskonomy_losses("d", rotate_loss=1)
+        make_taskonomy_losses("d", rotate_loss=1)

@@ -188,9 +188,10 @@ def taskonomy(root, split, tasks="sdnke", buildings=None, image_size=256, *, spl
 
     Args:
         root: the data root holding ``rgb/`` and the task folders.
-        split: ``"train"``, ``"val"`` or ``"test"``.
+        split: ``"train"``, ``"val"`` (or ``"validation"``) or ``"test"``.
         tasks: letters among ``"sdnke"`` (module doc).
-        buildings: building names; default: ``split_source``'s list for ``split``.
+        buildings: building names, or ``{split: names}``; default: ``split_source``'s
+            list for ``split``.
         image_size: side of the square examples (``002``: 256).
         split_source: ``"tag"`` (``001``) or ``"standley"`` (``002``).
         image_range: ``(start, stop)`` of each building's sorted images; default
@@ -205,8 +206,15 @@ def taskonomy(root, split, tasks="sdnke", buildings=None, image_size=256, *, spl
         >>> ds = tf_mtl.data.taskonomy(root, "train", buildings=["b0"], image_size=32)
     """
     tasks = parse_tasks(tasks)
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"`split` must be 'train', 'val' or 'test'. Received: split={split!r}")
+    if split not in ("train", "val", "validation", "test"):
+        raise ValueError(f"`split` must be 'train', 'val' (or 'validation') or 'test'. "
+                         f"Received: split={split!r}")
+    split = "val" if split == "validation" else split
+    if isinstance(buildings, dict):   # {split: [names]}: one config field for every split.
+        if split not in buildings:
+            raise ValueError(f"`buildings` names no buildings for split {split!r}. Received: "
+                             f"buildings={buildings!r}")
+        buildings = buildings[split]
     for name, value in (("image_size", image_size), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")

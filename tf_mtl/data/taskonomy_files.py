@@ -78,3 +78,19 @@ def write_taskonomy_like(root, buildings=("b0", "b1"), images_per_building=2, si
             for folder, array in _example(rng, size, mask_folder).items():
                 write_png(os.path.join(root, folder, building, file_name(i)), array)
     return root
+
+
+GENERATED_BUILDINGS = {"train": ["gen_train"], "val": ["gen_val"], "test": ["gen_test"]}
+"""The buildings ``write_generated`` writes, as ``tf_mtl.data.taskonomy``'s ``buildings``."""
+
+
+def write_generated(root, n_train=4, n_val=2, height=32, width=32, seed=0):
+    """The runner's ``config.data.generate`` (``tf_mtl.experiments.dense_setup``): ``n_train``
+    images in building ``gen_train``, ``n_val`` in ``gen_val`` and in ``gen_test``
+    (``GENERATED_BUILDINGS``), square (``height == width``). Returns ``root``."""
+    if height != width:
+        raise ValueError(f"Taskonomy examples are square: `height` must equal `width`. "
+                         f"Received: height={height!r}, width={width!r}")
+    for index, (split, count) in enumerate((("train", n_train), ("val", n_val), ("test", n_val))):
+        write_taskonomy_like(root, GENERATED_BUILDINGS[split], count, height, seed + 1000 * index)
+    return root

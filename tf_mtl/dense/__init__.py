@@ -34,8 +34,8 @@ from tf_mtl.dense.metrics import (CITYSCAPES_HIGHER_IS_BETTER, NYUV2_HIGHER_IS_B
 from tf_mtl.dense.mtan import SegNetMTAN
 from tf_mtl.dense.segnet import SegNet
 from tf_mtl.dense.streaming_metrics import DepthError, NormalError, SegmentationScore
-from tf_mtl.dense.taskonomy_losses import (TaskonomyL1, TaskonomyRotateL1, taskonomy_losses,
-                                           total_test_loss)
+from tf_mtl.dense.taskonomy_losses import (TaskonomyL1, TaskonomyRotateL1,
+                                           make_taskonomy_losses, total_test_loss)
 from tf_mtl.dense.taskonomy_net import (GradientScale, TaskonomyDecoder, TaskonomyEncoder,
                                         taskonomy_decoders)
 
@@ -45,4 +45,4 @@ __all__ = ["BinaryPixelCrossEntropy", "CITYSCAPES_HIGHER_IS_BETTER", "DenseHead"
            "SegmentationScore", "delta_m", "dense_head", "depth_metrics", "normal_metrics",
            "per_class_targets", "pixel_validity", "segmentation_metrics", "validity_weights",
            "GradientScale", "TaskonomyDecoder", "TaskonomyEncoder", "TaskonomyL1",
-           "TaskonomyRotateL1", "taskonomy_decoders", "taskonomy_losses", "total_test_loss"]
+           "TaskonomyRotateL1", "make_taskonomy_losses", "taskonomy_decoders", "total_test_loss"]

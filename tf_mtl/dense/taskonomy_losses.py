@@ -30,7 +30,7 @@ exactly across replicas; the rotated loss is a per-sample mean, reduced over the
 batch the same way.
 
 Example:
-    >>> losses = taskonomy_losses("sdnke", rotate_loss=True)
+    >>> losses = make_taskonomy_losses("sdnke", rotate_loss=True)
     >>> type(losses["d"]).__name__, losses["s"].ignore_index
     ('TaskonomyRotateL1', 0)
 """
@@ -86,7 +86,7 @@ class TaskonomyRotateL1(keras.losses.Loss):
         return {"name": self.name}
 
 
-def taskonomy_losses(tasks, rotate_loss=False):
+def make_taskonomy_losses(tasks, rotate_loss=False):
     """``{task: loss}`` for task letters among ``"sdnke"`` (module doc)."""
     known = "sdnke"
     if not tasks or any(t not in known for t in tasks):
