@@ -112,3 +112,20 @@ def total_test_loss(results, tasks):
         raise ValueError(f"`results` lacks the losses of {missing}. Received keys: "
                          f"{sorted(results)}")
     return float(sum(results[f"{t}_loss"] for t in tasks))
+
+
+def evaluate_losses(model, dataset):
+    """``{task: {"loss": value}}``: each task's loss averaged over the batches of ``dataset``
+    (``002``'s test loss; ``total_test_loss`` sums it). ``model`` is a ``MultiTaskModel``;
+    batches are ``(x, {task: y}, {task: w})`` as ``tf_mtl.data.taskonomy`` yields them."""
+    predict = tf.function(lambda x: model(x, training=False))
+    sums, batches = {t: 0.0 for t in model.tasks}, 0
+    for batch in dataset:
+        x, y, sw = keras.utils.unpack_x_y_sample_weight(batch)
+        losses = model.task_loss_list(y, predict(x), sw)
+        for i, t in enumerate(model.tasks):
+            sums[t] += float(losses[i])
+        batches += 1
+    if not batches:
+        raise ValueError("`dataset` yielded no batch. Received: an empty dataset")
+    return {t: {"loss": total / batches} for t, total in sums.items()}

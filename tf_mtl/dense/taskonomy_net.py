@@ -84,6 +84,27 @@ def _separable(filters):
                                         pointwise_initializer=_conv_init())
 
 
+def size_channels(size):
+    """The 13 channel counts of ``size``: ``"full"``/``"half"`` (the reference's tables), a
+    cost in percent of a full network (100: full, 50: half, else full channels times
+    ``sqrt(size / 100)``: the cost of a conv grows with the product of its widths), or 13
+    positive ints as given."""
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"`size` must be 'full', 'half', a percentage or 13 positive ints. "
+                             f"Received: size={size!r}")
+        return SIZES[size]
+    if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0:
+        if size in (100, 50):
+            return FULL_SIZES if size == 100 else HALF_SIZES
+        return tuple(max(1, int(round(c * math.sqrt(size / 100.0)))) for c in FULL_SIZES)
+    if (not isinstance(size, (list, tuple)) or len(size) != 13
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in size)):
+        raise ValueError(f"`size` must be 'full', 'half', a percentage or 13 positive ints. "
+                         f"Received: size={size!r}")
+    return tuple(size)
+
+
 @keras.saving.register_keras_serializable(package="tf_mtl")
 class GradientScale(keras.layers.Layer):
     """Identity forward; the gradient times ``scale`` backward (Standley's
@@ -147,18 +168,16 @@ class TaskonomyEncoder(keras.layers.Layer):
     Args:
         num_tasks: decoders fed by the representation; the gradient into the
             encoder is scaled by ``1/sqrt(num_tasks)``.
-        size: ``"full"`` or ``"half"`` (``002``'s half-size networks), or 13 channel counts.
+        size: ``"full"`` or ``"half"`` (``002``'s half-size networks), a cost in percent
+            (100, 50: the same; ``config.model.width`` scales it), or 13 channel counts
+            (``size_channels``).
     """
 
     def __init__(self, num_tasks=1, size="full", **kwargs):
         super().__init__(**kwargs)
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
             raise ValueError(f"`num_tasks` must be an int >= 1. Received: num_tasks={num_tasks!r}")
-        sizes = SIZES.get(size, size) if isinstance(size, str) else size
-        if (isinstance(sizes, str) or not isinstance(sizes, (list, tuple)) or len(sizes) != 13
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes)):
-            raise ValueError(f"`size` must be 'full', 'half' or 13 positive ints. Received: "
-                             f"size={size!r}")
+        sizes = size_channels(size)
         self.num_tasks, self.size, self.sizes = num_tasks, size, tuple(sizes)
         s = self.sizes
         self.stem = [keras.layers.ZeroPadding2D(1),
@@ -166,8 +185,9 @@ class TaskonomyEncoder(keras.layers.Layer):
                                          kernel_initializer=_conv_init()), _bn(),
                      keras.layers.Conv2D(s[1], 3, padding="same", use_bias=False,
                                          kernel_initializer=_conv_init()), _bn()]
-        self.blocks = [_Block(s[i + 1], s[i + 2], 2, 2, start_with_relu=i > 0) for i in range(3)]
-        self.blocks += [_Block(s[i], s[i + 1], 3, 1, True) for i in range(4, 12)]
+        self.blocks = [_Block(s[i + 1], s[i + 2], 2, 2, start_with_relu=i > 0,
+                              name=f"block{i + 1}") for i in range(3)]
+        self.blocks += [_Block(s[i], s[i + 1], 3, 1, True, name=f"block{i}") for i in range(4, 12)]
         self.representation = [_separable(REPRESENTATION), _bn()]
         self.gradient_scale = GradientScale(1.0 / math.sqrt(num_tasks))
 

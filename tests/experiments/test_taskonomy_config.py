@@ -1,0 +1,89 @@
+"""configs/taskonomy.py through the experiment runner on generated buildings.
+
+Two runner joints are not in this tree yet (see ``docs/taskonomy.md``, "Wiring"): the encoder's
+name in ``tf_mtl.experiments.components`` (``ENCODERS``, ``ENCODER_WIDTH_ARGS``) and test losses
+for Taskonomy in ``experiment._test_metrics`` (the dense evaluation has no loss column). The
+``wired`` fixture adds exactly those entries for the test; once they are in the tree it changes
+nothing but the test-metrics dispatch it duplicates.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs.taskonomy import get_config
+from tf_mtl.dense.taskonomy_losses import evaluate_losses
+from tf_mtl.dense.taskonomy_net import TaskonomyEncoder
+from tf_mtl.experiments import components, config_checks, dense_setup, experiment
+
+
+@pytest.fixture
+def wired(monkeypatch):
+    monkeypatch.setitem(components.ENCODERS, "taskonomy_xception", TaskonomyEncoder)
+    monkeypatch.setitem(components.ENCODER_WIDTH_ARGS, "taskonomy_xception", ("size", 100))
+    original = experiment._test_metrics
+
+    def test_metrics(config, model, test_ds, task_spec):
+        if config.data.name == "taskonomy":
+            return evaluate_losses(model, test_ds)
+        return original(config, model, test_ds, task_spec)
+    monkeypatch.setattr(experiment, "_test_metrics", test_metrics)
+
+
+def test_the_papers_settings():
+    c = get_config()
+    assert c.data.tasks == "sdnke" and c.data.image_size == 256 and c.data.split_source == "tag"
+    assert c.data.rotate_loss and c.model.encoder == "taskonomy_xception"
+    assert (c.optimizer.name, c.optimizer.learning_rate, c.optimizer.momentum,
+            c.optimizer.weight_decay) == ("sgd", 0.1, 0.9, 1e-4)
+    assert c.grouping_runs.single_width == 0.5 and c.grouping_runs.metric == "total_test_loss"
+    assert (c.transference.every, c.transference.scale_by_lr) == (10, True)
+    spec = dense_setup.task_spec("taskonomy", experiment.loader_kwargs(c.data)[1])
+    assert spec == {"s": (18, "taskonomy_cross_entropy"), "d": (1, "taskonomy_rotate_l1"),
+                    "n": (3, "taskonomy_rotate_l1"), "k": (1, "taskonomy_l1"),
+                    "e": (1, "taskonomy_l1")}
+
+
+def test_config_checks_and_the_half_size_single(wired):
+    for arg in (None, "runlocal"):
+        config_checks.check_config(get_config(arg))
+    c = get_config()
+    c.model.width = 0.5                      # What pair_runs sets for a single-task network.
+    assert components.encoder_kwargs(c.model) == {"size": 50}
+    encoder = components.ENCODERS[c.model.encoder](**components.encoder_kwargs(c.model))
+    assert encoder.sizes == (24, 48, 96, 192) + (512,) * 9     # The reference's half size.
+
+
+def test_runlocal_trains_and_reports_each_tasks_test_loss(wired, tmp_path):
+    c = get_config("runlocal")
+    c.data.tasks = "dk"
+    model = experiment.train(c, str(tmp_path))["model"]
+    with open(tmp_path / "results.json") as f:
+        test = json.load(f)["test"]
+    assert sorted(test) == ["d", "k"] and all(np.isfinite(test[t]["loss"]) for t in test)
+    # The test loss by hand: the saved model's per-batch losses on the test split, averaged.
+    ds, _ = experiment.build_dataset(c, "test")
+    by_hand = {t: [] for t in "dk"}
+    for x, y, w in ds:
+        pred = model(x, training=False)
+        by_hand["d"].append(float(np.mean(np.min([
+            np.mean(np.abs(pred["d"].numpy()[:, a:a + 30, b:b + 30] - y["d"].numpy()[:, 1:-1, 1:-1])
+                    * w["d"].numpy()[:, 1:-1, 1:-1, None], axis=(1, 2, 3))
+            for a in range(3) for b in range(3)], axis=0))))
+        by_hand["k"].append(float(np.mean(np.abs(pred["k"].numpy() - y["k"].numpy()))))
+    for t in "dk":
+        assert test[t]["loss"] == pytest.approx(np.mean(by_hand[t]), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_comparison_end_to_end_on_generated_buildings(wired, tmp_path):
+    from tf_mtl.grouping import comparison
+    c = get_config("runlocal")
+    c.data.tasks = "dkn"
+    out = comparison.compare(c, str(tmp_path), [2], ["tag", "hoa", "random"])
+    assert set(out["table"]) >= {"tag", "hoa", "random", "mtl", "single"}
+    for method in ("tag", "hoa", "random"):
+        assert np.isfinite(out["table"][method][2]["total_test_loss"]["mean"])
+    assert os.path.exists(tmp_path / "comparison.md")
