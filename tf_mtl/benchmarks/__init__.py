@@ -20,6 +20,7 @@ BENCHMARKS = {
     "partition": ("partition", "partition"),
     "rl": ("rl", "rl_benchmark"),
     "selection": ("selection", "selection_benchmark"),
+    "taskonomy": ("taskonomy", "taskonomy_benchmark"),
     "transference": ("transference", "transference"),
     "updates": ("updates", "updates_benchmark"),
 }
