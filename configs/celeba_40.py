@@ -10,7 +10,12 @@ per-task gradients the step computes anyway plus the chunked lookahead
 directions. Groups are chosen at the end from the measured affinities: 40 tasks
 is past what enumerating subsets can do, so ``select_groups`` uses column
 generation with a certified bound (``tf_mtl.grouping.scale_selection``; 4
-splits, TAG objective; ``groups.json`` holds ``exact``, ``bound`` and ``gap``).
+splits, TAG objective, ``config.grouping.time_limit`` seconds, 60 by default;
+``groups.json`` holds ``exact``, ``bound`` and ``gap``). ``affinity.json`` has 41
+rows for the 40 attributes: an order-1 probe also measures the lookahead of all
+tasks together (source ``"5_o_Clock_Shadow|...|Young"``, IT-MTL's row,
+``tf_mtl.transference.source_names``); ``select_groups`` reads only the
+single-task rows (names without ``|``).
 
     python -m launch.train --config=configs/celeba_40.py --workdir=runs/celeba_40
     python -m launch.train --config=configs/celeba_40.py:runlocal --workdir=/tmp/smoke

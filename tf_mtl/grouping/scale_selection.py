@@ -33,20 +33,22 @@ proves the optimum (``exact``). Past ``time_limit`` the incumbent comes back
 with the best ``L`` and the gap.
 """
 
-import heapq
 import time
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
+from tf_mtl.grouping.group_pricing import EPS as _EPS
+from tf_mtl.grouping.group_pricing import MAX_COLUMNS as MAX_ENUMERATED
+from tf_mtl.grouping.group_pricing import Pricer
+
 SCALE_OBJECTIVES = ("tag", "hoa", "transference")
-_EPS = 1e-9
 # Pricing nodes per size: few while column generation finds columns, more when it does not,
 # none (exact) at the end. Every limited search still bounds what it left unexplored.
 NODE_LIMITS = (1_000, 20_000, None)
-MAX_ENUMERATED = 5_000  # Columns the proof of optimality may enumerate (else: more column generation).
 PROOF_GAP = 0.05  # Try the proof once the bound is this close (relative) to the LP value.
+INTEGER_SHARE = 0.2  # Of a finite time limit: the integer master's, for the grouping returned.
 
 
 def pair_form(matrix, objective):
@@ -79,95 +81,6 @@ def member_values(W, alone, groups):
     sums = groups.astype(float) @ W0.T
     values = np.where(size > 1, sums / np.maximum(size - 1, 1), alone[None, :])
     return np.where(groups, values, -np.inf)
-
-
-class _Pricer:
-    """``max_{|G| = s} sum_{p in G} max(0, c(p, G) - pi[p])`` by best-first branch and bound.
-
-    A node fixes some members and some non-members; ``r`` members are still to
-    pick among the free tasks. Its bound lets each member, and each of the ``r``
-    most promising free tasks, take its own best ``r`` (``r - 1``) free partners.
-    """
-
-    def __init__(self, W, pi, deadline, node_limit=None):
-        self.W0, self.pi, self.deadline = W - np.diag(np.diag(W)), pi, deadline
-        self.n, self.node_limit = len(W), node_limit
-        # Each row's partners, best first (one order for every size: sizes only rescale).
-        ranked = np.where(np.eye(self.n, dtype=bool), -np.inf, self.W0)
-        self.order = np.argsort(-ranked, axis=1, kind="stable")
-        self.is_self = self.order == np.arange(self.n)[:, None]
-        self.sorted = np.take_along_axis(self.W0, self.order, axis=1)
-
-    def solve(self, s, threshold, collect):
-        """Columns of size ``s`` worth more than ``threshold`` (all of them if ``collect``,
-        else a chain of improving ones). Returns ``(columns, best, open_bound)``;
-        ``open_bound`` bounds the nodes a deadline or node limit left unexplored
-        (``-inf`` when the search finished: then nothing of size ``s`` beats
-        ``max(threshold, best)``)."""
-        self.scale, self.nodes, self.queued = 1.0 / (s - 1), 0, 0
-        self.columns, self.best, self.open_bound = [], -np.inf, -np.inf
-        self.threshold, self.collect = threshold, collect
-        self._search(np.zeros(self.n, bool), np.ones(self.n, bool), s)
-        return self.columns, self.best, self.open_bound
-
-    def root_bound(self, s):
-        self.scale = 1.0 / (s - 1)
-        return self._bound(np.zeros(self.n, bool), np.ones(self.n, bool), s)[0]
-
-    def _bound(self, members, free, r):
-        inner = self.W0 @ members.astype(float)
-        free_ranked = free[self.order]
-        take = free_ranked & (np.cumsum(free_ranked, axis=1) <= r)
-        worst = free_ranked & (np.cumsum(free_ranked[:, ::-1], axis=1)[:, ::-1] <= r)
-        others = free_ranked & ~self.is_self
-        take_others = others & (np.cumsum(others, axis=1) <= r - 1)
-        partners = np.where(members, (self.sorted * take).sum(1),
-                            (self.sorted * take_others).sum(1))
-        ub = np.maximum((inner + partners) * self.scale - self.pi, 0.0)
-        ub_free = np.where(free, ub, -np.inf)
-        # A member positive even with its worst r partners is served whatever the picks:
-        # its worth is linear in them, so the picks' gains add up consistently.
-        served = members & ((inner + (self.sorted * worst).sum(1)) * self.scale >= self.pi)
-        gains = ub_free + self.scale * (self.W0[served].sum(0) if served.any() else 0.0)
-        best = -np.partition(-gains, r - 1)[:r] if r else np.zeros(0)
-        fixed = (inner[served] * self.scale - self.pi[served]).sum()
-        return fixed + ub[members & ~served].sum() + best.sum(), ub_free
-    def _push(self, heap, members, free, r):
-        """Evaluates a complete group, or queues a node whose bound can beat the threshold."""
-        if r == 0 or r == free.sum():
-            group = np.flatnonzero(members | free) if r else np.flatnonzero(members)
-            sums = self.W0[np.ix_(group, group)].sum(1) * self.scale
-            value = np.maximum(sums - self.pi[group], 0.0).sum()
-            self.best = max(self.best, value)
-            if value > self.threshold + _EPS:
-                self.columns.append(group)
-                if not self.collect:
-                    self.threshold = max(self.threshold, value)
-            return
-        bound, ub_free = self._bound(members, free, r)
-        if bound > self.threshold + _EPS:
-            self.queued += 1  # Equal bounds: first queued first (deterministic).
-            heapq.heappush(heap, (-bound, self.queued, members, free, r, int(np.argmax(ub_free))))
-
-    def _search(self, members, free, r):
-        """Best-first: the node with the highest bound next, so a stopped search leaves
-        the lowest bound it can (the top of the queue)."""
-        heap = []
-        self._push(heap, members, free, r)
-        while heap and -heap[0][0] > self.threshold + _EPS:
-            self.nodes += 1
-            if (time.monotonic() > self.deadline or (self.node_limit and self.nodes > self.node_limit)
-                    or len(self.columns) > MAX_ENUMERATED):
-                self.open_bound = -heap[0][0]
-                return
-            _, _, members, free, r, pick = heapq.heappop(heap)
-            free = free.copy()
-            free[pick] = False
-            with_pick = members.copy()
-            with_pick[pick] = True
-            self._push(heap, with_pick, free, r - 1)
-            if free.sum() >= r:
-                self._push(heap, members, free, r)
 
 
 class _Master:
@@ -288,8 +201,10 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
     # The best Lagrangian bound, its duals and the bound on the best column's worth there.
     bound, certificate = reach, None
     incumbent = [best_value, best_groups]
-    level, tried = 0, np.inf
-    while time.monotonic() < deadline:
+    level, tried, solved_with = 0, np.inf, 0
+    # The last INTEGER_SHARE of a finite limit is the integer master's (the grouping returned).
+    search_end = start + (1.0 - INTEGER_SHARE) * time_limit
+    while time.monotonic() < search_end:
         z_lp, pi, mu = master.lp()
         if level == 0:  # Local search from the best columns of each size first.
             groups = np.array(master.groups)
@@ -299,7 +214,7 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
                       for k in np.unique(size)]
             if master.add(_swap_search(W, pi, np.concatenate(starts), mu)):
                 continue
-        new, upper, complete = _price(W, alone, pi, mu, deadline, NODE_LIMITS[level],
+        new, upper, complete = _price(W, alone, pi, mu, search_end, NODE_LIMITS[level],
                                       stop_after=2 * n)
         if pi.sum() + splits * upper < bound:
             bound, certificate = pi.sum() + splits * upper, (pi, upper)
@@ -314,9 +229,13 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
         if master.add(new):
             level = 0  # Cheap pricing while it finds columns, then ever larger searches.
         else:
+            if level == 0 and len(master.groups) > 1.1 * solved_with:
+                # The cheap columns settled, 10% more than last time: an incumbent, briefly.
+                solved_with = len(master.groups)
+                _improve(master, incumbent, min(search_end, time.monotonic()
+                                                + INTEGER_SHARE * time_limit / 2))
             level = min(level + 1, len(NODE_LIMITS) - 1)
-    if time.monotonic() >= deadline or not tried < np.inf:
-        _improve(master, incumbent, deadline)
+    _improve(master, incumbent, deadline)
     best_value, best_groups = incumbent
     return _served(W, alone, best_groups), best_value, max(bound, best_value), (
         bound - best_value <= _EPS * max(1.0, abs(best_value)))
@@ -384,7 +303,7 @@ def _price(W, alone, pi, threshold, deadline, node_limit, collect=False, stop_af
     bound on the best column's worth ``P(pi)``, and whether every column above
     ``threshold`` was found. Sizes go most promising first; past ``stop_after``
     columns (or ``MAX_ENUMERATED``) the rest keep their root bound."""
-    n, pricer = len(W), _Pricer(W, pi, deadline, node_limit)
+    n, pricer = len(W), Pricer(W, pi, deadline, node_limit)
     single = np.maximum(alone - pi, 0.0)
     found, upper = [np.eye(n, dtype=bool)[single > threshold + _EPS]], single.max()
     roots, complete = {s: pricer.root_bound(s) for s in range(2, n + 1)}, True
