@@ -47,6 +47,9 @@ def get_config(arg=None):
                                                 "every": 10})
     c.evaluation = ml_collections.ConfigDict({"every": 10, "episodes": 1})
     c.grouping = ml_collections.ConfigDict({"splits": 2})
+    # The critic's update rule (tf_mtl.updates.build): "equal" is plain SAC; IT-MTL on the
+    # critic: --config.critic_rule.name=itmtl --config.critic_rule.candidates=all,pcgrad
+    c.critic_rule = ml_collections.ConfigDict({"name": "equal", "candidates": ""})
     c.tensorboard = True
     if c.runlocal:
         c.iterations, c.env_steps_per_task, c.gradient_steps = 2, 100, 20

@@ -23,7 +23,7 @@ def _config(**overrides):
 
 def test_one_iteration_on_the_five_paper_environments(tmp_path):
     c = _config(tensorboard=True)
-    c.transference.update(methods=("exact", "first_order"), every=1)
+    c.transference.update(every=1)
     lines = []
     results = rl_run.run(c, str(tmp_path), log=lines.append)
     tasks = sorted(c.environments)
@@ -38,7 +38,7 @@ def test_one_iteration_on_the_five_paper_environments(tmp_path):
         scores = json.load(f)
     assert sorted(scores) == sorted(tasks + ["|".join(tasks)])
     assert all(np.isfinite(v) for row in scores.values() for v in row.values())
-    for name in ("affinity.png", "affinity_transference_first_order.json", "groups.json",
+    for name in ("affinity.png", "affinity_epochs.json", "groups.json",
                  "results.json", "checkpoint.bin", "tensorboard"):
         assert os.path.exists(tmp_path / name), name
     meta, _ = read_checkpoint(tmp_path / "checkpoint.bin")

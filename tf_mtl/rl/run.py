@@ -3,6 +3,8 @@
 Each iteration (``001`` D.3): ``env_steps_per_task`` environment steps per task (600), then
 ``gradient_steps`` gradient steps (600) with ``batch_size`` samples per task (128); the
 first ``random_iterations`` act uniformly at random (softlearning's initial exploration).
+The critic steps with ``critic_rule`` (``tf_mtl.updates.build``; ``"equal"``: plain SAC,
+``"itmtl"``: IT-MTL on the critic).
 The critic's transference is measured every ``transference.every`` gradient steps;
 evaluation (deterministic policy) every ``evaluation.every`` iterations and at the end.
 
@@ -24,10 +26,13 @@ import tensorflow as tf
 
 from tf_mtl.experiments.checkpointing import atomic_write_json, read_checkpoint, write_checkpoint
 from tf_mtl.rl import environments as envs
+from tf_mtl.rl.critic import check_tau
 from tf_mtl.rl.critic_transference import CriticAffinity, transference_probes
+from tf_mtl.rl.policy import check_hidden_units
 from tf_mtl.rl.replay import FIELDS, ReplayBuffer
 from tf_mtl.rl.rollouts import collect, evaluate
-from tf_mtl.rl.sac import MultiTaskSAC
+from tf_mtl.rl.sac import TEMPERATURES, MultiTaskSAC
+from tf_mtl.updates.build import build_update
 
 _POSITIVE = ("iterations", "env_steps_per_task", "gradient_steps", "batch_size",
              "replay_capacity", "max_episode_steps", "transference.every",
@@ -57,7 +62,23 @@ def check_config(config):
         raise ValueError("`config.random_iterations` must be an int >= 0. "
                          f"Received: config.random_iterations={config.random_iterations!r}")
     transference_probes(config.transference.methods, config.transference.every)
-    envs.check_environments(config.environments)
+    if config.temperature not in TEMPERATURES:
+        raise ValueError(f"`config.temperature` must be one of {TEMPERATURES}. "
+                         f"Received: config.temperature={config.temperature!r}")
+    check_tau(config.tau)
+    check_hidden_units(config.hidden_units)
+    for name in ("learning_rate", "reward_scale"):
+        value = config[name]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"`config.{name}` must be a positive number. "
+                             f"Received: config.{name}={value!r}")
+    build_update(config.critic_rule)
+    names = envs.check_environments(config.environments)
+    splits = config.grouping.splits
+    if splits is not None and (not isinstance(splits, int) or not 1 <= splits <= len(names)):
+        raise ValueError(f"`config.grouping.splits` must be None or an int in [1, "
+                         f"{len(names)}] (the number of tasks). Received: "
+                         f"config.grouping.splits={splits!r}")
 
 
 def build(config):
@@ -71,7 +92,7 @@ def build(config):
         discount=config.discount, tau=config.tau, reward_scale=config.reward_scale,
         target_entropy=config.target_entropy, temperature=config.temperature,
         probes=transference_probes(config.transference.methods, config.transference.every),
-        seed=config.seed)
+        update=build_update(config.critic_rule), seed=config.seed)
     buffers = {t: ReplayBuffer(config.replay_capacity, first.observation_dim,
                                first.action_dim) for t in environments}
     return environments, sac, buffers
@@ -116,17 +137,21 @@ def sample_batch(buffers, batch_size, rng):
 
 
 def train_iteration(sac, buffers, config, iteration):
-    """The iteration's gradient steps; ``{name: mean over its steps}``."""
+    """The iteration's gradient steps: the mean over them of the policy's and the
+    temperatures' losses and of the critic's ``J_Q`` (in total and per task), and the
+    temperatures at the end."""
     rng = np.random.default_rng([config.seed, iteration, 1])
-    for metric in sac.critic.metrics:   # The per-task J_Q means and the probes' (per iteration).
+    for metric in sac.critic.metrics:   # The J_Q means and the probes' (one per iteration).
         metric.reset_state()
-    totals = {}
+    totals = {"policy_loss": 0.0, "temperature_loss": 0.0}
     for _ in range(config.gradient_steps):
-        for key, value in sac.train_step(sample_batch(buffers, config.batch_size, rng)).items():
-            totals[key] = totals.get(key, 0.0) + float(value)
-    logs = {k: v / config.gradient_steps for k, v in totals.items()}
-    logs.update({m.name: float(m.result()) for m in sac.critic.task_loss_trackers})
-    return logs
+        logs = sac.train_step(sample_batch(buffers, config.batch_size, rng))
+        for key in totals:
+            totals[key] += float(logs[key])
+    out = {k: float(v) for k, v in logs.items()}   # critic_loss: the critic's running mean
+    out.update({k: v / config.gradient_steps for k, v in totals.items()})
+    out.update({m.name: float(m.result()) for m in sac.critic.task_loss_trackers})
+    return out
 
 
 def _line(entry):

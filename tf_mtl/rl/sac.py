@@ -104,7 +104,8 @@ class MultiTaskSAC:
             (``critic_transference.transference_probes``).
         update: the critic's update rule (default equal weights, i.e. plain SAC;
             ``tf_mtl.updates.ITMTL`` for IT-MTL on the critic).
-        seed: the run's seed: initial weights and every noise draw.
+        seed: the run's seed: initial weights (``keras.utils.set_random_seed``, which
+            also seeds Python's and NumPy's global generators) and every noise draw.
 
     Example:
         >>> sac = MultiTaskSAC(["push-v3", "reach-v3"], 39, 4, hidden_units=[400] * 6)
@@ -190,8 +191,11 @@ class MultiTaskSAC:
                        lambda: self.policy.sample(states, seed)[0])
 
     def train_step(self, batch):
-        """One gradient step on ``batch`` ``{field: [m, B, ...]}`` (``replay.FIELDS``);
-        returns ``{name: float}`` of this step's losses and temperatures."""
+        """One gradient step on ``batch`` ``{field: [m, B, ...]}`` (``replay.FIELDS``).
+
+        Returns ``{name: float}``: this step's policy and temperature losses, the
+        temperatures after it, and ``critic_loss``, the critic's running mean of the
+        summed ``J_Q`` since its metrics were last reset (Keras's loss tracker)."""
         return {k: v.numpy() for k, v in self._step(
             {k: tf.constant(batch[k], tf.float32) for k in FIELDS}).items()}
 
