@@ -37,8 +37,8 @@ PyTorch's epsilon 1e-5 and momentum 0.1. Padding: stride-1 convs pad 1
 Example:
     >>> encoder = TaskonomyEncoder(num_tasks=5)
     >>> decoder = TaskonomyDecoder(18)
-    >>> decoder(encoder(np.zeros((1, 64, 64, 3), "float32"))).shape
-    TensorShape([1, 64, 64, 18])
+    >>> decoder(encoder(np.zeros((1, 32, 32, 3), "float32"))).shape
+    TensorShape([1, 32, 32, 18])
 """
 
 import math
