@@ -1,4 +1,4 @@
-r"""Taskonomy task grouping, ``002``'s setting as ``001`` §5.1.2 / App. D.2 ran it (Fig. 4 right, Table 7).
+r"""Taskonomy task grouping: ``002``'s setting as ``001`` §5.1.2 / D.2 ran it (Fig. 4, Table 7).
 
 Five tasks (``tf_mtl.data.taskonomy``): s (semantic segmentation), d (depth), n (surface
 normals), k (2D keypoints), e (2D edges), 256x256, on TAG's split (107 train / 18 val / 17 test

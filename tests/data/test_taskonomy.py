@@ -1,4 +1,4 @@
-"""tf_mtl.data.taskonomy on generated PNGs with known raw values (decoding written here from the notes)."""
+"""tf_mtl.data.taskonomy on generated PNGs with known raw values (decoded here from the notes)."""
 
 import os
 

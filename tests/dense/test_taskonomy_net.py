@@ -1,4 +1,4 @@
-"""Standley's Taskonomy network and losses against counts and formulas computed here from the reference."""
+"""Standley's Taskonomy network and losses against counts and formulas from the reference."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,8 @@ from tf_mtl.dense.taskonomy_net import (FULL_SIZES, HALF_SIZES, GradientScale, T
 
 def _reference_encoder_parameters(sizes):
     """PyTorch ``parameters()`` of ``xception_taskonomy_new``'s Encoder + final_conv + its BN,
-    counted from the reference's layer list (weights, conv biases where bias=True, BN gamma/beta)."""
+    counted from the reference's layer list (weights, conv biases where bias=True, BN
+    gamma/beta)."""
     def bn(c):
         return 2 * c
 
@@ -170,3 +171,15 @@ def test_losses_per_task_and_total():
         total_test_loss({"s_loss": 1.5}, "sn")
     with pytest.raises(ValueError, match="Received: rotate_loss=1"):
         make_taskonomy_losses("d", rotate_loss=1)
+
+
+def test_size_percentages():
+    from tf_mtl.dense.taskonomy_net import size_channels
+    assert size_channels(100) == FULL_SIZES and size_channels(50) == HALF_SIZES
+    assert size_channels("half") == HALF_SIZES
+    # Other costs: channels times sqrt(cost), as a conv's cost grows with both its widths.
+    assert size_channels(25) == tuple(int(round(c * 0.5)) for c in FULL_SIZES)
+    with pytest.raises(ValueError, match="Received: size=0"):
+        size_channels(0)
+    with pytest.raises(ValueError, match="Received: size=\\[1, 2\\]"):
+        size_channels([1, 2])

@@ -1,4 +1,4 @@
-"""Taskonomy network step times and ``002``'s training cost (``launch.benchmark --bench=taskonomy``).
+"""Taskonomy network step times and ``002``'s training cost (``--bench=taskonomy``).
 
 Standley's network (``tf_mtl.dense.taskonomy_net``) with its losses (rotated L1 for depth
 and normals) and SGD (momentum 0.9, weight decay 1e-4) on 256x256 batches, the compiled
@@ -67,14 +67,16 @@ def _best(fn, steps, repeats):
     return best
 
 
+def _time_case(size, tasks, batch, steps, repeats):
+    """Seconds per train step of one network; it is freed when this returns."""
+    model = _model(size, tasks)
+    x, y, w = (tf.nest.map_structure(tf.constant, p) for p in _batch(tasks, batch))
+    return _best(lambda: model.train_on_batch(x, y, sample_weight=w), steps, repeats)
+
+
 def _times(batch, steps, repeats):
-    times = {}
-    for name, (size, tasks) in CASES.items():
-        model = _model(size, tasks)
-        x, y, w = (tf.nest.map_structure(tf.constant, p) for p in _batch(tasks, batch))
-        times[name] = _best(lambda: model.train_on_batch(x, y, sample_weight=w), steps, repeats)
-        del model
-    return times
+    return {name: _time_case(size, tasks, batch, steps, repeats)
+            for name, (size, tasks) in CASES.items()}
 
 
 def setting_image_seconds(per_image):

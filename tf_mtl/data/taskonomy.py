@@ -1,4 +1,4 @@
-"""Taskonomy as ``002`` (Standley et al.) and ``001`` §5.1.2 read it: five dense tasks from PNG files.
+"""Taskonomy as ``002`` (Standley et al.) and ``001`` §5.1.2 read it: five dense tasks from PNGs.
 
 Layout (Standley's ``taskonomy_loader.py``): ``root/<folder>/<building>/<file>.png``,
 the label of an image is the rgb path with ``rgb`` replaced by the task's folder.
@@ -70,7 +70,8 @@ def building_list(source, split):
                          f"split_source={source!r}")
     if source == "standley" and split == "test":
         split = "val"
-    path = importlib.resources.files("tf_mtl.data") / "taskonomy_buildings" / f"{source}_{split}.txt"
+    folder = importlib.resources.files("tf_mtl.data") / "taskonomy_buildings"
+    path = folder / f"{source}_{split}.txt"
     if not path.is_file():
         raise ValueError(f"`split` must be 'train', 'val' or 'test'. Received: split={split!r}")
     return path.read_text().split()
@@ -79,7 +80,8 @@ def building_list(source, split):
 def parse_tasks(tasks):
     """``"sdnke"`` or a sequence of letters -> list of distinct known letters."""
     letters = list(tasks) if tasks is not None else []
-    if not letters or any(t not in TASK_FOLDERS for t in letters) or len(set(letters)) != len(letters):
+    if (not letters or any(t not in TASK_FOLDERS for t in letters)
+            or len(set(letters)) != len(letters)):
         raise ValueError(f"`tasks` must be distinct letters among {''.join(TASK_FOLDERS)} "
                          f"({TASK_FOLDERS}). Received: tasks={tasks!r}")
     return letters
@@ -154,7 +156,8 @@ def example(root, building, name, tasks, image_size, mask_from, flip):
             for t in tasks}
     mask = None
     if "d" in tasks or mask_from == "depth":
-        depth = raws["d"] if "d" in raws else _resize(read_raw(path("depth_zbuffer"), 1), image_size)
+        depth = (raws["d"] if "d" in raws
+                 else _resize(read_raw(path("depth_zbuffer"), 1), image_size))
         mask = tf.cast(depth[..., 0] < DEPTH_INVALID, tf.float32)
     elif mask_from == "mask":
         mask = tf.cast(_resize(read_raw(path("mask"), 1), image_size, nearest=True)[..., 0] > 0,

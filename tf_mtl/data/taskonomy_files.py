@@ -2,8 +2,8 @@
 
 For tests and ``:runlocal`` configs; nothing binary is checked in. The label of
 an image is found by replacing ``rgb`` in its path (Standley's loader), so every
-folder holds the same file names ``point_<i>_view_0.png``. Written deterministically from ``seed``, with the
-PNG bit depths of the release:
+folder holds the same file names ``point_<i>_view_0.png``. Written deterministically from
+``seed``, with the PNG bit depths of the release:
 
 * ``rgb``: 8-bit RGB, uniform;
 * ``segment_semantic``: 8-bit gray, classes 0..17 (0, ignored, about 10%);
@@ -65,7 +65,7 @@ def _example(rng, size, mask_folder):
 
 def write_taskonomy_like(root, buildings=("b0", "b1"), images_per_building=2, size=32, seed=0,
                          mask_folder=False):
-    """Writes ``images_per_building`` examples of ``size x size`` for each building; returns ``root``."""
+    """Writes ``images_per_building`` examples of ``size x size`` per building; returns ``root``."""
     if isinstance(buildings, str) or not list(buildings):
         raise ValueError(f"`buildings` must be a non-empty list of names. Received: "
                          f"buildings={buildings!r}")

@@ -1,4 +1,4 @@
-"""Standley et al.'s Taskonomy losses (``002``; ``taskonomy_losses.py`` of ``tstandley/taskgrouping``).
+"""Standley et al.'s Taskonomy losses (``002``; ``taskonomy_losses.py`` of ``taskgrouping``).
 
 Per task, for predictions ``p`` and targets ``y`` ``[B, H, W, C]`` and the
 validity ``m`` ``[B, H, W]`` that ``tf_mtl.data.taskonomy`` yields as the task's

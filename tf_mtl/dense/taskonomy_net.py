@@ -1,4 +1,4 @@
-"""Standley et al.'s Taskonomy network (``002`` §4.2): an Xception-style encoder and light decoders.
+"""Standley et al.'s Taskonomy network (``002`` §4.2): an Xception-style encoder, light decoders.
 
 Written from ``model_definitions/xception_taskonomy_new.py`` of
 ``tstandley/taskgrouping`` (the code ``002`` and ``001`` §5.1.2 / App. D.2 ran),

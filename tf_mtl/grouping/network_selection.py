@@ -396,5 +396,6 @@ def select_networks(candidates, budget, *, maximize=True, aggregate="mean", time
     return Selection(
         groups=[tuple(candidates[n].tasks) for n in chosen], serving=serving,
         value=float(sign * best * scale), cost=float(costs[chosen].sum()),
-        exact=not search.timed_out, gap=relative_gap(best, bound), bound=float(sign * bound * scale),
+        exact=not search.timed_out, gap=relative_gap(best, bound),
+        bound=float(sign * bound * scale),
         networks=tuple(candidates[n] for n in chosen), served_by=served_by)

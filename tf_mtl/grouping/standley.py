@@ -45,7 +45,6 @@ Example:
 """
 
 import importlib.resources
-import itertools
 import os
 
 import numpy as np
