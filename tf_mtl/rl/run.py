@@ -27,7 +27,7 @@ import tensorflow as tf
 from tf_mtl.experiments.checkpointing import atomic_write_json, read_checkpoint, write_checkpoint
 from tf_mtl.rl import environments as envs
 from tf_mtl.rl.critic import check_tau
-from tf_mtl.rl.critic_transference import CriticAffinity, transference_probes
+from tf_mtl.rl.critic_transference import METHODS, CriticAffinity, transference_probes
 from tf_mtl.rl.policy import check_hidden_units
 from tf_mtl.rl.replay import FIELDS, ReplayBuffer
 from tf_mtl.rl.rollouts import collect, evaluate
@@ -61,7 +61,12 @@ def check_config(config):
     if not isinstance(config.random_iterations, int) or config.random_iterations < 0:
         raise ValueError("`config.random_iterations` must be an int >= 0. "
                          f"Received: config.random_iterations={config.random_iterations!r}")
-    transference_probes(config.transference.methods, config.transference.every)
+    methods = config.transference.methods
+    if not isinstance(methods, (list, tuple)) or any(m not in METHODS for m in methods) or len(
+            set(methods)) != len(methods):
+        raise ValueError(f"`config.transference.methods` must be distinct names from {METHODS} "
+                         f"(empty: no transference). Received: "
+                         f"config.transference.methods={methods!r}")
     if config.temperature not in TEMPERATURES:
         raise ValueError(f"`config.temperature` must be one of {TEMPERATURES}. "
                          f"Received: config.temperature={config.temperature!r}")
