@@ -1,4 +1,4 @@
-"""Multi-task reinforcement learning: SAC on Meta-World and the critic's transference (``001`` §5.1.3).
+"""Multi-task reinforcement learning: SAC on Meta-World and its critic's transference (``001``).
 
 - ``policy``: the tanh-Gaussian policy and its log-probability with the tanh correction.
 - ``critic``: twin Q networks, their loss ``J_Q``, target networks' Polyak averaging.
@@ -21,8 +21,10 @@ from tf_mtl.rl.policy import TanhGaussianPolicy, tanh_gaussian_log_prob
 from tf_mtl.rl.replay import ReplayBuffer
 from tf_mtl.rl.sac import MultiTaskSAC, soft_target, temperature_loss
 
-__all__ = ["CriticAffinity", "MetaWorldTask", "MultiTaskSAC", "PAPER_ENVIRONMENTS",
-           "PAPER_TASKS", "ReplayBuffer", "TanhGaussianPolicy", "TwinBellmanLoss",
-           "TwinQNetwork", "critic", "critic_model", "critic_transference", "environments",
-           "policy", "polyak_update", "replay", "rollouts", "run", "sac", "soft_target",
-           "tanh_gaussian_log_prob", "temperature_loss", "transference_probes"]
+__all__ = [
+    "PAPER_ENVIRONMENTS", "PAPER_TASKS", "CriticAffinity", "MetaWorldTask", "MultiTaskSAC",
+    "ReplayBuffer", "TanhGaussianPolicy", "TwinBellmanLoss", "TwinQNetwork", "critic",
+    "critic_model", "critic_transference", "environments", "policy", "polyak_update", "replay",
+    "rollouts", "run", "sac", "soft_target", "tanh_gaussian_log_prob", "temperature_loss",
+    "transference_probes",
+]

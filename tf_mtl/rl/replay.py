@@ -70,9 +70,8 @@ class ReplayBuffer:
 
     def state(self):
         """``(meta, arrays)`` for a checkpoint: only the filled part is stored."""
-        filled = self.size if self.size < self.capacity else self.capacity
         return ({"size": self.size, "position": self.position},
-                [self.data[k][:filled] for k in FIELDS])
+                [self.data[k][:self.size] for k in FIELDS])
 
     def load_state(self, meta, arrays):
         if len(arrays) != len(FIELDS) or meta["size"] > self.capacity:

@@ -53,6 +53,9 @@ def check_config(config):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`config.{name}` must be a positive int. "
                              f"Received: config.{name}={value!r}")
+    if config.max_episode_steps > 500:
+        raise ValueError("`config.max_episode_steps` must be at most 500 (Meta-World's limit). "
+                         f"Received: config.max_episode_steps={config.max_episode_steps}")
     if config.batch_size > min(config.env_steps_per_task, config.replay_capacity):
         raise ValueError(
             "A batch larger than a task's replay buffer: the first gradient steps would "
