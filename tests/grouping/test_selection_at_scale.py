@@ -91,6 +91,50 @@ def test_bound_never_below_the_optimum_when_stopped_early(seed, time_limit):
     assert not exact or abs(value - optimum) < 1e-9
 
 
+def _planted_for(objective, m, blocks, seed):
+    """Planted blocks in each objective's orientation: TAG affinities (help inside a
+    block), HOA losses (lower inside), transference ``t(b, a)`` (higher inside, so
+    ``1 - t(b, a) / t(a, a)`` lower; ``t(a, a) = 1``)."""
+    scores, planted = _planted(m, blocks, seed)
+    if objective == "hoa":
+        scores = {s: {t: 1.0 - v for t, v in row.items()} for s, row in scores.items()}
+    elif objective == "transference":
+        scores = {s: {t: (1.0 if s == t else 1.0 + v) for t, v in row.items()}
+                  for s, row in scores.items()}
+    return scores, planted
+
+
+@pytest.mark.parametrize("objective", ["tag", "hoa", "transference"])
+@pytest.mark.parametrize("kind", ["random", "planted"])
+@pytest.mark.parametrize("splits", [2, 3])
+def test_bound_and_value_against_brute_force_all_objectives(objective, kind, splits):
+    m = 7
+    scores = (_scores(objective, m, 30 + splits) if kind == "random"
+              else _planted_for(objective, m, splits, seed=splits)[0])
+    tasks = sorted(scores)
+    M = _matrix(scores, tasks)
+    optimum = _reference_best(M, splits, objective)
+    better = 1 if objective == "tag" else -1
+    for time_limit in (1e-6, 0.05, 60):
+        sel = select_groups(scores, splits, objective, solver="column_generation",
+                            time_limit=time_limit)
+        _check_selection(sel, scores, objective)  # The value recomputed by hand.
+        assert better * (optimum - sel.value) >= -1e-9     # No grouping beats the optimum,
+        assert better * (sel.bound - optimum) >= -1e-9     # and the bound is above it.
+        if sel.exact or time_limit == 60:
+            assert sel.exact and sel.value == pytest.approx(optimum, abs=1e-9)
+
+
+@pytest.mark.parametrize("objective", ["tag", "hoa", "transference"])
+def test_planted_groups_identical_to_the_enumerating_solver_at_10_tasks(objective):
+    scores, planted = _planted_for(objective, 10, 3, seed=2)
+    today = select_groups(scores, 3, objective, solver="partition")
+    sel = select_groups(scores, 3, objective, solver="column_generation")
+    assert sorted(today.groups) == planted
+    assert (sel.groups, sel.serving, sel.exact) == (today.groups, today.serving, True)
+    assert sel.value == pytest.approx(today.value, abs=1e-12)
+
+
 def test_gap_is_a_valid_bound_at_24_tasks_under_a_time_limit():
     scores = _scores("tag", 24, 20)
     sel = select_groups(scores, 4, "tag", time_limit=3.0)  # auto: column generation.
@@ -106,11 +150,30 @@ def test_gap_is_a_valid_bound_at_24_tasks_under_a_time_limit():
         assert _reference_value(M, groups, "tag") <= sel.bound + 1e-9
 
 
-def test_planted_groups_recovered_at_32_tasks():
-    scores, planted = _planted(32, 4, seed=1)
-    sel = select_groups(scores, 4, "tag", time_limit=60)
+@pytest.mark.parametrize("m,splits", [(32, 4), (40, 4)])
+def test_planted_groups_recovered_at_30_plus_tasks(m, splits):
+    scores, planted = _planted(m, splits, seed=1)
+    sel = select_groups(scores, splits, "tag", time_limit=60)
     assert sorted(sel.groups) == planted and sel.exact and sel.gap == 0
     _check_selection(sel, scores, "tag")
+
+
+def test_benchmark_affinities_and_rows():
+    from tf_mtl.benchmarks import selection as bench
+    for kind in bench.KINDS:
+        scores = bench.affinities(kind, 6)
+        M = _matrix(scores, sorted(scores))
+        assert M.shape == (6, 6) and np.isfinite(M).all() and not np.allclose(M, M.T)
+    assert bench.affinities("random", 5) == bench.affinities("random", 5)  # Seeded.
+    rows = bench.selection_rows(sizes=(9,), splits=(2, 3), kinds=("planted",))
+    assert [r[0] for r in rows] == ["planted, 9 tasks, 2 splits", "planted, 9 tasks, 3 splits"]
+    assert all(r[1] == "enumeration" and r[3] == "optimal" for r in rows)
+    with pytest.raises(ValueError, match="Received: kind='celeba'"):
+        bench.affinities("celeba", 5)
+    with pytest.raises(ValueError, match=r"Received: splits=\('two',\)"):
+        bench.selection_benchmark(splits=("two",))
+    with pytest.raises(ValueError, match=r"Received: splits=\(0,\)"):
+        bench.selection_benchmark(splits=("0",))
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -140,3 +203,12 @@ def test_scores_not_square_are_refused():
     with pytest.raises(ValueError, match="Received: time_limit=0"):
         scale_selection.solve(np.ones((2, 2)), np.zeros(2), 1, 0)
     assert selection_lib.ENUMERATION_MAX_TASKS >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("splits", [2, 4])
+def test_20_random_tasks_proven_optimal_within_60_s(splits):
+    scores = _scores("tag", 20, 40 + splits)
+    sel = select_groups(scores, splits, "tag", time_limit=60)
+    assert sel.exact and sel.gap == 0
+    _check_selection(sel, scores, "tag")
