@@ -28,6 +28,7 @@ iteration: the same files (``affinity.json``, ``affinity_epochs.json``; first-or
 self-transference (``tf_mtl.plots``), and groups chosen by ``tf_mtl.grouping.select_groups``.
 """
 
+import math
 import os
 
 import keras
@@ -108,12 +109,14 @@ class CriticAffinity:
             self.logger.on_epoch_begin(0)
 
     def summary(self):
-        """``{probe: {"steps", "self", "cross"}}`` of this iteration's means."""
+        """``{probe: {"steps", "self", "cross"}}`` of this iteration's means (None where
+        nothing was measured)."""
         out = {}
         for probe in self.probes:
             result = {k.rsplit("/", 1)[1]: float(v)
                       for k, v in probe.accumulator.result().items()}
-            out[probe.name] = {k: result[k] for k in ("steps", "self", "cross")}
+            out[probe.name] = {k: None if math.isnan(result[k]) else result[k]
+                               for k in ("steps", "self", "cross")}
         return out
 
     def end_iteration(self, iteration):

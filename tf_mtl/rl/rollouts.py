@@ -14,8 +14,9 @@ import numpy as np
 
 
 def _episode_stats(returns, successes):
-    return {"return": float(np.mean(returns)) if returns else float("nan"),
-            "success": float(np.mean(successes)) if successes else float("nan"),
+    """Means over the episodes; None where no episode ended (valid JSON, unlike NaN)."""
+    return {"return": float(np.mean(returns)) if returns else None,
+            "success": float(np.mean(successes)) if successes else None,
             "episodes": len(returns)}
 
 

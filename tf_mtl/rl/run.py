@@ -162,15 +162,20 @@ def train_iteration(sac, buffers, config, iteration):
     return out
 
 
+def _number(value):
+    return "n/a" if value is None else f"{value:.3g}"
+
+
 def _line(entry):
     def tasks(stats, key):
-        return " ".join(f"{t.removesuffix('-v3')}={s[key]:.3g}" for t, s in stats.items())
+        return " ".join(f"{t.removesuffix('-v3')}={_number(s[key])}" for t, s in stats.items())
     text = (f"iteration {entry['iteration'] + 1}: return [{tasks(entry['train'], 'return')}] "
             f"success [{tasks(entry['train'], 'success')}] "
             f"J_Q {entry['losses']['critic_loss']:.3g} "
             f"policy {entry['losses']['policy_loss']:.3g}")
     for name, s in entry["transference"].items():
-        text += f" | {name} self {s['self']:.3g} cross {s['cross']:.3g} ({s['steps']:.0f} steps)"
+        text += (f" | {name} self {_number(s['self'])} cross {_number(s['cross'])} "
+                 f"({s['steps']:.0f} steps)")
     if "evaluation" in entry:
         text += f" | eval success [{tasks(entry['evaluation'], 'success')}]"
     return text + f" ({entry['seconds']:.1f} s)"
@@ -182,13 +187,13 @@ def _summaries(writer, entry):
         for part in ("train", "evaluation"):
             for task, stats in entry.get(part, {}).items():
                 for key in ("return", "success"):
-                    if np.isfinite(stats[key]):
+                    if stats[key] is not None:
                         tf.summary.scalar(f"{part}/{key}/{task}", stats[key], step=step)
         for key, value in entry["losses"].items():
             tf.summary.scalar(f"losses/{key}", value, step=step)
         for name, stats in entry["transference"].items():
             for key in ("self", "cross"):
-                if np.isfinite(stats[key]):
+                if stats[key] is not None:
                     tf.summary.scalar(f"{name}/{key}", stats[key], step=step)
     writer.flush()
 
