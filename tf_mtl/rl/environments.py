@@ -16,6 +16,8 @@ an episode succeeds if any of its steps does (Meta-World's evaluation).
 Meta-World missing: ``ImportError`` naming the extra that installs it.
 """
 
+import functools
+
 import numpy as np
 
 PAPER_TASKS = {"reach": "reach-v3", "push": "push-v3",
@@ -52,6 +54,14 @@ def check_environments(names):
     return sorted(names)
 
 
+@functools.lru_cache(maxsize=64)
+def goal_variations(name, seed):
+    """``(environment class, its 50 goal variations)``: ``metaworld.MT1(name, seed=seed)``'s
+    (about a second each: 50 resets; kept per process, the same for the same arguments)."""
+    benchmark = import_metaworld().MT1(name, seed=seed)
+    return benchmark.train_classes[name], tuple(benchmark.train_tasks)
+
+
 class MetaWorldTask:
     """One Meta-World v3 environment with its 50 goal variations.
 
@@ -68,14 +78,12 @@ class MetaWorldTask:
 
     def __init__(self, name, seed=0, max_episode_steps=150):
         check_environments([name])
-        metaworld = import_metaworld()
         if not isinstance(max_episode_steps, int) or not 1 <= max_episode_steps <= 500:
             raise ValueError("`max_episode_steps` must be an int in [1, 500] (Meta-World's "
                              f"limit). Received: max_episode_steps={max_episode_steps!r}")
         self.name, self.max_episode_steps = name, max_episode_steps
-        benchmark = metaworld.MT1(name, seed=seed)
-        self.variations = list(benchmark.train_tasks)
-        self.env = benchmark.train_classes[name]()
+        env_class, self.variations = goal_variations(name, seed)
+        self.env = env_class()
         self.observation_dim = int(self.env.observation_space.shape[0])
         self.action_dim = int(self.env.action_space.shape[0])
         self.steps = 0
