@@ -5,7 +5,11 @@
 * ``"segmentation"``: mIoU and pixel accuracy under ``conventions["segmentation"]``;
 * ``"depth"``: ``abs_err``, ``rel_err``; ``"normal"``: ``mean``, ``median``,
   ``within_11.25``, ``within_22.5``, ``within_30`` (fractions 0-1), each under its kind's
-  convention, with the task's sample weights (the loader's validity) as masks;
+  convention, over the pixels where the task's **own** target is valid (labels ``!= -1``,
+  depth and normals ``!= 0``), as MTAN's and Maximum Roaming's metric code count them. The
+  training sample weights are not used: with ``mask="depth"`` (``003``) the normal *loss*
+  counts the depth-valid pixels only, while Maximum Roaming's ``normal_error`` scores every
+  pixel with a valid normal;
 * ``003``'s per-class binary tasks (``class_<c>``): their logits are stacked into
   ``[B, H, W, C]`` and scored as one ``"segmentation"`` task under the ``"binary"``
   convention (Maximum Roaming's per-class IoU averaged over images, then classes); the
@@ -71,12 +75,12 @@ def evaluate(model, dataset, spec, conventions):
     predict = tf.function(lambda x: model(x, training=False))
     for batch in dataset:
         x, y, sw = keras.utils.unpack_x_y_sample_weight(batch)
+        del sw   # The training masks; the metrics use each target's own validity.
         y_pred = predict(x)
-        sw = sw if isinstance(sw, dict) else {}
         for task, scorer in scorers.items():
             if task == "segmentation" and class_tasks:
                 scorer.update_state(*_stacked_classes(y, y_pred, class_tasks))
             else:
-                scorer.update_state(y[task], y_pred[task], sample_weight=sw.get(task))
+                scorer.update_state(y[task], y_pred[task])
     return {task: {k: float(v) for k, v in scorer.results().items()}
             for task, scorer in sorted(scorers.items())}
