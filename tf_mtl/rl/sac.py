@@ -234,7 +234,10 @@ class MultiTaskSAC:
             temperature = -tf.reduce_sum(tf.reduce_mean(per_task(
                 log_alpha * tf.stop_gradient(log_prob + self.target_entropy)), axis=1))
         policy_grads = tape.gradient(actor, self.policy.trainable_variables)
-        alpha_grads = tape.gradient(temperature, [self.log_alpha])
+        # Dense: through tf.gather the gradient is IndexedSlices with one slice per row,
+        # and Adam's second moment would then sum the rows' squares, not square their sum.
+        alpha_grads = [tf.convert_to_tensor(g) for g in tape.gradient(temperature,
+                                                                       [self.log_alpha])]
         # Everything above reads the weights the step starts from: nothing is applied
         # before all of it is computed.
         with tf.control_dependencies([targets, actor, temperature] + policy_grads
