@@ -61,10 +61,21 @@ def test_the_papers_settings():
     table_4 = _module("cityscapes").get_config("uw_it_pcgrad_fo")
     assert table_4.data.batch_size == 8 and table_4.data.num_classes == 7
     assert table_4.rule.weighting == "uw"
+    # MTAN's code: logsigma starts at -0.5; DWA averages each epoch's losses (398 steps).
+    assert table_4.rule.initial_log_variance == -0.5
+    assert _module("nyuv2").get_config("uw").rule.initial_log_variance == -0.5
+    assert _module("nyuv2").get_config("dwa").rule.period == 398
+    assert _module("nyuv2").get_config("dwa,runlocal").rule.period == 2
     binary = _module("nyuv2_binary").get_config("mr")
     assert len(config_checks.config_tasks(binary)) == 15 and binary.epochs == 500
     assert binary.model.encoder == "segnet" and binary.data.mask == "depth"
     assert binary.model.encoder_kwargs.routing.sharing_ratio == 0.8
+    # Maximum Roaming's dense scripts: --update_interval 1 (epoch); saver.py's best per task,
+    # validated every 5 epochs; train_gradnorm.py's default alpha 0.5 (Table 3 gives none).
+    assert binary.model.encoder_kwargs.routing.update_every_epochs == 1.0
+    assert binary.report == "best_per_task_every_5" and not binary.early_stopping_patience
+    assert _module("nyuv2_binary").get_config("gradnorm").rule.alpha == 0.5
+    assert _module("cityscapes_binary").get_config("gradnorm").rule.alpha == 1.5
     cs = _module("cityscapes_binary").get_config("tr")
     assert len(config_checks.config_tasks(cs)) == 8
     assert cs.model.encoder_kwargs.routing.sharing_ratio == 0.6
@@ -89,6 +100,10 @@ def test_bad_dense_settings_are_refused():
         config_checks.check_config(config)
     with pytest.raises(ValueError, match="Received: generate="):
         dense_setup.generated_root("nyuv2", {"rows": 3})
+    quickstart = _module("quickstart").get_config()
+    quickstart.report = "best_per_task"
+    with pytest.raises(ValueError, match="dense validation metrics.*Received: report="):
+        config_checks.check_config(quickstart)
 
 
 @pytest.mark.parametrize("rule", [{"name": "mgda", "upper_bound": True},
@@ -118,9 +133,30 @@ def test_report_mean_of_the_last_epochs():
     short = reporting.reported("mean_last_20", test, history)
     assert short["segmentation"]["miou"] == pytest.approx(np.mean(values))
     assert reporting.reported("final", test, history) == test
-    for bad in ("last_10", "mean_last_", "mean_last_-1", 10):
+    for bad in ("last_10", "mean_last_", "mean_last_-1", 10, "best_per_task_every_0",
+                "best_per_task_5"):
         with pytest.raises(ValueError, match="Received"):
             reporting.check_report(bad)
+
+
+def test_report_each_task_at_its_own_best_validated_epoch():
+    nan = float("nan")
+    history = {   # Validated at epochs 2 and 4 (every 2) and the last, 5; NaN elsewhere.
+        "val_segmentation_miou": [nan, 0.30, nan, 0.50, 0.40],
+        "val_segmentation_pixel_accuracy": [nan, 0.90, nan, 0.80, 0.95],
+        "val_depth_abs_err": [nan, 0.70, nan, 0.60, 0.65],
+        "val_depth_rel_err": [nan, 0.20, nan, 0.25, 0.22],   # best (lowest) at epoch 2
+    }
+    test = {"segmentation": {"miou": 0.0, "pixel_accuracy": 0.0},
+            "depth": {"abs_err": 9.0, "rel_err": 9.0}, "class_00": {"loss": 1.0}}
+    out = reporting.reported("best_per_task_every_2", test, history)
+    # Each task's metrics from the epoch of its key metric's best: mIoU at epoch 4 (with
+    # that epoch's 0.80 pixel accuracy, not the best 0.95); depth at epoch 2.
+    assert out["segmentation"] == {"miou": 0.50, "pixel_accuracy": 0.80}
+    assert out["depth"] == {"abs_err": 0.70, "rel_err": 0.20}
+    assert out["class_00"] == {"loss": 1.0}   # no key metric: its final values
+    assert reporting.validation_every("best_per_task") == 1
+    assert reporting.validation_every("mean_last_3") is None
 
 
 @pytest.mark.parametrize("name,variant", [("cityscapes", "uw_pcgrad"),
@@ -139,6 +175,10 @@ def test_runlocal_trains_two_steps_on_generated_files(name, variant, tmp_path):
         assert set(test["segmentation"]) == {"miou", "pixel_accuracy"}
         assert set(test["depth"]) == {"abs_err", "rel_err"}
     assert all(np.isfinite(v) for metrics in test.values() for v in metrics.values())
+    if name == "nyuv2_binary":   # Validated at the last epoch; reported from that epoch.
+        history = result["history"]
+        assert test["segmentation"]["miou"] == pytest.approx(history["val_segmentation_miou"][0])
+        assert test["depth"]["rel_err"] == pytest.approx(history["val_depth_rel_err"][0])
 
 
 def test_compare_gives_table_1_with_delta_m(tmp_path, monkeypatch):

@@ -169,7 +169,11 @@ def check_config(config):
                          f"Received: early_stopping_mode={mode!r}")
     _check_attribute_monitor(config)
     if config.get("report") is not None:
-        reporting.check_report(config.report)
+        if reporting.validation_every(config.report) and (
+                "data" not in config or config.data.get("name") not in dense_setup.LOADERS):
+            raise ValueError("`config.report` 'best_per_task...' picks epochs on the dense "
+                             f"validation metrics ({sorted(dense_setup.LOADERS)} only). "
+                             f"Received: report={config.report!r}")
     dense_setup.conventions(config)   # config.metric_conventions, where given.
     spread = config.get("table_spread")
     if spread is not None and spread not in results_lib.SPREADS:

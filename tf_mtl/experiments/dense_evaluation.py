@@ -38,6 +38,14 @@ KIND_METRICS = {"segmentation": SEGMENTATION_KINDS, "depth": DEPTH_KINDS,
                 "normal": NORMAL_KINDS}
 
 
+def metric_names(spec):
+    """``{task: [metric, ...]}`` that ``evaluate`` returns for ``spec``."""
+    names = {t: list(KIND_METRICS[t]) for t in spec if t in KIND_METRICS}
+    if any(t.startswith("class_") for t in spec):
+        names["segmentation"] = list(SEGMENTATION_KINDS)
+    return names
+
+
 def _scorers(spec, conventions, class_tasks):
     scorers = {}
     for task, (units, _) in spec.items():

@@ -17,7 +17,8 @@ Config fields:
         offset by ``seed``, so the runs of ``seeds`` draw other
         partitions and PCGrad orders; False pins them as written)
     table_spread ("se" | "std": the seeds tables show mean ± standard error or ± std)
-    report (absent = "final" | "mean_last_<k>": ``tf_mtl.experiments.reporting``)
+    report (absent = "final" | "mean_last_<k>" | "best_per_task[_every_<k>]":
+        ``tf_mtl.experiments.reporting``)
     metric_conventions (dense metrics: {kind: convention}, ``dense_setup.conventions``)
     data: name ("synthetic" | "celeba" | "multi_mnist" | "multi_mnist_pickle" |
           "movielens" | "nyuv2" | "cityscapes": ``dense_setup``), batch_size, and the
@@ -53,7 +54,7 @@ import ml_collections
 
 from tf_mtl import distribute, grouping
 from tf_mtl.experiments import checkpointing
-from tf_mtl.experiments import dense_evaluation, dense_setup, reporting
+from tf_mtl.experiments import dense_evaluation, dense_setup, dense_validation, reporting
 from tf_mtl.experiments import evaluation
 from tf_mtl import data as data_lib
 from tf_mtl.experiments import results as results_lib
@@ -341,9 +342,12 @@ def _train_and_test(config, workdir, files):
     checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.bin"], early_stopping)
     initial_epoch, done = checkpoint.restore(model)
     checkpointing.truncate_csv(files["metrics.csv"], initial_epoch)
-    callbacks = [attribute_score_logger({t: (task_spec[t][0] if task_spec else
-                                             config.model.head_units) for t in model.tasks}),
-                 keras.callbacks.CSVLogger(files["metrics.csv"], append=initial_epoch > 0)]
+    callbacks = dense_validation.validation_callbacks(  # First: the others read its logs.
+        config, val_ds, task_spec and {t: task_spec[t] for t in model.tasks},
+        dense_setup.conventions(config) if config.data.name in dense_setup.LOADERS else None)
+    callbacks += [attribute_score_logger({t: (task_spec[t][0] if task_spec else
+                                              config.model.head_units) for t in model.tasks}),
+                  keras.callbacks.CSVLogger(files["metrics.csv"], append=initial_epoch > 0)]
     callbacks += [early_stopping] if early_stopping else []
     tb = os.path.join(workdir, "tb") if config.get("tensorboard", True) else None
     if tb:
