@@ -7,7 +7,8 @@ the mean of the last 10 epochs' validation metrics, MTAN's metric code at ``001`
 (``mtan_legacy`` segmentation, per-batch depth errors; ``001`` does not say which Cityscapes
 metric code it ran: this is MTAN's own). Table 4 averages 6 runs: ``--seeds=6``.
 
-Variants: ``uw_mtan`` (UW-MTAN, uncertainty weighting in MTAN's regression form),
+Variants: ``uw_mtan`` (UW-MTAN, uncertainty weighting in MTAN's regression form, its
+log-variances starting at MTAN's -0.5),
 ``uw_pcgrad`` and ``uw_it_pcgrad_fo`` (UW-IT-PCGrad‡: IT-MTL between the MTL and PCGrad
 gradients, both under UW, first-order transference).
 
@@ -21,11 +22,13 @@ configs/cityscapes.py:uw_it_pcgrad_fo --set=data.root=/path/to/cityscapes2
 
 from configs.nyuv2 import choose, dense_config
 
+# MTAN's uncertainty weighting: the regression form, log-variances starting at -0.5.
+UW = {"form": "regression", "initial_log_variance": -0.5}
 VARIANTS = {
-    "uw_mtan": {"name": "uw", "form": "regression"},
-    "uw_pcgrad": {"name": "pcgrad", "weighting": "uw", "form": "regression"},
-    "uw_it_pcgrad_fo": {"name": "itmtl", "candidates": "all,pcgrad", "weighting": "uw",
-                        "form": "regression", "lookahead": "first_order"},
+    "uw_mtan": {"name": "uw", **UW},
+    "uw_pcgrad": {"name": "pcgrad", "weighting": "uw", **UW},
+    "uw_it_pcgrad_fo": {"name": "itmtl", "candidates": "all,pcgrad", "weighting": "uw", **UW,
+                        "lookahead": "first_order"},
 }
 
 

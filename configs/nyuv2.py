@@ -16,7 +16,9 @@ Variants (``:<variant>``): Table 1's rows ``mtan`` (MTAN, equal weights: MTAN's 
 ``pcgrad``, ``it_pcgrad`` (IT-MTL choosing between the MTL and the PCGrad gradient, exact
 Adam lookahead) and ``it_pcgrad_fo`` (IT-PCGrad‡, first-order transference). Cross-Stitch's
 row is copied from MTAN's paper in ``001`` and not run. Also, not rows of Table 1: ``uw``
-(MTAN's uncertainty weighting, the regression form for every task), ``dwa`` (T = 2),
+(MTAN's uncertainty weighting: the regression form for every task, the log-variances
+starting at MTAN's -0.5), ``dwa`` (T = 2, averaging each epoch's losses as MTAN does: 398
+steps, NYUv2's 795 training images at batch 2; ``:dwa,runlocal`` uses its 2 steps),
 ``mgda`` (MGDA on the shared parameters' gradients), ``gradnorm`` (alpha 1.5, gradient norms
 over all shared parameters) and ``itmtl`` (IT-MTL over each task's gradient and the combined
 one).
@@ -50,8 +52,8 @@ VARIANTS = {
     "pcgrad": {"name": "pcgrad"},
     "it_pcgrad": {"name": "itmtl", "candidates": "all,pcgrad"},
     "it_pcgrad_fo": {"name": "itmtl", "candidates": "all,pcgrad", "lookahead": "first_order"},
-    "uw": {"name": "uw", "form": "regression"},
-    "dwa": {"name": "dwa", "temperature": 2.0},
+    "uw": {"name": "uw", "form": "regression", "initial_log_variance": -0.5},
+    "dwa": {"name": "dwa", "temperature": 2.0, "period": 398},
     "mgda": {"name": "mgda", "upper_bound": False},
     "gradnorm": {"name": "gradnorm", "alpha": 1.5, "on": "all_shared"},
     "itmtl": {"name": "itmtl", "candidates": "segmentation,depth,normal,all"},
@@ -99,4 +101,6 @@ def get_config(arg=None):
                             "normal": "batch_mean"}
     c.report = "mean_last_10"
     c.rule.update(rule)
+    if runlocal_run and c.rule.name == "dwa":
+        c.rule.period = c.steps_per_epoch
     return c

@@ -141,3 +141,17 @@ def test_mixed_forms_save_and_load(tmp_path):
     np.testing.assert_array_equal(loaded.update.log_vars.numpy(), model.update.log_vars.numpy())
     np.testing.assert_allclose(loaded.update.current_weights().numpy(),
                                model.update.current_weights().numpy())
+
+
+def test_initial_log_variance_is_mtans_start():
+    # MTAN starts logsigma at -0.5: regression weight 1 / (2 e^{-0.5}), by hand 0.8243606.
+    update = UncertaintyWeights(form={"a": "regression", "b": "log1p"}, initial_log_variance=-0.5)
+    _model(update)
+    np.testing.assert_allclose(update.current_weights().numpy(), [0.8243606, 1.0], rtol=1e-6)
+    again = UncertaintyWeights.from_config(update.get_config())
+    assert again.initial_log_variance == -0.5
+    built = tf_mtl.updates.build_update({"name": "uw", "initial_log_variance": -0.5})
+    assert built.initial_log_variance == -0.5
+    for bad in (float("nan"), "0", True):
+        with pytest.raises(ValueError, match="Received: initial_log_variance="):
+            UncertaintyWeights(initial_log_variance=bad)

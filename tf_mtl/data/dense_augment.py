@@ -1,8 +1,9 @@
 """MTAN's optional NYUv2 augmentation: random scale-crop, then a random horizontal flip.
 
 As MTAN's ``im2im_pred/create_dataset.py`` (``RandomScaleCrop``, added after
-the paper; ``001``'s runs use no augmentation) codes it, for an ``H x W``
-example:
+the paper; ``001``'s runs use no augmentation) codes it at HEAD, for an ``H x W``
+example (at ``001``'s commit ``b6504093`` the depth was resized bilinearly; HEAD's
+nearest resize, followed here, never blends a depth with an invalid 0):
 
 1. Draw a scale ``s`` from ``SCALES`` = 1.0 / 1.2 / 1.5 (uniformly), crop a
    window of ``h = int(H / s)`` rows and ``w = int(W / s)`` columns at a

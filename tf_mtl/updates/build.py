@@ -16,8 +16,8 @@ or a dict) with the fields of ``DEFAULTS``:
   ``all``, and gradient/direction rule names (built with their settings):
   ``"left,right,all"`` or ``"all,pcgrad,cagrad"``;
 * the first rules' own arguments, flat: ``form`` (uncertainty weighting: one form
-  for every task, or per task as ``"left:classification,right:regression"``);
-  ``temperature``, ``period``;
+  for every task, or per task as ``"left:classification,right:regression"``;
+  ``initial_log_variance``, the start of its log-variances); ``temperature``, ``period``;
   ``alpha``, ``on``, ``gradnorm_learning_rate``; ``seed``; ``upper_bound``,
   ``normalization``; ``lookahead``, ``update_heads``;
 * every later rule's arguments under its name, with the rule's own defaults
@@ -41,7 +41,7 @@ FLAT_DEFAULTS = {
     "name": "equal", "weighting": "", "candidates": "", "form": "regression",
     "temperature": 2.0, "period": 1, "alpha": 1.5, "on": "last_shared_layer",
     "gradnorm_learning_rate": 0.025, "seed": 0, "upper_bound": True, "normalization": "none",
-    "lookahead": "exact", "update_heads": False,
+    "lookahead": "exact", "update_heads": False, "initial_log_variance": 0.0,
 }
 # Rules whose arguments live under their name: config name -> (module, class).
 NESTED = {
@@ -97,7 +97,8 @@ def _uw_form(text):
 def _weighting(name, s):
     if name in NESTED:
         return _class(name)(**s[name])
-    return {"uw": lambda: UncertaintyWeights(form=_uw_form(s["form"])),
+    return {"uw": lambda: UncertaintyWeights(form=_uw_form(s["form"]),
+                                             initial_log_variance=s["initial_log_variance"]),
             "cov": CoV,
             "dwa": lambda: DWA(temperature=s["temperature"], period=s["period"]),
             "gradnorm": lambda: GradNorm(alpha=s["alpha"], on=s["on"],

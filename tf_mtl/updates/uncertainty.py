@@ -30,6 +30,7 @@ the shared parameters get ``sum_i w_i lw_i g_i`` with the weights of this step.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_mtl.updates.weighted import LossWeighting
@@ -55,6 +56,10 @@ class UncertaintyWeights(LossWeighting):
             accepted for it), ``"classification"`` (``e^{-s}``, penalty
             ``½ s``), ``"log1p"`` (``1/ε²``, penalty ``log(1 + ε²)``), or a
             dict ``{task: form}`` naming every task.
+        initial_log_variance: the start of every ``s_i`` of the regression and
+            classification forms (default 0; MTAN's code starts its ``logsigma`` at
+            -0.5, weight ``1/(2 e^{-0.5})`` = 0.82, which ``configs/nyuv2.py`` and
+            ``configs/cityscapes.py`` follow). ``log1p``'s ``ε`` starts at 1 regardless.
 
     Example:
         >>> update = tf_mtl.updates.UncertaintyWeights()                # UW-MTL
@@ -63,9 +68,14 @@ class UncertaintyWeights(LossWeighting):
         ...     form={"watch": "classification", "rating": "regression"})
     """
 
-    def __init__(self, form="regression", **kwargs):
+    def __init__(self, form="regression", initial_log_variance=0.0, **kwargs):
         kwargs.setdefault("name", "uncertainty")
         super().__init__(**kwargs)
+        if isinstance(initial_log_variance, bool) or not isinstance(
+                initial_log_variance, (int, float)) or not np.isfinite(initial_log_variance):
+            raise ValueError("`initial_log_variance` must be a finite number. Received: "
+                             f"initial_log_variance={initial_log_variance!r}")
+        self.initial_log_variance = float(initial_log_variance)
         if isinstance(form, dict):
             try:
                 form = {task: _canonical(f) for task, f in form.items()}
@@ -92,7 +102,8 @@ class UncertaintyWeights(LossWeighting):
         forms = self.task_forms()
         self._log1p = tf.constant([f == "log1p" for f in forms])
         self._scale = tf.constant([0.5 if f == "regression" else 1.0 for f in forms])
-        start = [1.0 if f == "log1p" else 0.0 for f in forms]   # ε starts at 1, s at 0
+        # ε starts at 1, s at initial_log_variance.
+        start = [1.0 if f == "log1p" else self.initial_log_variance for f in forms]
         self.log_vars = self.add_weight(
             name="eps" if all(f == "log1p" for f in forms) else "log_vars",
             shape=(len(self.tasks),), trainable=True,
@@ -113,4 +124,5 @@ class UncertaintyWeights(LossWeighting):
         return tf.reduce_sum(tf.where(self._log1p, tf.math.log1p(tf.square(eps)), 0.5 * s))
 
     def get_config(self):
-        return {**super().get_config(), "form": self.form}
+        return {**super().get_config(), "form": self.form,
+                "initial_log_variance": self.initial_log_variance}
