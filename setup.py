@@ -27,6 +27,7 @@ setup(
         "tf-mtl-evaluate-grouping=tf_mtl.cli.evaluate_grouping:run",
         "tf-mtl-compare-groupings=tf_mtl.cli.compare_groupings:run",
         "tf-mtl-compare=tf_mtl.cli.compare:run",
+        "tf-mtl-metaworld=tf_mtl.cli.metaworld:run",
     ]},
     install_requires=[
         "tensorflow>=2.16",

@@ -18,7 +18,7 @@ _quiet_console_script()
 
 from tf_mtl import distribute, lookahead, probes, step_schedule, transference
 from tf_mtl import data, encoders, routing, updates
-from tf_mtl import callbacks, experiments, losses, grouping, interference, metrics, plots
+from tf_mtl import callbacks, experiments, losses, grouping, interference, metrics, plots, rl
 from tf_mtl.losses import FunctionLoss
 from tf_mtl.model import MultiTaskModel
 
@@ -39,6 +39,7 @@ __all__ = [
     "metrics",
     "plots",
     "probes",
+    "rl",
     "routing",
     "step_schedule",
     "transference",

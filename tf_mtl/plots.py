@@ -55,7 +55,10 @@ def _heatmap(scores, tasks, normalize, title):
         raise ImportError("Plotting affinities needs matplotlib: pip install "
                           "'tf_mtl[plot]'") from e
     sources, values = affinity_array(scores, tasks, normalize)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(tasks), 1.0 + 0.45 * len(sources)))
+    # Room on the left for the longest source label (e.g. a group "a|b|c|d|e").
+    label_width = 0.08 * max(len(str(s)) for s in sources)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(tasks) + label_width,
+                                    1.0 + 0.45 * len(sources)))
     limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
     image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(len(tasks)), labels=tasks, rotation=45, ha="right")

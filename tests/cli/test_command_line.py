@@ -27,6 +27,7 @@ COMMANDS = {
     "evaluate_grouping": ["config", "groups", "workdir"],
     "compare_groupings": ["config", "workdir", "splits", "methods"],
     "compare": ["configs", "seeds", "workdir", "set"],
+    "metaworld": ["config", "workdir"],
 }
 NOISE = ("onednn", "cuda", "absl::initializelog", "cpu_feature_guard", "tensorflow binary")
 

@@ -1,7 +1,7 @@
 """Command-line entry points (absl apps): parse flags, call library code.
 
-Eight commands, one module each: ``train``, ``group``, ``benchmark``, ``interference``,
-``pairs``, ``evaluate_grouping``, ``compare_groupings``, ``compare``. Each module's
+Nine commands, one module each: ``train``, ``group``, ``benchmark``, ``interference``,
+``pairs``, ``evaluate_grouping``, ``compare_groupings``, ``compare``, ``metaworld``. Each module's
 ``run`` is its console script (``tf-mtl-train``, ``tf-mtl-evaluate-grouping``, ...);
 from a checkout, ``python -m launch.<module>`` runs the same. What they share is here,
 in ``run_command(main)``:
