@@ -40,7 +40,7 @@ runs briefly whenever the cheap pricing settles, and gets the last
 (or the local search's, when better).
 
 **What it reaches** (2-core CPU, TAG, benchmark affinities): 20 tasks proven
-optimal at 2-4 splits in 10-20 s; planted blocks at 30-40 tasks in seconds.
+optimal at 2-4 splits in 8-36 s; planted blocks at 30-40 tasks in seconds to a minute.
 At 30-40 random or measured-like tasks the pricing is not solved exactly in a
 minute (its node bound is far from the best group's worth at the middle
 sizes), so the certified gap stays far above 1% there; the integer master's
