@@ -18,6 +18,8 @@ setup(
     # Only tf_mtl is installed: launch/ and configs/ stay in the checkout
     # (python -m launch.train from its root); installed commands are below.
     packages=find_packages(include=["tf_mtl", "tf_mtl.*"]),
+    # 002's released losses and the Taskonomy building lists (data read at run time).
+    package_data={"tf_mtl.grouping": ["data/*"], "tf_mtl.data": ["taskonomy_buildings/*"]},
     entry_points={"console_scripts": [
         "tf-mtl-train=tf_mtl.cli.train:run",
         "tf-mtl-group=tf_mtl.cli.group:run",

@@ -29,6 +29,8 @@ PAPERS = {"000": "Zhang", "001": "Fifty", "002": "Standley", "003": "Pascal", "0
 
 # Docstring examples that are self-contained and run in well under a second each.
 DOCTESTS = [
+    "tf_mtl.grouping.standley", "tf_mtl.dense.taskonomy_losses", "tf_mtl.data.taskonomy_files",
+    "tf_mtl.data.taskonomy",
     "tf_mtl.rl.policy", "tf_mtl.rl.critic", "tf_mtl.rl.replay", "tf_mtl.rl.sac.soft_target",
     "tf_mtl.rl.sac.temperature_loss", "tf_mtl.rl.sac.policy_loss",
     "tf_mtl.rl.critic_transference.critic_model",

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tf_mtl.experiments import experiment
+from tf_mtl.experiments import dense_setup, experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -85,6 +85,6 @@ def test_declared_fields_are_the_loaders_keyword_arguments(name):
     if name == "synthetic":
         from tf_mtl.data import synthetic_arrays
         params |= set(inspect.signature(synthetic_arrays).parameters) - {"split"}
-    if name in ("nyuv2", "cityscapes"):  # the runner's own field: write a small release first
-        params |= {"generate"}
+    if name in dense_setup.LOADERS:  # the runner's own fields: generate a small release, ...
+        params |= {"generate"} | set(dense_setup.RUNNER_FIELDS.get(name, ()))
     assert sorted(fields) == sorted(params)

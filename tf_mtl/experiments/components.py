@@ -11,6 +11,7 @@ from tf_mtl import data as data_lib
 from tf_mtl import encoders
 from tf_mtl.dense.mtan import SegNetMTAN
 from tf_mtl.dense.segnet import FILTERS as SEGNET_FILTERS, SegNet
+from tf_mtl.dense.taskonomy_net import TaskonomyEncoder
 from tf_mtl.experiments import dense_setup
 from tf_mtl.experiments.attribute_metrics import AttributeScore
 from tf_mtl.transference import Transference
@@ -19,7 +20,9 @@ ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
             "resnet18": encoders.ResNet18, "lenet": encoders.LeNet, "etrnlp": encoders.ETRNLPNet,
             "movielens": data_lib.MovieLensEncoder,
             # Dense prediction (tf_mtl.dense): SegNet-MTAN's tasks come from the data.
-            "segnet": SegNet, "segnet_mtan": SegNetMTAN}
+            "segnet": SegNet, "segnet_mtan": SegNetMTAN,
+            # 002's Xception-style Taskonomy encoder (its decoders are the heads).
+            "taskonomy_xception": TaskonomyEncoder}
 
 
 LOSSES = {  # Names configs use for losses that need arguments.
@@ -47,7 +50,9 @@ METRICS = {  # Names configs use for metrics that need arguments.
 ENCODER_WIDTH_ARGS = {"mlp": ("units", (64,)), "resnet_lite": ("filters", 64),
                       "resnet18": ("width", 64), "lenet": ("hidden", 50),
                       "segnet": ("filters", SEGNET_FILTERS),
-                      "segnet_mtan": ("filters", SEGNET_FILTERS)}
+                      "segnet_mtan": ("filters", SEGNET_FILTERS),
+                      # A cost in percent: width 0.5 is 002's half-size network.
+                      "taskonomy_xception": ("size", 100)}
 
 
 CELEBA_PRESETS = {"tag": data_lib.CELEBA_TAG_TASKS, "mr_groups": data_lib.CELEBA_MR_GROUPS}

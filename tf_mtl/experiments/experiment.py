@@ -54,6 +54,7 @@ import ml_collections
 
 from tf_mtl import distribute, grouping
 from tf_mtl.experiments import checkpointing
+from tf_mtl.dense import taskonomy_losses
 from tf_mtl.experiments import dense_evaluation, dense_setup, dense_validation, reporting
 from tf_mtl.experiments import evaluation
 from tf_mtl import data as data_lib
@@ -382,6 +383,8 @@ def _train_and_test(config, workdir, files):
 
 
 def _test_metrics(config, model, test_ds, task_spec):
+    if config.data.name == "taskonomy":   # 002 / 001 Table 7 report per-task test losses.
+        return taskonomy_losses.evaluate_losses(model, test_ds)
     if config.data.name in dense_setup.LOADERS:
         return dense_evaluation.evaluate(model, test_ds, {t: task_spec[t] for t in model.tasks},
                                          dense_setup.conventions(config))
