@@ -44,6 +44,8 @@ def _quickstart():
     ("optimizer.epsilon", 1e-8, r"epsilon.*adam.*Received: epsilon=1e-08 with name='sgd'"),
     ("early_stopping_mode", "lowest", r"early_stopping_mode='lowest'"),
     ("table_spread", "sd", r"`config.table_spread` .*Received: table_spread='sd'"),
+    ("grouping.time_limit", -1.0, r"Received: time_limit=-1.0"),
+    ("grouping.time_limit", 0.0, r"Received: time_limit=0.0"),
 ])
 def test_values_no_run_can_mean_are_refused(field, value, message):
     config = _quickstart()
