@@ -4,7 +4,8 @@ shared by every task (``001`` §5.1.3, App. D.3).
 A state is the observation with the task's one-hot appended (Meta-World's MT-SAC
 convention). Each gradient step takes one batch per task (``[m, B, ...]``: ``001`` D.3:
 128 per task) and, with softlearning's defaults (lr 3e-4, ``gamma`` 0.99, ``tau`` 5e-3,
-reward scale 1, Adam everywhere):
+reward scale 1, Adam everywhere with ``tf.compat.v1.train.AdamOptimizer``'s epsilon 1e-8,
+softlearning's, not Keras's default 1e-7):
 
 * soft target, held constant (``soft_target``):
   ``y = c r + gamma (1 - terminal) (min_k Q_hat_k(s', a') - alpha_t log pi(a'|s'))``,
@@ -39,6 +40,9 @@ from tf_mtl.rl.critic import TwinQNetwork, check_tau, polyak_update
 from tf_mtl.rl.critic_transference import critic_model
 from tf_mtl.rl.policy import TanhGaussianPolicy
 from tf_mtl.rl.replay import FIELDS
+
+# softlearning (at 001's time) used tf.compat.v1.train.AdamOptimizer: epsilon 1e-8.
+ADAM_EPSILON = 1e-8
 
 TEMPERATURES = ("per_task", "shared")
 
@@ -144,9 +148,10 @@ class MultiTaskSAC:
             name="log_alpha")
         self.gradient_steps = keras.Variable(0, dtype="int64", trainable=False,
                                              name="gradient_steps")
-        self.policy_optimizer = keras.optimizers.Adam(self.learning_rate)
-        self.alpha_optimizer = keras.optimizers.Adam(self.learning_rate)
-        self.critic.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        self.policy_optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=ADAM_EPSILON)
+        self.alpha_optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=ADAM_EPSILON)
+        self.critic.compile(optimizer=keras.optimizers.Adam(self.learning_rate,
+                                                            epsilon=ADAM_EPSILON))
         self._build()
         self._step = tf.function(self._train_step)
         self._act = tf.function(self._actions)
