@@ -25,9 +25,11 @@ def _raw():
             "keypoints2d": keypoints, "edge_texture": edges, "mask": mask}
 
 
-def _write(root, raw, building="b0", name="point_0_view_0.png", skip=()):
+def _write(root, raw, building="b0", point=0, skip=()):
+    """The release's names: ``point_<i>_view_0_domain_<folder>.png`` in every folder."""
     for folder, array in raw.items():
         if folder not in skip:
+            name = f"point_{point}_view_0_domain_{folder}.png"
             taskonomy_files.write_png(os.path.join(root, folder, building, name), array)
     return str(root)
 
@@ -114,8 +116,8 @@ def test_resized_examples_keep_classes(tmp_path):
 def test_missing_label_file_is_named(tmp_path):
     raw = _raw()
     root = _write(tmp_path, raw)
-    _write(tmp_path, raw, name="point_1_view_0.png", skip=("edge_texture",))
-    missing = os.path.join(root, "edge_texture", "b0", "point_1_view_0.png")
+    _write(tmp_path, raw, point=1, skip=("edge_texture",))
+    missing = os.path.join(root, "edge_texture", "b0", "point_1_view_0_domain_edge_texture.png")
     with pytest.raises(ValueError, match=f"Missing label file {missing}"):
         taskonomy(root, "val", buildings=["b0"], image_size=SIZE)
     taskonomy(root, "val", tasks="sdnk", buildings=["b0"], image_size=SIZE)   # Not asked: fine.

@@ -1,7 +1,10 @@
 """Taskonomy as ``002`` (Standley et al.) and ``001`` §5.1.2 read it: five dense tasks from PNGs.
 
 Layout (Standley's ``taskonomy_loader.py``): ``root/<folder>/<building>/<file>.png``,
-the label of an image is the rgb path with ``rgb`` replaced by the task's folder.
+the label of an image is the rgb path with ``rgb`` replaced by the task's folder, in the
+folder and in the file name alike (the release names files
+``point_<i>_view_<j>_domain_rgb.png`` / ``..._domain_depth_zbuffer.png``; Standley's
+``file_name.replace('rgb', task)``).
 Tasks are named by ``002``'s letters (Figure 5, ``001`` Table 7):
 
 ====  ====================  ========================================  =================
@@ -105,6 +108,11 @@ def _records(root, buildings, image_range):
     return records
 
 
+def label_name(name, folder):
+    """The file name of ``folder``'s label of the rgb file ``name`` (module docstring)."""
+    return name.replace("rgb", folder)
+
+
 def _check_labels(root, records, folder):
     """Every record has its ``folder`` file; returns False only for an absent ``mask``."""
     listed = {}
@@ -112,8 +120,9 @@ def _check_labels(root, records, folder):
         if building not in listed:
             where = os.path.join(root, folder, building)
             listed[building] = set(os.listdir(where)) if os.path.isdir(where) else set()
-        if name not in listed[building]:
-            raise ValueError(f"Missing label file {os.path.join(root, folder, building, name)} "
+        if label_name(name, folder) not in listed[building]:
+            raise ValueError(f"Missing label file "
+                             f"{os.path.join(root, folder, building, label_name(name, folder))} "
                              f"for task folder {folder!r} (the rgb file "
                              f"{os.path.join(root, 'rgb', building, name)} exists). "
                              f"Received: root={root!r}")
@@ -148,8 +157,9 @@ def decode(raw, task):
 
 def example(root, building, name, tasks, image_size, mask_from, flip):
     """``(image, {task: y}, {task: w})`` of one rgb file (graph code, for ``tf.data``)."""
-    def path(folder):
-        return tf.strings.join([root, folder, building, name], separator=os.sep)
+    def path(folder):   # label_name, on a string tensor.
+        return tf.strings.join([root, folder, building,
+                                tf.strings.regex_replace(name, "rgb", folder)], separator=os.sep)
 
     image = _resize(read_raw(path("rgb"), 3) / 255.0, image_size)
     raws = {t: _resize(read_raw(path(TASK_FOLDERS[t]), CHANNELS[t]), image_size, nearest=t == "s")

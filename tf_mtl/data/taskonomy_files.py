@@ -1,8 +1,8 @@
 """Small generated Taskonomy buildings, in exactly the layout ``tf_mtl.data.taskonomy`` reads.
 
 For tests and ``:runlocal`` configs; nothing binary is checked in. The label of
-an image is found by replacing ``rgb`` in its path (Standley's loader), so every
-folder holds the same file names ``point_<i>_view_0.png``. Written deterministically from
+an image is found by replacing ``rgb`` in its path, folder and file name alike (Standley's
+loader), and files are named as the release names them: ``point_<i>_view_0_domain_<folder>.png``. Written deterministically from
 ``seed``, with the PNG bit depths of the release:
 
 * ``rgb``: 8-bit RGB, uniform;
@@ -17,7 +17,7 @@ folder holds the same file names ``point_<i>_view_0.png``. Written deterministic
 Example:
     >>> root = write_taskonomy_like("/tmp/tk", ["b0", "b1"], images_per_building=2, size=16)
     >>> sorted(os.listdir(os.path.join(root, "rgb", "b0")))
-    ['point_0_view_0.png', 'point_1_view_0.png']
+    ['point_0_view_0_domain_rgb.png', 'point_1_view_0_domain_rgb.png']
 """
 
 import os
@@ -40,8 +40,9 @@ def write_png(path, array):
     return path
 
 
-def file_name(index):
-    return f"point_{index}_view_0.png"
+def file_name(index, folder="rgb"):
+    """The release's name of example ``index``'s file in ``folder``."""
+    return f"point_{index}_view_0_domain_{folder}.png"
 
 
 def _example(rng, size, mask_folder):
@@ -76,7 +77,7 @@ def write_taskonomy_like(root, buildings=("b0", "b1"), images_per_building=2, si
         rng = np.random.default_rng([seed, b])
         for i in range(images_per_building):
             for folder, array in _example(rng, size, mask_folder).items():
-                write_png(os.path.join(root, folder, building, file_name(i)), array)
+                write_png(os.path.join(root, folder, building, file_name(i, folder)), array)
     return root
 
 
