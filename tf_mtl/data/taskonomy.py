@@ -38,7 +38,8 @@ Splits (building lists in ``tf_mtl/data/taskonomy_buildings/``, sources in its
 ``SOURCE.md``):
 
 * ``split_source="tag"`` (default; ``001`` D.2 / TAG's medium split): 107 train,
-  18 val, 17 test buildings, every image.
+  18 val, 17 test buildings; every training image, and the first 1000 (sorted) of each
+  val and test building, as TAG's ``tag.patch`` evaluates (``model_limit=1000``).
 * ``split_source="standley"`` (``002``): 482 train buildings; val and test read
   the 52 val buildings, val the first 1000 images of each building (sorted),
   test images 1000-2000 (``train_taskonomy.py``'s ``model_limit``).
@@ -62,7 +63,11 @@ SEGMENTATION_CLASSES = 18
 DEPTH_INVALID = 8192     # Raw depth at or above is no depth (Standley: mask = raw < 2**13).
 DECODE = {"d": (1500.0, 1000.0), "k": (50.0, 100.0), "e": (718.0, 1070.0)}   # (raw - a) / b
 SPLIT_SOURCES = ("tag", "standley")
-STANDLEY_IMAGES = {"val": (0, 1000), "test": (1000, 2000)}
+# Each building's sorted images a validation / test split reads by default, per source:
+# Standley's loader slices val and test from the same buildings; TAG's tag.patch evaluates
+# and tests on the first 1000 images of each of its val and test buildings (model_limit).
+EVAL_IMAGES = {"standley": {"val": (0, 1000), "test": (1000, 2000)},
+               "tag": {"val": (0, 1000), "test": (0, 1000)}}
 
 
 def building_list(source, split):
@@ -207,8 +212,9 @@ def taskonomy(root, split, tasks="sdnke", buildings=None, image_size=256, *, spl
             list for ``split``.
         image_size: side of the square examples (``002``: 256).
         split_source: ``"tag"`` (``001``) or ``"standley"`` (``002``).
-        image_range: ``(start, stop)`` of each building's sorted images; default
-            Standley's val/test slices for ``split_source="standley"``, else all.
+        image_range: ``(start, stop)`` of each building's sorted images; default every
+            training image, and for val/test ``EVAL_IMAGES[split_source]`` (Standley's
+            slices; TAG's first 1000 per building).
         augment: random left-right flips; default True for ``"train"``.
         batch_size: examples per batch.
         shuffle: shuffle (seeded) each pass; default True for ``"train"``.
@@ -236,8 +242,9 @@ def taskonomy(root, split, tasks="sdnke", buildings=None, image_size=256, *, spl
     elif isinstance(buildings, str) or not list(buildings):
         raise ValueError(f"`buildings` must be a non-empty list of names. Received: "
                          f"buildings={buildings!r}")
-    if image_range is None and split_source == "standley":
-        image_range = STANDLEY_IMAGES.get(split)
+    if image_range is None:
+        building_list(split_source, "train")   # Checks split_source.
+        image_range = EVAL_IMAGES[split_source].get(split)
     if not os.path.isdir(os.path.join(root, "rgb")):
         raise ValueError(f"`root` must hold rgb/<building>/<file>.png. Received: root={root!r}")
     records = _records(root, list(buildings), image_range)

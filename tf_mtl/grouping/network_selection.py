@@ -69,13 +69,15 @@ class Selection:
         served_by: ``{task: i}`` — the position in ``networks`` of the network
             that serves the task (plain ints, so the selection survives JSON).
 
-    Ties are broken deterministically, from the candidates' order alone:
+    Ties are broken deterministically (from the candidates' order and scores):
     chosen networks are listed by (sorted task tuple, cost, position among the
     candidates); a task whose best score is shared by several chosen networks
-    is served by the first of them in that list; among selections of equal
-    value (within 1e-12) the one the search reaches first is kept — the
-    partition program keeps the first candidate in list order for each serving
-    set, branch and bound explores candidates by marginal gain, then position.
+    is served by the first of them in that list, and a chosen network that
+    then serves no task is dropped (the same value at a lower cost); among
+    selections of equal value (within 1e-12) the one the search reaches first
+    is kept — the partition program keeps the first candidate in list order
+    for each serving set, branch and bound explores candidates by marginal
+    gain, then position.
     """
 
     groups: list
@@ -385,8 +387,11 @@ def select_networks(candidates, budget, *, maximize=True, aggregate="mean", time
         )
     chosen = sorted(search.best,
                     key=lambda n: (tuple(sorted(candidates[n].tasks)), float(costs[n]), n))
+    # np.argmax keeps the first of tied networks: the documented tie rule. A network that
+    # then serves no task is dropped: the same value at a lower cost.
+    first = {int(np.argmax(matrix[chosen, index[t]])) for t in tasks}
+    chosen = [n for i, n in enumerate(chosen) if i in first]
     served = matrix[chosen].max(axis=0)
-    # np.argmax keeps the first of tied networks: the documented tie rule.
     served_by = {t: int(np.argmax(matrix[chosen, index[t]])) for t in tasks}
     serving = {t: tuple(candidates[chosen[i]].tasks) for t, i in served_by.items()}
     scale = 1.0 / len(tasks) if aggregate == "mean" else 1.0
