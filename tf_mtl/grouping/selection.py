@@ -270,6 +270,9 @@ def read_selection(path, objective, splits):
     saved = {k: v for k, v in saved.items() if k in fields}
     saved["groups"] = [tuple(g) for g in saved["groups"]]
     saved["serving"] = {t: tuple(g) for t, g in saved["serving"].items()}
+    if saved.get("networks"):   # JSON holds them as dicts: back to the Network objects.
+        saved["networks"] = tuple(Network(**{**n, "tasks": tuple(n["tasks"])})
+                                  for n in saved["networks"])
     return Selection(**saved)
 
 
