@@ -221,7 +221,9 @@ def taskonomy(root, split, tasks="sdnke", buildings=None, image_size=256, *, spl
         seed: the shuffle's and the flips' seed.
 
     Example:
-        >>> root = tf_mtl.data.taskonomy_files.write_taskonomy_like("/tmp/tk", ["b0", "b1"])
+        >>> import tempfile
+        >>> root = tf_mtl.data.taskonomy_files.write_taskonomy_like(tempfile.mkdtemp(),
+        ...                                                         ["b0", "b1"])
         >>> ds = tf_mtl.data.taskonomy(root, "train", buildings=["b0"], image_size=32)
     """
     tasks = parse_tasks(tasks)

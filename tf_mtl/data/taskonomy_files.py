@@ -15,7 +15,9 @@ loader), and files are named as the release names them: ``point_<i>_view_0_domai
   the invalid depth, so the two mask sources differ.
 
 Example:
-    >>> root = write_taskonomy_like("/tmp/tk", ["b0", "b1"], images_per_building=2, size=16)
+    >>> import tempfile
+    >>> root = write_taskonomy_like(tempfile.mkdtemp(), ["b0", "b1"], images_per_building=2,
+    ...                             size=16)
     >>> sorted(os.listdir(os.path.join(root, "rgb", "b0")))
     ['point_0_view_0_domain_rgb.png', 'point_1_view_0_domain_rgb.png']
 """
