@@ -8,7 +8,10 @@ What a checkpoint holds (one file, replaced atomically; ``read_checkpoint`` read
   the learning-rate schedule's position and the probes' ``every`` phase; momenta);
 * the number of completed epochs, whether early stopping fired (``stopped``) and whether
   training is over (``done``: the best weights, where kept, are restored);
-* ``keras.callbacks.EarlyStopping``'s counters and best weights, when one is given.
+* ``keras.callbacks.EarlyStopping``'s counters and best weights, when one is given;
+* a learning-rate schedule's decision state (``get_state()``, e.g. ``LossPlateauHalving``'s
+  loss history, halvings and window), when one is given, so that a resumed run halves
+  where an uninterrupted one would.
 
 Metric variables are not saved: Keras resets them at the start of every epoch.
 
@@ -96,11 +99,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Args:
         path: the checkpoint file (``write_checkpoint``'s format).
         early_stopping: the run's ``keras.callbacks.EarlyStopping``, or None.
+        schedule: a callback with ``get_state()`` (a JSON-able dict) and ``set_state(state)``
+            (``tf_mtl.experiments.LossPlateauHalving``), or None: its state is saved with
+            each checkpoint and set back by ``restore``.
     """
 
-    def __init__(self, path, early_stopping=None):
+    def __init__(self, path, early_stopping=None, schedule=None):
         super().__init__()
-        self.path, self.early_stopping = path, early_stopping
+        self.path, self.early_stopping, self.schedule = path, early_stopping, schedule
         self.epochs_done, self.stopped = 0, False
         self._pending = None
 
@@ -128,6 +134,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
                                     list(zip([v.path for v in variables], have))))
         for variable, value in zip(variables, values):
             variable.assign(value)
+        if self.schedule is not None and meta.get("schedule") is not None:
+            self.schedule.set_state(meta["schedule"])
         self._pending = (meta.get("early_stopping"), best)
         self.epochs_done, self.stopped = meta["epoch"], meta.get("stopped", False)
         return meta["epoch"], meta["done"]
@@ -159,6 +167,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if es is not None:
             meta["early_stopping"] = {f: _plain(getattr(es, f)) for f in _EARLY_STOPPING_FIELDS}
             arrays += [np.asarray(w) for w in es.best_weights or []]
+        if self.schedule is not None:
+            meta["schedule"] = self.schedule.get_state()
         if distribute.is_chief(self.model.distribute_strategy):  # Every worker reads; one writes.
             write_checkpoint(self.path, meta, arrays)
 

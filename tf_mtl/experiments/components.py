@@ -1,9 +1,13 @@
-"""What a config can name: encoders, losses, metrics, optimizers and datasets by name.
+"""What a config can name: encoders, losses, metrics, optimizers, datasets and learning-rate
+schedules by name, and how an epoch is cut (``epoch_batches``).
 
 ``tf_mtl.experiments.experiment`` builds a run from these tables and
 ``tf_mtl.experiments.config_checks`` checks a config against them before
 anything is built.
 """
+
+import inspect
+import numbers
 
 import keras
 
@@ -14,6 +18,7 @@ from tf_mtl.dense.segnet import FILTERS as SEGNET_FILTERS, SegNet
 from tf_mtl.dense.taskonomy_net import TaskonomyEncoder
 from tf_mtl.experiments import dense_setup
 from tf_mtl.experiments.attribute_metrics import AttributeScore
+from tf_mtl.experiments.loss_plateau import LossPlateauHalving
 from tf_mtl.transference import Transference
 
 ENCODERS = {"mlp": encoders.MLP, "resnet_lite": encoders.ResNetLite,
@@ -92,6 +97,61 @@ DATASETS = {
 
 
 MULTI_MNIST_SPEC = {t: (10, "sparse_categorical_crossentropy_logits") for t in ("left", "right")}
+
+
+# ``config.lr_schedule``: a callback setting the optimizer's rate during training, named by
+# ``name``; the section's other fields are its arguments, and the run's
+# ``config.data.batch_size`` its ``batch_size``. Absent, or name "", the rate is the
+# optimizer's (constant, or ``optimizer.halve_every_epochs``).
+LR_SCHEDULES = {"loss_plateau": LossPlateauHalving}   # 002's t-test halving.
+
+
+def lr_schedule_callback(config):
+    """The callback ``config.lr_schedule`` names, built (None without one); its fields are
+    checked here (no TensorFlow op runs): an unknown name or field, or a value the
+    callback refuses, is a ``ValueError`` naming the field."""
+    section = config.get("lr_schedule")
+    fields = dict(section.to_dict() if hasattr(section, "to_dict") else section or {})
+    name = fields.pop("name", None)
+    if name in (None, ""):
+        return None
+    check_known("learning-rate schedule", "lr_schedule.name", name, LR_SCHEDULES)
+    cls = LR_SCHEDULES[name]
+    accepted = sorted(set(inspect.signature(cls).parameters) - {"batch_size"})
+    unknown = sorted(set(fields) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"config.lr_schedule.name={name!r} does not take the field(s) {unknown} (the "
+            f"batch size is config.data.batch_size); it takes {accepted}. Received: "
+            + ", ".join(f"config.lr_schedule.{k}={fields[k]!r}" for k in unknown))
+    data = config.get("data")
+    batch_size = data.get("batch_size") if data is not None else None
+    try:
+        return cls(batch_size=batch_size, **fields)
+    except ValueError as e:
+        raise ValueError(f"config.lr_schedule ({name}): {e}") from e
+
+
+def epoch_batches(epoch_split, batches):
+    """Batches per epoch for a training pass of ``batches``: one pass, or, with
+    ``config.epoch_split = {"over_batches": m, "parts": k}``, ``batches // k`` where the
+    pass has more than ``m`` batches (``002``'s code: a fifth of the loader past 10,000
+    batches, "each epoch of 20% of our data"); the data then runs on across epochs
+    (``tf_mtl.data.epochs.epoch_stream``). Absent or empty, or ``parts`` 1: one pass.
+    A field other than these two, or a value outside ``parts >= 1``, ``over_batches >= 0``
+    (ints), is a ``ValueError`` naming it."""
+    fields = dict(epoch_split.to_dict() if hasattr(epoch_split, "to_dict")
+                  else epoch_split or {})
+    unknown = sorted(set(fields) - {"over_batches", "parts"})
+    if unknown:
+        raise ValueError(f"`config.epoch_split` takes 'over_batches' and 'parts'. Received: "
+                         + ", ".join(f"config.epoch_split.{k}={fields[k]!r}" for k in unknown))
+    parts, over = fields.get("parts", 1), fields.get("over_batches", 0)
+    for field, value, low in (("parts", parts, 1), ("over_batches", over, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"`config.epoch_split.{field}` must be an int >= {low}. "
+                             f"Received: {field}={value!r}")
+    return max(1, batches // parts) if batches > over else batches
 
 
 def check_known(what, field, value, known):

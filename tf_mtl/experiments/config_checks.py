@@ -19,7 +19,8 @@ from tf_mtl.experiments import dense_setup, reporting
 from tf_mtl.experiments import results as results_lib
 from tf_mtl.experiments.components import (CELEBA_PRESETS, ENCODER_WIDTH_ARGS, ENCODERS, LOSSES,
                                            MULTI_MNIST_SPEC, OPTIMIZERS, check_known,
-                                           encoder_kwargs, loader_kwargs, routed_encoder_kwargs,
+                                           encoder_kwargs, epoch_batches, loader_kwargs,
+                                           lr_schedule_callback, routed_encoder_kwargs,
                                            transference_probe)
 from tf_mtl.gradients import PER_TASK_METHODS
 from tf_mtl.routing.factory import KINDS as ROUTING_KINDS
@@ -112,7 +113,9 @@ def check_config(config):
     dataset and its fields, encoder, optimizer, loss, update rule and its arguments, the
     transference probe's arguments, grouping objective) and values no run can mean:
     ``epochs`` < 1, ``steps_per_epoch`` < 0, a learning rate <= 0 (gradient ascent) or not
-    finite, a batch size < 1, head or encoder widths < 1, a ``model.width`` <= 0, a routing
+    finite, a batch size < 1, an ``lr_schedule`` with an unknown name or field or a value it
+    refuses (or beside ``optimizer.halve_every_epochs``), an ``epoch_split`` field other than
+    ``over_batches`` (int >= 0) and ``parts`` (int >= 1), head or encoder widths < 1, a ``model.width`` <= 0, a routing
     ``sharing_ratio``/``completion`` or ETR-NLP ``shared_ratio`` outside [0, 1], grouping
     ``splits`` < 1 or above the number of tasks (``config_tasks``), a ``task_subset`` the
     dataset lacks. Each is a ``ValueError`` naming the field and the value received. Only
@@ -161,6 +164,9 @@ def check_config(config):
                          f"not descend). Received: learning_rate={lr!r}")
     if optimizer is not None and "epsilon" in optimizer:
         checked_epsilon(optimizer)
+    _check_lr_schedule(config)
+    if config.get("epoch_split"):
+        epoch_batches(config.epoch_split, 1)   # Its fields and values.
     if config.get("early_stopping_patience") is not None:
         at_least("early_stopping_patience", config.early_stopping_patience, 0)
     mode = config.get("early_stopping_mode")
@@ -249,6 +255,20 @@ def check_config(config):
             raise ValueError(f"`config.model.loss_weights` names tasks that do not exist: "
                              f"{unknown}; the tasks are {tasks}. Received: loss_weights="
                              f"{dict(model.loss_weights)}")
+
+
+def _check_lr_schedule(config):
+    """``config.lr_schedule`` as the runner builds it (``components.lr_schedule_callback``),
+    refused beside ``optimizer.halve_every_epochs``: the schedule sets a rate variable, which
+    a Keras ``LearningRateSchedule`` does not have."""
+    schedule = lr_schedule_callback(config)
+    optimizer = config.get("optimizer")
+    halve = optimizer.get("halve_every_epochs") if optimizer is not None else None
+    if schedule is not None and halve:
+        raise ValueError("`config.lr_schedule` sets the learning rate itself: leave "
+                         "config.optimizer.halve_every_epochs at 0. Received: "
+                         f"lr_schedule.name={config.lr_schedule.name!r}, "
+                         f"halve_every_epochs={halve!r}")
 
 
 def check_loss(field, name):

@@ -4,7 +4,15 @@ Launchers (``launch/train.py``) only parse flags and call ``train``; configs
 (``configs/*.py``) only return a ``ConfigDict``. Everything between lives here.
 
 Config fields:
-    seed, epochs, steps_per_epoch (0 = whole dataset), verbose,
+    seed, epochs, steps_per_epoch (0 = whole dataset; also cuts validation and test to as
+        many batches: a smoke run), verbose,
+    epoch_split (absent = an epoch is one pass; {"over_batches": m, "parts": k}: a pass of
+        more than m batches is cut into epochs of pass // k batches, ``002``'s epochs:
+        ``components.epoch_batches``; steps_per_epoch, when set, wins)
+    lr_schedule (absent or name "" = the optimizer's rate; {"name": "loss_plateau", ...}:
+        ``002``'s halving on a t-test of the training loss, ``LossPlateauHalving``, its
+        arguments the other fields, batch_size from data.batch_size; saved with each
+        checkpoint: ``components.LR_SCHEDULES``)
     strategy ("default" | "mirrored" | "multiworker" | "tpu": ``distribute.get_strategy``;
               batch sizes are global; in multi-worker runs only the chief writes files)
     seeds (None = one run; n or 0,3,7: one run per seed, ``tf_mtl.experiments.runs``), tensorboard,
@@ -68,7 +76,8 @@ from tf_mtl.updates import build_update
 from tf_mtl.updates.build import DEFAULTS as UPDATE_DEFAULTS
 from tf_mtl.experiments.components import (CELEBA_PRESETS, DATASETS, ENCODERS, METRICS,
                                            MULTI_MNIST_SPEC, OPTIMIZERS, check_known,
-                                           encoder_kwargs, loader_kwargs, make_loss,
+                                           encoder_kwargs, epoch_batches, loader_kwargs,
+                                           lr_schedule_callback, make_loss,
                                            routed_encoder_kwargs, transference_probe)
 # A module import: config_checks -> tf_mtl.grouping -> comparison -> this module.
 from tf_mtl.experiments import config_checks
@@ -329,8 +338,9 @@ def _train_and_test(config, workdir, files):
     if steps:  # A smoke run also validates and tests on `steps` batches only.
         val_ds, test_ds = val_ds.take(steps), test_ds.take(steps)
     task_spec = extras.pop("task_spec", None)
-    model = _compiled_model(config, train_ds, task_spec,
-                            steps or epoch_data.count_batches(train_ds))
+    epoch_steps = steps or epoch_batches(config.get("epoch_split"),
+                                         epoch_data.count_batches(train_ds))
+    model = _compiled_model(config, train_ds, task_spec, epoch_steps)
     config_checks.check_grouping(config, model.tasks)
     # Only now, with the data loaded and the model built: a run refused before leaves no
     # config.json, so the corrected command is not taken for another config's run.
@@ -340,10 +350,13 @@ def _train_and_test(config, workdir, files):
         monitor=config.get("early_stopping_monitor", "val_loss"),
         mode=config.get("early_stopping_mode", "auto"), patience=config.early_stopping_patience,
         restore_best_weights=True) if config.early_stopping_patience else None
-    checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.bin"], early_stopping)
+    schedule = lr_schedule_callback(config)
+    checkpoint = checkpointing.EpochCheckpoint(files["checkpoint.bin"], early_stopping, schedule)
     initial_epoch, done = checkpoint.restore(model)
     checkpointing.truncate_csv(files["metrics.csv"], initial_epoch)
-    callbacks = dense_validation.validation_callbacks(  # First: the others read its logs.
+    # The schedule first: it reads each batch's own loss and gives the others the mean back.
+    callbacks = [schedule] if schedule is not None else []
+    callbacks += dense_validation.validation_callbacks(  # Next: the others read its logs.
         config, val_ds, task_spec and {t: task_spec[t] for t in model.tasks},
         dense_setup.conventions(config) if config.data.name in dense_setup.LOADERS else None)
     callbacks += [attribute_score_logger({t: (task_spec[t][0] if task_spec else
@@ -361,7 +374,7 @@ def _train_and_test(config, workdir, files):
         shuffle = config.data.get("shuffle")
         stream, steps_per_epoch = epoch_data.epoch_stream(
             train_ds, batch_size=config.data.batch_size, seed=config.seed,
-            epochs=config.epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
+            epochs=config.epochs, steps_per_epoch=epoch_steps, initial_epoch=initial_epoch,
             shuffle=True if shuffle in (None, "") else bool(shuffle))
         model.fit(stream, validation_data=val_ds, epochs=config.epochs,
                   steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
