@@ -11,12 +11,20 @@ Losses per task (``tf_mtl.dense.taskonomy_losses``), summed; ``rotate_loss`` (TA
 Standley's README command) for depth and normals. The served metric is ``002``'s total test
 loss (the sum over tasks of each task's test loss).
 
-Training as Standley's ``train_taskonomy.py`` where the runner can: SGD lr 0.1, momentum 0.9,
-weight decay 1e-4, batch 96 (their README's command), the best epoch by total validation loss
-(early stopping on ``val_loss``). Deviation: their learning rate halves whenever a paired t-test
-on the training-loss history shows no progress and training stops once it is below 3e-5; here
-the rate is constant and training stops when the validation loss has not improved for 2 epochs
-(``002``: "typically 4-8 passes", ``epochs = 8``).
+Training as Standley's ``train_taskonomy.py``: SGD lr 0.1, momentum 0.9, weight decay 1e-4,
+batch 96 (their README's command), and their schedule (``config.lr_schedule``,
+``tf_mtl.experiments.LossPlateauHalving``): after every batch from the third epoch on, a paired
+t-test compares the first and last 3/8 of the last 500,000 samples' batch losses (sorted, 5%
+cut at each end); when the later losses are not lower (t < 0 or p > 0.99) the rate halves
+(``0.1 * 0.5**ticks``) and the window doubles, up to 2,000,000 samples; training ends after the
+epoch in which the rate fell below 3e-5 (12 halvings), or after 100 epochs. An epoch is a fifth
+of a pass when a pass has more than 10,000 batches (``config.epoch_split``; ``002``: "each epoch
+of 20% of our data"), else a pass. The model kept is the best epoch's by total validation loss
+(``002`` saves the lowest): early stopping on ``val_loss`` with a patience of ``epochs``, which
+restores the best weights and never stops before the schedule does (the reference has no early
+stopping). The schedule's state is saved with each epoch's checkpoint: a killed run resumes
+with the same halvings. ESA (``002`` §3.3.1: "after a pass through just 20% of our data") is
+one such epoch (``grouping_runs.esa_fraction = 0.01`` of 100).
 
 Transference as TAG measured it on Taskonomy: every 10th batch (``transference.every = 10``),
 on the encoder's parameters only (the shared part: the probe's default), divided by the learning
@@ -33,7 +41,8 @@ real momentum step (no option yet to drop it).
         --methods=tag,hoa,random --workdir=/tmp/taskonomy
 
 ``:runlocal`` writes small generated buildings (32x32; ``tf_mtl.data.taskonomy_files``) and
-trains narrow networks one epoch of two steps, offline, in minutes.
+trains narrow networks one epoch of two steps, offline, in minutes (the schedule runs and,
+before its third epoch, never halves).
 """
 
 from configs.variants import runlocal
@@ -41,6 +50,9 @@ from tf_mtl.experiments.experiment import base_config
 from tf_mtl.grouping import pair_runs
 
 TASKS = "sdnke"
+# Standley's train_taskonomy.py arguments (-ltw0, -mltw, -mlr); from its third epoch (index 2).
+LOSS_PLATEAU = {"name": "loss_plateau", "initial_window": 500_000, "max_window": 2_000_000,
+                "min_learning_rate": 3e-5, "first_epoch": 2, "factor": 0.5}
 GENERATED = {"n_train": 4, "n_val": 2, "height": 32, "width": 32}
 NARROW = [4, 4, 8, 8] + [8] * 9   # Runlocal: 13 channel counts (width 0.5 halves each).
 
@@ -49,7 +61,10 @@ def get_config(arg=None):
     """``arg="runlocal"``: generated buildings, narrow networks, two steps."""
     c = base_config()
     c.runlocal = runlocal(arg)
-    c.epochs, c.early_stopping_patience, c.verbose = 8, 2, 2
+    # 100 epochs at most (their --epochs); patience = epochs: best weights kept, no early stop.
+    c.epochs, c.early_stopping_patience, c.verbose = 100, 100, 2
+    c.lr_schedule = dict(LOSS_PLATEAU)
+    c.epoch_split = {"over_batches": 10_000, "parts": 5}
     c.data = {"name": "taskonomy", "root": "data/taskonomy", "tasks": TASKS,
               "split_source": "tag", "image_size": 256, "batch_size": 96, "rotate_loss": True,
               "generate": {}}
@@ -57,8 +72,8 @@ def get_config(arg=None):
     c.optimizer.update(name="sgd", learning_rate=0.1, momentum=0.9, weight_decay=1e-4)
     c.transference.update(order=1, every=10, method="exact", scale_by_lr=True, plot=False)
     c.grouping_runs = pair_runs.defaults()
-    c.grouping_runs.update(single_width=0.5, group_width=1.0, esa_fraction=0.2,
-                           metric="total_test_loss")
+    c.grouping_runs.update(single_width=0.5, group_width=1.0, esa_fraction=0.01,
+                           metric="total_test_loss")   # ESA: 1 epoch of 100 (20% of the data).
     c.tensorboard = False
     if c.runlocal:
         c.epochs, c.steps_per_epoch, c.early_stopping_patience, c.verbose = 1, 2, 0, 0

@@ -11,7 +11,8 @@ import pytest
 
 from configs.taskonomy import get_config
 from tf_mtl.dense.taskonomy_net import TaskonomyEncoder
-from tf_mtl.experiments import components, config_checks, dense_setup, experiment
+from tf_mtl.experiments import checkpointing, components, config_checks, dense_setup, experiment
+from tf_mtl.grouping import pair_runs
 
 
 @pytest.fixture
@@ -29,6 +30,16 @@ def test_the_papers_settings():
             c.optimizer.weight_decay) == ("sgd", 0.1, 0.9, 1e-4)
     assert c.grouping_runs.single_width == 0.5 and c.grouping_runs.metric == "total_test_loss"
     assert (c.transference.every, c.transference.scale_by_lr) == (10, True)
+    # train_taskonomy.py's schedule and epochs: --epochs 100, -ltw0 500000, -mltw 2000000,
+    # -mlr 3e-5, halving from epoch index 2; an epoch is len // 5 past 10,000 batches.
+    assert c.epochs == 100 and c.early_stopping_patience >= c.epochs   # Best kept, no stop.
+    assert c.lr_schedule.to_dict() == {
+        "name": "loss_plateau", "initial_window": 500_000, "max_window": 2_000_000,
+        "min_learning_rate": 3e-5, "first_epoch": 2, "factor": 0.5}
+    assert c.epoch_split.to_dict() == {"over_batches": 10_000, "parts": 5}
+    schedule = components.lr_schedule_callback(c)
+    assert schedule.batch_size == 96 and schedule.window // 96 == 5208
+    assert pair_runs.esa_epochs(c) == 1     # ESA: one epoch, "a pass through just 20%"
     spec = dense_setup.task_spec("taskonomy", experiment.loader_kwargs(c.data)[1])
     assert spec == {"s": (18, "taskonomy_cross_entropy"), "d": (1, "taskonomy_rotate_l1"),
                     "n": (3, "taskonomy_rotate_l1"), "k": (1, "taskonomy_l1"),
@@ -52,6 +63,8 @@ def test_runlocal_trains_and_reports_each_tasks_test_loss(wired, tmp_path):
     with open(tmp_path / "results.json") as f:
         test = json.load(f)["test"]
     assert sorted(test) == ["d", "k"] and all(np.isfinite(test[t]["loss"]) for t in test)
+    meta, _ = checkpointing.read_checkpoint(str(tmp_path / "checkpoint.bin"))
+    assert meta["schedule"]["batches"] == 2 and meta["schedule"]["ticks"] == 0  # It ran.
     # The test loss by hand: the saved model's per-batch losses on the test split, averaged.
     ds, _ = experiment.build_dataset(c, "test")
     by_hand = {t: [] for t in "dk"}
