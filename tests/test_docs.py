@@ -43,6 +43,7 @@ DOCTESTS = [
     "tf_mtl.dense.metrics",
     "tf_mtl.dense.streaming_metrics",
     "tf_mtl.experiments.dense_setup",
+    "tf_mtl.experiments.loss_plateau",
     "tf_mtl.experiments.reporting",
     "tf_mtl.experiments.results",
     "tf_mtl.grouping.network_selection",
