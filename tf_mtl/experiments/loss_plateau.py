@@ -36,8 +36,12 @@ Conventions:
   ``"loss"`` is then that batch's float32 value, exactly) and puts the running total back
   after it, accumulated in float32 as Keras does, so the tracker, the epoch's ``"loss"``
   and the ``"loss"`` the callbacks after this one see are the values they would be
-  without it. Put it first in ``fit``'s callbacks; ``steps_per_execution`` must be 1
-  (one batch per call). Two tiny assignments per batch are its cost.
+  without it (bit for bit on one replica; under ``MirroredStrategy``, 2 CPU replicas
+  checked, within a float32 ulp, the replicas' totals being summed in another order).
+  Put it first in ``fit``'s callbacks; ``steps_per_execution`` must be 1 (one batch per
+  call). Its cost: four scalar assignments per batch (not measurable beside a 1.6 ms CPU
+  step) and, once a window is full, one t-test per batch until it halves (1 ms at 5,208
+  losses, 3.5 ms at 20,833: the 500,000- and 2,000,000-sample windows at batch 96).
 * Only the last ``max_window // batch_size`` losses (all the rule ever reads) are kept,
   with the count of all of them (``len(h)``).
 * ``lr0`` is the optimizer's rate when training first begins; the optimizer's rate is a
