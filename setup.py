@@ -30,6 +30,7 @@ setup(
         "tf-mtl-compare-groupings=tf_mtl.cli.compare_groupings:run",
         "tf-mtl-compare=tf_mtl.cli.compare:run",
         "tf-mtl-metaworld=tf_mtl.cli.metaworld:run",
+        "tf-mtl-standley=tf_mtl.cli.standley:run",
     ]},
     install_requires=[
         "tensorflow>=2.16",

@@ -28,6 +28,7 @@ COMMANDS = {
     "compare_groupings": ["config", "workdir", "splits", "methods"],
     "compare": ["configs", "seeds", "workdir", "set"],
     "metaworld": ["config", "workdir"],
+    "standley": ["settings", "random_trials", "serve_on", "results_dir"],
 }
 NOISE = ("onednn", "cuda", "absl::initializelog", "cpu_feature_guard", "tensorflow binary")
 
@@ -104,6 +105,10 @@ def _refusal_cases(tmp):
         "group costs file": ("group", [scores, "--splits=2", f"--costs={tmp / 'none.json'}"],
                              [f"--costs={tmp / 'none.json'}", "No such file"]),
         "group splits > tasks": ("group", [scores, "--splits=3"], ["splits", "splits=3"]),
+        "standley setting": ("standley", ["--settings=1,7"], ["--settings", "[1, 2, 3, 4]",
+                                                               "--settings=1,7"]),
+        "standley results_dir": ("standley", [f"--results_dir={tmp}"], [
+            f"--results_dir={tmp / 'results.txt'}", "no such file", "002's results.txt"]),
         "groups not JSON": ("evaluate_grouping", evaluate + [f"--groups={tmp / 'bad.json'}"],
                             [f"--groups={tmp / 'bad.json'}", "not valid JSON"]),
         "groups without groups": ("evaluate_grouping", evaluate + [scores.replace(

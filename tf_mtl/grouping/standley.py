@@ -290,10 +290,3 @@ def format_curves(curves, budgets=STANDLEY_BUDGETS, published=None):
             lines.append(f"{'  (002)':<11} " + " ".join(
                 f"{v:8.5f}" if v is not None else " " * 8 for v in published[method]))
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m tf_mtl.grouping.standley [setting]
-    import sys
-    for setting in ([int(a) for a in sys.argv[1:]] or sorted(STANDLEY_SETTINGS)):
-        print(f"setting {setting}")
-        print(format_curves(standley_curves(setting), published=PUBLISHED.get(setting)))
