@@ -101,8 +101,8 @@ def relative_gap(value, bound):
 
 def check_time_limit(time_limit):
     """``time_limit`` is None (no limit) or a positive number of seconds."""
-    if time_limit is not None and not (isinstance(time_limit, (int, float, np.number))
-                                       and time_limit > 0):
+    if time_limit is not None and (isinstance(time_limit, (bool, np.bool_)) or not (
+            isinstance(time_limit, (int, float, np.number)) and time_limit > 0)):
         raise ValueError(f"`time_limit` must be a positive number of seconds, or None for no "
                          f"limit. Received: time_limit={time_limit!r}")
 

@@ -65,6 +65,7 @@ NODE_LIMITS = (10_000, 200_000, None)
 PROOF_GAP = 0.05  # Try the proof once the bound is this close (relative) to the LP value.
 SWAP_STARTS = 200  # Swap searches start from the best 3 columns of each size and these.
 INTEGER_SHARE = 0.2  # Of a finite time limit: the integer master's, for the grouping returned.
+MIN_SOLVE_SECONDS = 0.05  # An integer solve started at the limit still gets this long.
 
 
 def pair_form(matrix, objective):
@@ -149,12 +150,17 @@ class _Master:
         hi = np.r_[np.ones(self.n), np.zeros(link.shape[0]), self.splits]
         res = milp(c, constraints=LinearConstraint(A, lo, hi),
                    integrality=np.r_[np.ones(ng), np.zeros(len(c) - ng)], bounds=Bounds(0, 1),
-                   options={"time_limit": max(time_limit, 1.0), "mip_rel_gap": 0.0}
+                   options={"time_limit": max(time_limit, MIN_SOLVE_SECONDS), "mip_rel_gap": 0.0}
                    if np.isfinite(time_limit) else {"mip_rel_gap": 0.0})
         if res.x is None:
             return -np.inf, None, False
         chosen = G[res.x[:ng] > 0.5]
-        return selection_value(self.W, self.alone, chosen), chosen, res.status == 0
+        value = selection_value(self.W, self.alone, chosen)
+        # HiGHS also stops at an absolute gap (1e-6) that scipy does not expose: optimal
+        # only when its dual bound meets the value.
+        dual = getattr(res, "mip_dual_bound", None)
+        closed = dual is not None and -dual - value <= _EPS * max(1.0, abs(value))
+        return value, chosen, res.status == 0 and closed
 
 
 def selection_value(W, alone, groups):
@@ -196,9 +202,22 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
     tasks of their served values, a proven upper bound on the optimum's sum, and
     whether ``value`` is proven optimal.
     """
-    if not time_limit or not time_limit > 0:
+    if isinstance(time_limit, (bool, np.bool_)) or not time_limit or not time_limit > 0:
         raise ValueError(f"`time_limit` must be a positive number of seconds (inf: none). "
                          f"Received: time_limit={time_limit!r}")
+    W, alone = np.asarray(W, float), np.asarray(alone, float)
+    # Solved on scores of unit size: HiGHS's absolute tolerances (1e-6 and 1e-7) would
+    # otherwise decide among groupings of scores near 1e-5. Raising a value alone to at least
+    # -1e6 (TAG's placeholder) keeps a valid bound; the value is recomputed unscaled.
+    scale = float(np.abs(W - np.diag(np.diag(W))).max()) or 1.0
+    groups, _, bound, exact = _solve(W / scale, np.maximum(alone / scale, -1e6), splits,
+                                     time_limit, seed)
+    value = selection_value(W, alone, groups)
+    return groups, value, (value if exact else max(bound * scale, value)), exact
+
+
+def _solve(W, alone, splits, time_limit, seed):
+    """``solve`` on scores of unit size."""
     start = time.monotonic()
     deadline = start + time_limit
     n, rng = len(W), np.random.default_rng(seed)
@@ -217,9 +236,12 @@ def solve(W, alone, splits, time_limit=60.0, seed=0):
     # The best Lagrangian bound, its duals and the bound on the best column's worth there.
     bound, certificate = reach, None
     incumbent = [best_value, best_groups]
-    level, tried, solved_with = 0, np.inf, 0
+    level, tried, solved_with = 0, np.inf, len(master.groups)
     # The last INTEGER_SHARE of a finite limit is the integer master's (the grouping returned).
     search_end = start + (1.0 - INTEGER_SHARE) * time_limit
+    # An incumbent from the first columns at once: a later integer solve on more columns may
+    # run out of time, and a longer limit must not return a worse grouping.
+    _improve(master, incumbent, min(search_end, time.monotonic() + INTEGER_SHARE * time_limit / 2))
     while time.monotonic() < search_end:
         z_lp, pi, mu = master.lp()
         if level == 0:  # Local search from the best columns (of each size, and overall).
