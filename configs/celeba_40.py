@@ -1,4 +1,4 @@
-"""CelebA, all 40 attributes: first-order transference and certified groups (issue 25).
+"""CelebA, all 40 attributes: first-order transference and certified groups.
 
 TAG's CelebA setting (``configs/celeba_tag.py``: ResNet-lite, SGD momentum 0.9,
 lr 5e-4 halved every 15 epochs, batch 256, 64x64 images, early stopping,
