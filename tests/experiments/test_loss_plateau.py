@@ -123,6 +123,76 @@ def test_a_constant_loss_never_halves():
     assert _drive(cb, [1.0] * 1000, [0] * 1000) == []      # t of identical samples: NaN
 
 
+def test_p_above_99_percent_halves_and_below_does_not():
+    # Two histories of 102 losses whose one test (from epoch 0) falls either side of the
+    # p > .99 threshold with t > 0 (seeds found by the reference's own computation).
+    for seed, halves in ((518, False), (458, True)):
+        losses = list(1.0 + 0.05 * np.random.default_rng(seed).standard_normal(102))
+        ticks, _ = _reference(losses, [0] * 102, 8, 808, 3232, first_epoch=0)
+        cb = LossPlateauHalving(batch_size=8, initial_window=808, first_epoch=0)
+        got = _drive(cb, losses, [0] * 102)
+        t, p = cb.last_test
+        assert t > 0 and (p > .99) == halves and (0.95 < p) and got == ticks
+        assert bool(got) == halves, (seed, t, p)
+
+
+def test_state_through_json_mid_run_decides_as_the_uninterrupted_run():
+    epochs = _epochs(3000, 150)
+    straight = LossPlateauHalving(batch_size=8, initial_window=296, max_window=2368)
+    want = _drive(straight, FLAT, epochs)
+    for stop_epoch in (3, 4, 5, 7):
+        stop = 150 * stop_epoch
+        first = LossPlateauHalving(batch_size=8, initial_window=296, max_window=2368)
+        ticks = _drive(first, FLAT[:stop], epochs[:stop])
+        state = json.loads(json.dumps(first.get_state()))
+        second = LossPlateauHalving(batch_size=8, initial_window=296, max_window=2368)
+        second.set_state(state)
+        assert second.get_state() == first.get_state()
+        seen = epochs[stop - 1]
+        for i in range(stop, 3000):
+            if epochs[i] != seen:
+                second.on_epoch_begin(epochs[i])
+                seen = epochs[i]
+            before = second.ticks
+            second.record(FLAT[i])
+            if second.ticks > before:
+                ticks.append(i)
+        assert ticks == want and second.learning_rate == straight.learning_rate, stop_epoch
+
+
+def test_a_plain_keras_models_batch_weighted_loss_is_left_as_keras_gives_it():
+    # Keras's own train_step weights its loss tracker by the batch size: 20 samples in
+    # batches of 8 end with a batch of 4.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, 3)).astype("float32")
+    y = rng.normal(size=(20, 1)).astype("float32")
+
+    def model():
+        keras.utils.set_random_seed(5)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        return m
+
+    after = _Recorder()
+    cb = LossPlateauHalving(batch_size=8, initial_window=80, first_epoch=99)
+    got = model().fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                      callbacks=[cb, after])
+    plain_logs = _Recorder()
+    plain = model().fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                        callbacks=[plain_logs])
+    np.testing.assert_allclose(got.history["loss"], plain.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(after.losses, plain_logs.losses, rtol=1e-6)
+    # The schedule's history: each batch's own loss (the last batch's unweighted mean).
+    sizes = [8, 8, 4] * 2
+    means = np.asarray(plain_logs.losses, np.float64)
+    own = []
+    for e in range(2):
+        m, n = means[3 * e:3 * e + 3], np.cumsum(sizes[:3])
+        run = m * n
+        own += [run[0] / 8, (run[1] - run[0]) / 8, (run[2] - run[1]) / 4]
+    np.testing.assert_allclose(cb.history, own, rtol=1e-4)
+
+
 # -------------------------------------------------------------------- on a real model
 def _model(seed, lr=0.05):
     keras.utils.set_random_seed(seed)

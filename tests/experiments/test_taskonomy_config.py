@@ -27,7 +27,7 @@ def test_the_papers_settings():
     assert c.data.tasks == "sdnke" and c.data.image_size == 256 and c.data.split_source == "tag"
     assert c.data.rotate_loss and c.model.encoder == "taskonomy_xception"
     assert (c.optimizer.name, c.optimizer.learning_rate, c.optimizer.momentum,
-            c.optimizer.weight_decay) == ("sgd", 0.1, 0.9, 1e-4)
+            c.optimizer.weight_decay) == ("sgd", 0.1, 0.9, 1e-3)   # torch's 1e-4 (below)
     assert c.grouping_runs.single_width == 0.5 and c.grouping_runs.metric == "total_test_loss"
     assert (c.transference.every, c.transference.scale_by_lr) == (10, True)
     # train_taskonomy.py's schedule and epochs: --epochs 100, -ltw0 500000, -mltw 2000000,
@@ -40,10 +40,38 @@ def test_the_papers_settings():
     schedule = components.lr_schedule_callback(c)
     assert schedule.batch_size == 96 and schedule.window // 96 == 5208
     assert pair_runs.esa_epochs(c) == 1     # ESA: one epoch, "a pass through just 20%"
+    # ... of a fifth of a pass even where a pass has <= 10,000 batches (TAG's split may).
+    esa = pair_runs.subset_config(c, ["s", "d"], epochs=1,
+                                  epoch_split=pair_runs._esa_epoch_split(c))
+    assert components.epoch_batches(esa.epoch_split, 8_000) == 1_600
+    assert components.epoch_batches(c.epoch_split, 8_000) == 8_000
     spec = dense_setup.task_spec("taskonomy", experiment.loader_kwargs(c.data)[1])
     assert spec == {"s": (18, "taskonomy_cross_entropy"), "d": (1, "taskonomy_rotate_l1"),
                     "n": (3, "taskonomy_rotate_l1"), "k": (1, "taskonomy_l1"),
                     "e": (1, "taskonomy_l1")}
+
+
+def test_weight_decay_shrinks_as_torchs_coupled_decay():
+    """Keras's decoupled decay at the config's 1e-3 against torch's SGD with weight_decay
+    1e-4 and momentum 0.9 (written out: buf = 0.9 buf + (g + wd w); w -= lr buf), zero
+    gradients, lr 0.1, 1,000 steps: the same shrinkage within 1% of it."""
+    import keras
+    c = get_config()
+    w, buf = 1.0, 0.0
+    for _ in range(1000):
+        buf = 0.9 * buf + 1e-4 * w
+        w -= 0.1 * buf
+    torch_shrink = 1.0 - w                                   # 0.0944
+    var = keras.Variable(np.ones(3, np.float32))
+    opt = keras.optimizers.SGD(learning_rate=c.optimizer.learning_rate,
+                               momentum=c.optimizer.momentum,
+                               weight_decay=c.optimizer.weight_decay)
+    zero = keras.ops.zeros(3)
+    for _ in range(1000):
+        opt.apply_gradients([(zero, var)])
+    keras_shrink = 1.0 - float(keras.ops.convert_to_numpy(var)[0])
+    assert torch_shrink == pytest.approx(0.0944, abs=5e-4)
+    assert keras_shrink == pytest.approx(torch_shrink, rel=0.01)
 
 
 def test_config_checks_and_the_half_size_single(wired):

@@ -34,7 +34,9 @@ Conventions:
   rounded each addition (an error of about ``k`` float32 ulps of the loss: ~1e-3 relative
   at batch 8,000). So the callback empties the loss tracker before each batch (the step's
   ``"loss"`` is then that batch's float32 value, exactly) and puts the running total back
-  after it, accumulated in float32 as Keras does, so the tracker, the epoch's ``"loss"``
+  after it, the batch's own total and count accumulated in float32 as Keras does (a plain
+  Keras model's tracker is weighted by the batch size, ``MultiTaskModel``'s is not), so the
+  tracker, the epoch's ``"loss"``
   and the ``"loss"`` the callbacks after this one see are the values they would be
   without it (bit for bit on one replica; under ``MirroredStrategy``, 2 CPU replicas
   checked, within a float32 ulp, the replicas' totals being summed in another order).
@@ -195,9 +197,12 @@ class LossPlateauHalving(keras.callbacks.Callback):
             raise ValueError("LossPlateauHalving needs the step's 'loss' log. Received: logs "
                              f"with keys {sorted(logs or {})}")
         loss = float(logs["loss"])
-        # The running mean back, accumulated in float32 as the tracker's update does.
-        self._total, self._count = self._total + np.float32(loss), self._count + np.float32(1)
+        # The running mean back, accumulated in float32 as the tracker's update does, with
+        # the batch's own total and count (Keras's train_step weights by the batch size,
+        # MultiTaskModel's does not).
         tracker = keras_internals.loss_tracker(self.model)
+        self._total = self._total + np.float32(keras.ops.convert_to_numpy(tracker.total))
+        self._count = self._count + np.float32(keras.ops.convert_to_numpy(tracker.count))
         tracker.total.assign(self._total)
         tracker.count.assign(self._count)
         logs["loss"] = float(self._total / self._count)

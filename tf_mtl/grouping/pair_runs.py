@@ -30,6 +30,10 @@ Config section ``config.grouping_runs`` (``defaults()``; absent means defaults):
         compares groups with half-width single-task networks (0.5): a single then
         costs ``single_width / group_width`` of a group network in the selection.
     esa_fraction: fraction of ``config.epochs`` the ESA runs train (at least one).
+    esa_epoch_split: None, or a ``config.epoch_split`` for the ESA runs only
+        (``{"over_batches": 0, "parts": 5}``: an epoch is a fifth of a pass, so
+        one ESA epoch is ``002``'s "pass through just 20% of our data" whatever
+        the split's size).
     metric: the served metric the comparison tabulates: ``"total_test_loss"``
         (``002`` Table 4) or ``"average_error"`` (``001`` Fig. 4 left, needs an
         accuracy metric).
@@ -54,7 +58,7 @@ def defaults():
     """The ``config.grouping_runs`` section with its defaults."""
     return ml_collections.ConfigDict({
         "single_width": None, "group_width": None, "esa_fraction": 0.2,
-        "metric": "total_test_loss", "random_draws": 3})
+        "esa_epoch_split": None, "metric": "total_test_loss", "random_draws": 3})
 
 
 def options(config):
@@ -106,9 +110,10 @@ def network_name(tasks, width=None, config=None):
     return name if width is None or float(width) == base else f"{name}@w{float(width):g}"
 
 
-def subset_config(config, tasks, *, width=None, epochs=None, seed=None, early_stopping=True):
+def subset_config(config, tasks, *, width=None, epochs=None, seed=None, early_stopping=True,
+                  epoch_split=None):
     """A copy of ``config`` that trains a plain network on ``tasks`` only (``width``
-    None keeps ``config.model.width``)."""
+    None keeps ``config.model.width``; ``epoch_split`` replaces ``config.epoch_split``)."""
     c = ml_collections.ConfigDict(config.to_dict())
     c.task_subset = tuple(sorted(tasks))
     c.model.width = float(c.model.get("width", 1.0) or 1.0) if width is None else float(width)
@@ -119,6 +124,8 @@ def subset_config(config, tasks, *, width=None, epochs=None, seed=None, early_st
         c.seed = int(seed)
     if not early_stopping:
         c.early_stopping_patience = 0
+    if epoch_split is not None:
+        c.epoch_split = dict(epoch_split)
     return c
 
 
@@ -193,7 +200,8 @@ def run_network(config, tasks, workdir, **overrides):
         config: the experiment's ``ConfigDict``.
         tasks: the task subset this network is trained on.
         workdir: the run's directory; ``network.json`` marks it finished.
-        **overrides: ``width``, ``epochs``, ``seed``, ``early_stopping`` (``subset_config``).
+        **overrides: ``width``, ``epochs``, ``seed``, ``early_stopping``, ``epoch_split``
+            (``subset_config``).
 
     Returns:
         The ``network.json`` dict: ``validation`` ({task: best-epoch val loss}),
@@ -275,6 +283,11 @@ def esa_epochs(config):
     return max(1, int(round(options(config).esa_fraction * config.epochs)))
 
 
+def _esa_epoch_split(config):
+    split = options(config).esa_epoch_split
+    return split.to_dict() if hasattr(split, "to_dict") else split
+
+
 def pair_runs(config, workdir, *, esa=False, seed=None, shard=None, networks_dir=None):
     """Every single task and every pair trained (resumable); the HOA table.
 
@@ -298,7 +311,8 @@ def pair_runs(config, workdir, *, esa=False, seed=None, shard=None, networks_dir
     epochs = esa_epochs(config) if esa else None
     groups = [(t,) for t in tasks] + list(itertools.combinations(tasks, 2))
     results, out = _run_jobs(config, networks_dir or workdir, groups, shard=shard,
-                             epochs=epochs, seed=seed, early_stopping=not esa)
+                             epochs=epochs, seed=seed, early_stopping=not esa,
+                             epoch_split=_esa_epoch_split(config) if esa else None)
     if len(results) < len(groups):
         return {**out, "scores": None, "predictions": None}
     scores = hoa_scores({g[0]: r for g, r in results.items() if len(g) == 1},
@@ -328,7 +342,8 @@ def esa_runs(config, workdir, *, seed=None, shard=None):
     tasks = config_tasks(config)
     groups = [g for r in range(1, len(tasks) + 1) for g in itertools.combinations(tasks, r)]
     results, out = _run_jobs(config, workdir, groups, shard=shard, epochs=esa_epochs(config),
-                             seed=seed, early_stopping=False)
+                             seed=seed, early_stopping=False,
+                             epoch_split=_esa_epoch_split(config))
     if len(results) < len(groups):
         return {**out, "candidates": None}
     candidates = {g: r["validation"] for g, r in results.items()}
