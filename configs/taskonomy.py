@@ -16,15 +16,16 @@ command; ``002`` §4 writes 0.2), momentum 0.9, batch 96, weight decay 1e-4 as t
 (added to the gradient, so it passes through the momentum: at momentum 0.9 it shrinks the weights
 by ``lr * 1e-4 / (1 - 0.9)`` per step once the momentum has built up; Keras's SGD decays
 decoupled, ``lr * weight_decay`` per step, so the config's ``weight_decay`` is 1e-3: the same
-shrinkage in the steady state, not through the first ~20 steps), and their schedule (``config.lr_schedule``,
-``tf_mtl.experiments.LossPlateauHalving``): after every batch from the third epoch on, a paired
-t-test compares the first and last 3/8 of the last 500,000 samples' batch losses (sorted, 5%
-cut at each end); when the later losses are not lower (t < 0 or p > 0.99) the rate halves
-(``0.1 * 0.5**ticks``) and the window doubles, up to 2,000,000 samples; training ends after the
-epoch in which the rate fell below 3e-5 (12 halvings), or after 100 epochs. An epoch is a fifth
-of a pass when a pass has more than 10,000 batches (``config.epoch_split``; ``002``: "each epoch
-of 20% of our data"), else a pass. The model kept is the best epoch's by total validation loss
-(``002`` saves the lowest): early stopping on ``val_loss`` with a patience of ``epochs``, which
+shrinkage in the steady state, not through the first ~20 steps), and their schedule
+(``config.lr_schedule``, ``tf_mtl.experiments.LossPlateauHalving``): after every batch from
+the third epoch on, a paired t-test compares the first and last 3/8 of the last 500,000
+samples' batch losses (sorted, 5% cut at each end); when the later losses are not lower
+(t < 0 or p > 0.99) the rate halves (``0.1 * 0.5**ticks``) and the window doubles, up to
+2,000,000 samples; training ends after the epoch in which the rate fell below 3e-5 (12
+halvings), or after 100 epochs. An epoch is a fifth of a pass when a pass has more than 10,000
+batches (``config.epoch_split``; ``002``: "each epoch of 20% of our data"), else a pass.
+The model kept is the best epoch's by total validation loss (``002`` saves the lowest): early
+stopping on ``val_loss`` with a patience of ``epochs``, which
 restores the best weights and never stops before the schedule does (the reference has no early
 stopping). The schedule's state is saved with each epoch's checkpoint: a killed run resumes
 with the same halvings. ESA (``002`` §3.3.1: "after a pass through just 20% of our data") is

@@ -1,4 +1,5 @@
-"""`python -m launch.standley` from a checkout: the `tf-mtl-standley` command (`tf_mtl.cli.standley`)."""
+"""`python -m launch.standley` from a checkout: the `tf-mtl-standley` command
+(`tf_mtl.cli.standley`)."""
 
 from tf_mtl.cli.standley import run
 

@@ -144,6 +144,10 @@ def test_rotate_loss_by_brute_force():
         per_sample.append(best)
     assert float(TaskonomyRotateL1()(y, p, sample_weight=m)) == pytest.approx(
         np.mean(per_sample), rel=1e-5)
+    np.testing.assert_allclose(TaskonomyRotateL1.per_sample(y, p, m), per_sample, rtol=1e-5)
+    unmasked = [min(np.abs(p[i, a:a + h - 2, c:c + w - 2] - y[i, 1:-1, 1:-1]).mean()
+                    for a in range(3) for c in range(3)) for i in range(b)]
+    np.testing.assert_allclose(TaskonomyRotateL1().call(y, p), unmasked, rtol=1e-5)
     # A prediction shifted by one pixel costs nothing on the interior.
     shifted = np.roll(y, 1, axis=1)
     assert float(TaskonomyRotateL1()(y, shifted)) == pytest.approx(0.0, abs=1e-7)

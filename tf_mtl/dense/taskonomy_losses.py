@@ -67,20 +67,28 @@ class TaskonomyRotateL1(keras.losses.Loss):
         super().__init__(name=name, reduction="sum_over_batch_size", **kwargs)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        # The mask weighs pixels before the min over shifts: Keras's reduction, which
+        # applies sample weights to what ``call`` returns, cannot, so __call__ reduces.
+        return tf.reduce_mean(self.per_sample(y_true, y_pred, sample_weight))
+
+    def call(self, y_true, y_pred):
+        """Per-sample losses without a mask (every pixel valid)."""
+        return self.per_sample(y_true, y_pred)
+
+    @staticmethod
+    def per_sample(y_true, y_pred, mask=None):
+        """``[batch]``: per sample the least over the 9 shifts of the masked mean L1."""
         y_pred = tf.convert_to_tensor(y_pred)
         y_true = tf.cast(y_true, y_pred.dtype)
         shape = tf.shape(y_pred)
         height, width = shape[1], shape[2]
-        mask = (tf.ones(shape[:3], y_pred.dtype) if sample_weight is None
-                else tf.cast(sample_weight, y_pred.dtype))
+        mask = (tf.ones(shape[:3], y_pred.dtype) if mask is None
+                else tf.cast(mask, y_pred.dtype))
         target = y_true[:, 1:-1, 1:-1]
         inner = mask[:, 1:-1, 1:-1, None]
         per_shift = [tf.reduce_mean(tf.abs(y_pred[:, a:a + height - 2, b:b + width - 2] - target)
                                     * inner, axis=[1, 2, 3]) for a, b in SHIFTS]
-        return tf.reduce_mean(tf.reduce_min(tf.stack(per_shift), axis=0))
-
-    def call(self, y_true, y_pred):   # Keras's abstract hook; __call__ does the work.
-        raise NotImplementedError("TaskonomyRotateL1 reduces per sample in __call__.")
+        return tf.reduce_min(tf.stack(per_shift), axis=0)
 
     def get_config(self):
         return {"name": self.name}

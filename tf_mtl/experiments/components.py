@@ -120,10 +120,8 @@ def lr_schedule_callback(config):
     accepted = sorted(set(inspect.signature(cls).parameters) - {"batch_size"})
     unknown = sorted(set(fields) - set(accepted))
     if unknown:
-        raise ValueError(
-            f"config.lr_schedule.name={name!r} does not take the field(s) {unknown} (the "
-            f"batch size is config.data.batch_size); it takes {accepted}. Received: "
-            + ", ".join(f"config.lr_schedule.{k}={fields[k]!r}" for k in unknown))
+        raise unknown_fields("lr_schedule", name, unknown, fields,
+                             f" (the batch size is config.data.batch_size); it takes {accepted}")
     data = config.get("data")
     batch_size = data.get("batch_size") if data is not None else None
     try:
@@ -144,7 +142,7 @@ def epoch_batches(epoch_split, batches):
                   else epoch_split or {})
     unknown = sorted(set(fields) - {"over_batches", "parts"})
     if unknown:
-        raise ValueError(f"`config.epoch_split` takes 'over_batches' and 'parts'. Received: "
+        raise ValueError("`config.epoch_split` takes 'over_batches' and 'parts'. Received: "
                          + ", ".join(f"config.epoch_split.{k}={fields[k]!r}" for k in unknown))
     parts, over = fields.get("parts", 1), fields.get("over_batches", 0)
     for field, value, low in (("parts", parts, 1), ("over_batches", over, 0)):
@@ -160,6 +158,15 @@ def check_known(what, field, value, known):
     if value not in known:
         raise ValueError(f"Unknown {what}. Received: config.{field}={value!r}; known: "
                          f"{sorted(known)}")
+
+
+def unknown_fields(section, name, unknown, values, what_it_takes):
+    """The ``ValueError`` for fields of ``config.<section>`` that its ``name`` does not
+    take: "config.<section>.name=... does not take the field(s) [...]<what_it_takes>.
+    Received: config.<section>.<field>=..."."""
+    return ValueError(f"config.{section}.name={name!r} does not take the field(s) {unknown}"
+                      f"{what_it_takes}. Received: "
+                      + ", ".join(f"config.{section}.{k}={values[k]!r}" for k in unknown))
 
 
 def loader_kwargs(data_config):
@@ -178,10 +185,8 @@ def loader_kwargs(data_config):
     given = {k: v for k, v in fields.items() if v is not None and v != ""}
     unused = sorted(set(given) - set(accepted))
     if unused:
-        raise ValueError(
-            f"config.data.name={name!r} does not take the field(s) {unused}; leave them empty "
-            f"('') or set a field it takes: {sorted(accepted)}. Received: "
-            + ", ".join(f"config.data.{k}={given[k]!r}" for k in unused))
+        raise unknown_fields("data", name, unused, given, "; leave them empty ('') or set a "
+                             f"field it takes: {sorted(accepted)}")
     return name, given
 
 

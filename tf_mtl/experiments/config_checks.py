@@ -115,7 +115,8 @@ def check_config(config):
     ``epochs`` < 1, ``steps_per_epoch`` < 0, a learning rate <= 0 (gradient ascent) or not
     finite, a batch size < 1, an ``lr_schedule`` with an unknown name or field or a value it
     refuses (or beside ``optimizer.halve_every_epochs``), an ``epoch_split`` field other than
-    ``over_batches`` (int >= 0) and ``parts`` (int >= 1), head or encoder widths < 1, a ``model.width`` <= 0, a routing
+    ``over_batches`` (int >= 0) and ``parts`` (int >= 1), head or encoder widths < 1, a
+    ``model.width`` <= 0, a routing
     ``sharing_ratio``/``completion`` or ETR-NLP ``shared_ratio`` outside [0, 1], grouping
     ``splits`` < 1 or above the number of tasks (``config_tasks``), a ``task_subset`` the
     dataset lacks. Each is a ``ValueError`` naming the field and the value received. Only

@@ -134,8 +134,9 @@ class LossPlateauHalving(keras.callbacks.Callback):
         if (isinstance(factor, bool) or not isinstance(factor, numbers.Real)
                 or not 0 < factor < 1):
             raise ValueError(f"`factor` must be a number in (0, 1). Received: factor={factor!r}")
-        self.batch_size, self.initial_window, self.max_window = batch_size, initial_window, max_window
-        self.min_learning_rate, self.first_epoch, self.factor = min_learning_rate, first_epoch, factor
+        self.batch_size, self.initial_window = batch_size, initial_window
+        self.max_window, self.min_learning_rate = max_window, min_learning_rate
+        self.first_epoch, self.factor = first_epoch, factor
         self.history, self.batches, self.ticks, self.last_tick = [], 0, 0, 0
         self.window = initial_window
         self.initial_learning_rate = self.learning_rate = None

@@ -55,7 +55,6 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix
 
 from tf_mtl.grouping.group_pricing import EPS as _EPS
-from tf_mtl.grouping.group_pricing import MAX_COLUMNS as MAX_ENUMERATED
 from tf_mtl.grouping.group_pricing import Pricer
 
 SCALE_OBJECTIVES = ("tag", "hoa", "transference")
@@ -299,7 +298,7 @@ def _prove(master, W, alone, splits, certificate, bound, incumbent, deadline):
     slack = bound - incumbent[0]
     if slack <= _EPS * max(1.0, abs(incumbent[0])):
         return True
-    # Capped at MAX_ENUMERATED columns: a proof that cannot succeed soon stops early.
+    # Capped at group_pricing.MAX_COLUMNS columns: a proof that cannot succeed soon stops early.
     found, _, complete = _price(W, alone, pi, upper - slack, deadline, None, collect=True)
     if not complete:
         return False

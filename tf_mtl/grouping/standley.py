@@ -276,8 +276,8 @@ PUBLISHED = {
 }
 """The curves ``002``'s plotting script (``network_selection/make_plots.py``,
 ``curves_1``-``curves_4``) draws in its Figure 4 and the supplement's settings
-2-4, budgets 1, 1.5, ..., 5; setting 1 is mostly ``002``'s Table 4 (its random row and HOA at budgets 4 and 4.5 differ
-from Table 4 in the third decimal).
+2-4, budgets 1, 1.5, ..., 5; setting 1 is mostly ``002``'s Table 4 (its random row and HOA
+at budgets 4 and 4.5 differ from Table 4 in the third decimal).
 Kept only to compare against: ``standley_curves`` recomputes them from the files."""
 
 
