@@ -146,3 +146,30 @@ def test_building_lists():
     assert len(building_list("standley", "train")) == 482
     assert building_list("standley", "test") == building_list("standley", "val")
     assert len(building_list("standley", "val")) == 52
+
+
+def test_each_building_reads_its_sorted_images_within_the_range(tmp_path, monkeypatch):
+    # Three points per building, told apart by their rgb; val / test read a range of each
+    # building's sorted files (Standley's first and second 1000, TAG's first 1000).
+    import sys
+    taskonomy_module = sys.modules["tf_mtl.data.taskonomy"]   # The package exports the loader.
+    for building in ("b0", "b1"):
+        for point in range(3):
+            raw = _raw()
+            raw["rgb"] = np.full((SIZE, SIZE, 3), 40 * point + (10 if building == "b1" else 0),
+                                 np.uint8)
+            _write(tmp_path, raw, building=building, point=point)
+
+    def images(**kwargs):
+        ds = taskonomy(str(tmp_path), tasks="d", buildings=["b0", "b1"], image_size=SIZE,
+                       batch_size=1, shuffle=False, augment=False, **kwargs)
+        return [float(x.numpy().mean()) for x, _, _ in ds]
+
+    every = images(split="train")
+    assert len(every) == 6
+    assert images(split="train", image_range=(1, 3)) == every[1:3] + every[4:6]
+    monkeypatch.setitem(taskonomy_module.EVAL_IMAGES, "standley", {"val": (0, 1), "test": (1, 3)})
+    assert images(split="test", split_source="standley") == every[1:3] + every[4:6]
+    assert images(split="val", split_source="standley") == [every[0], every[3]]
+    # The sorted order is the points' order: the rgb values rise within each building.
+    assert every[0] < every[1] < every[2] and every[3] < every[4] < every[5]

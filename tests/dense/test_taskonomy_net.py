@@ -58,12 +58,18 @@ def encoders():
     return out
 
 
+# xception_taskonomy_new's channel counts, written out from the reference's layer list.
+REFERENCE_FULL = (32, 64, 128, 256) + (728,) * 9
+REFERENCE_HALF = (24, 48, 96, 192) + (512,) * 9
+
+
 def test_parameter_counts_and_half_width_ratio_match_the_reference(encoders):
     full, half = _count(encoders["full"]), _count(encoders["half"])
-    assert full == _reference_encoder_parameters(FULL_SIZES)
-    assert half == _reference_encoder_parameters(HALF_SIZES)
-    assert half / full == pytest.approx(_reference_encoder_parameters(HALF_SIZES)
-                                        / _reference_encoder_parameters(FULL_SIZES), abs=0)
+    assert (FULL_SIZES, HALF_SIZES) == (REFERENCE_FULL, REFERENCE_HALF)
+    assert full == _reference_encoder_parameters(REFERENCE_FULL)
+    assert half == _reference_encoder_parameters(REFERENCE_HALF)
+    assert half / full == pytest.approx(_reference_encoder_parameters(REFERENCE_HALF)
+                                        / _reference_encoder_parameters(REFERENCE_FULL), abs=0)
     assert 0.45 < half / full < 0.55                    # "half-size": about half the parameters.
     decoder = TaskonomyDecoder(18)
     decoder(np.zeros((1, 2, 2, 512), "float32"))
@@ -187,3 +193,17 @@ def test_size_percentages():
         size_channels(0)
     with pytest.raises(ValueError, match="Received: size=\\[1, 2\\]"):
         size_channels([1, 2])
+
+
+def test_the_002_settings_cost_from_per_image_times():
+    """``setting_image_seconds`` against the 36 networks listed one by one: every task
+    subset at full size (a decoder per task, the encoder once) and five half singles."""
+    import itertools
+    from tf_mtl.benchmarks.taskonomy import setting_image_seconds
+    per_image = {"full, 1 decoder": 1.0, "full, 5 decoders": 2.0, "half, 1 decoder": 0.5}
+    per_decoder = (2.0 - 1.0) / 4
+    networks = [1.0 + (k - 1) * per_decoder for k in range(1, 6)
+                for _ in itertools.combinations("sdnke", k)] + [0.5] * 5
+    assert len(networks) == 36
+    assert setting_image_seconds(per_image) == pytest.approx(sum(networks), rel=1e-12)
+    assert setting_image_seconds(dict.fromkeys(per_image, 1.0)) == pytest.approx(36.0)

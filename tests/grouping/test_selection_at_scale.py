@@ -194,6 +194,7 @@ def test_benchmark_affinities_and_rows():
     (dict(time_limit=-1.0), "Received: time_limit=-1.0"),
     (dict(time_limit="60"), "Received: time_limit='60'"),
     (dict(time_limit=True), "Received: time_limit=True"),
+    (dict(time_limit=float("nan")), "Received: time_limit=nan"),
     (dict(objective="greedy"), "Received: objective='greedy'"),
     (dict(solver="cplex"), "Received: solver='cplex'"),
     (dict(solver="column_generation", costs={"t0": 0.5}), r"Received: costs=\{'t0': 0.5\}"),
