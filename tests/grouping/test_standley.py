@@ -194,3 +194,17 @@ def test_random_curve_matches_published_within_sampling_error():
     assert curve[0] == pytest.approx(sum(test[-1].scores.values()), abs=1e-12)
     assert np.allclose(curve, standley.PUBLISHED[1]["random"], atol=2.5e-3)
     assert curve[-1] < curve[0] - 0.03
+
+
+def test_a_chosen_network_that_serves_no_task_is_dropped():
+    # s is served as well by s|d as by the half single: a selection holding both serves s
+    # from s|d (listed first: sorted task tuples), so the single serves nothing; the rule
+    # keeps the same value at the lower cost.
+    from tf_mtl.grouping.network_selection import Network
+    candidates = [Network(("s",), 0.5, {"s": 0.3}, "s (half)"),
+                  Network(("s", "d"), 1.0, {"s": 0.3, "d": 0.3}, "s|d")]
+    for budget in (1.0, 1.5):
+        sel = select_networks(candidates, budget, maximize=False, aggregate="sum")
+        assert [n.name for n in sel.networks] == ["s|d"], budget
+        assert (sel.value, sel.cost, sel.served_by) == (pytest.approx(0.6), 1.0,
+                                                        {"s": 0, "d": 0})
